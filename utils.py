@@ -246,3 +246,33 @@ def block_mean(images: np.ndarray, factor: int = LOWRES_FACTOR) -> np.ndarray:
 def chunks(items: Sequence, size: int) -> Iterable[Sequence]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def load_images(paths: Sequence[str | os.PathLike], image_size: int, crop: bool = False,
+                workers: int | None = None, progress: bool = True) -> tuple[np.ndarray, list[Path], list[str]]:
+    """Decode many images in parallel threads (Pillow releases the GIL while decoding).
+
+    Returns (uint8 array (N, S, S, 3), the paths that loaded, one error per file that did not).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+
+    def load(path):
+        try:
+            return load_image(path, image_size, crop), None
+        except ImageError as error:
+            return None, str(error)
+
+    images, loaded, errors = [], [], []
+    with ThreadPoolExecutor(max_workers=workers or min(8, (os.cpu_count() or 1) * 2)) as pool:
+        results = pool.map(load, paths)
+        for path, (image, error) in tqdm(zip(paths, results), total=len(paths), desc="Loading images",
+                                         unit="img", disable=not progress, leave=False):
+            if error is None:
+                images.append(image)
+                loaded.append(Path(path))
+            else:
+                errors.append(error)
+    array = np.stack(images) if images else np.zeros((0, image_size, image_size, 3), np.uint8)
+    return array, loaded, errors

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Train the DCGAN on a folder of aligned face images (the original's train-dcgan.py).
+
+    python train_dcgan.py --dataset data/aligned --epoch 20
+
+Checkpoints go to --checkpoint_dir (resumed automatically), 8x8 sample grids to
+--sample_dir and TensorBoard logs to --log_dir.
+"""
+import argparse
+import math
+import os
+
+
+def image_size(text: str) -> int:
+    value = int(text)
+    if value < 8 or value & (value - 1):
+        raise argparse.ArgumentTypeError(f"must be a power of two >= 8 (8, 16, 32, 64, 128, ...), not {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
+    return value
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    # The original's flags and defaults.
+    parser.add_argument("--epoch", type=positive_int, default=25, help="epochs to train")
+    parser.add_argument("--learning_rate", type=float, default=0.0002, help="Adam learning rate")
+    parser.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (momentum term)")
+    parser.add_argument("--train_size", type=float, default=math.inf, help="use at most this many images")
+    parser.add_argument("--batch_size", type=positive_int, default=64, help="images per step")
+    parser.add_argument("--image_size", type=image_size, default=64, help="image height and width (power of two)")
+    parser.add_argument("--dataset", default="lfw-aligned-64",
+                        help="folder of .png/.jpg/.jpeg images (searched recursively)")
+    parser.add_argument("--checkpoint_dir", default="checkpoint", help="where checkpoints are saved and resumed")
+    parser.add_argument("--sample_dir", default="samples", help="where 8x8 sample grids are written")
+    # New in this port.
+    parser.add_argument("--log_dir", default="logs", help="TensorBoard log folder")
+    parser.add_argument("--z_dim", type=positive_int, default=100, help="dimension of z")
+    parser.add_argument("--gf_dim", type=positive_int, default=64, help="generator filters in the last layer")
+    parser.add_argument("--df_dim", type=positive_int, default=64, help="discriminator filters in the first layer")
+    parser.add_argument("--crop", action="store_true", help="centre-crop images to a square before resizing")
+    parser.add_argument("--seed", type=int, default=None, help="random seed, for reproducible runs")
+    parser.add_argument("--sample_every", type=positive_int, default=100, help="write a sample grid every N steps")
+    parser.add_argument("--save_every", type=positive_int, default=500, help="save a checkpoint every N steps")
+    parser.add_argument("--xla", action="store_true", help="compile the training step with XLA (helps on GPUs)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import utils
+    if not os.path.isdir(args.dataset):
+        utils.fail(f"dataset folder {args.dataset} does not exist")
+    if not utils.list_images(args.dataset):
+        utils.fail(f"no .png/.jpg/.jpeg images in dataset folder {args.dataset}")
+
+    from model import DCGAN, CheckpointError, read_hparams, latest_checkpoint
+    hparams = dict(image_size=args.image_size, z_dim=args.z_dim, gf_dim=args.gf_dim, df_dim=args.df_dim)
+    try:
+        if latest_checkpoint(args.checkpoint_dir):
+            # Resume with the shape the checkpoint was trained with.
+            saved = read_hparams(args.checkpoint_dir)
+            differ = {k: (v, saved[k]) for k, v in hparams.items() if saved.get(k) != v}
+            if differ:
+                name, (asked, found) = next(iter(differ.items()))
+                utils.fail(f"--{name} {asked} does not match the checkpoint in {args.checkpoint_dir} "
+                           f"({name}={found}); use another --checkpoint_dir or the same {name}")
+        model = DCGAN(**hparams, learning_rate=args.learning_rate, beta1=args.beta1, seed=args.seed)
+        return model.train(args)
+    except CheckpointError as error:
+        utils.fail(str(error))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
