@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import signal
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ HPARAMS_FILE = "dcgan.json"        # the model's hyper-parameters, beside its ch
 CHECKPOINT_NAME = "DCGAN.model"     # the original's checkpoint prefix: DCGAN.model-STEP
 SAMPLE_COUNT = 64                   # the fixed sample z: an 8x8 grid
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"  # present in TF2 checkpoints only
+STATE_FILE = "checkpoint"           # names the newest checkpoint, in both formats
 
 
 class CheckpointError(Exception):
@@ -257,8 +258,11 @@ class DCGAN(tf.Module):
         path = latest_checkpoint(checkpoint_dir)
         if path is None:
             return False
-        reader = tf.train.load_checkpoint(path)
-        shapes = reader.get_variable_to_shape_map()
+        try:
+            reader = tf.train.load_checkpoint(path)
+            shapes = reader.get_variable_to_shape_map()
+        except (tf.errors.OpError, ValueError) as error:
+            raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(error)})") from None
         original = _OBJECT_GRAPH_KEY not in shapes
         for var in self.model_variables:
             name = variable_name(var)
@@ -268,13 +272,18 @@ class DCGAN(tf.Module):
             if list(shapes[key]) != var.shape.as_list():
                 raise CheckpointError(f"{path}: variable {name} has shape {list(shapes[key])} in the checkpoint "
                                       f"but {var.shape.as_list()} in {self!r}")
-        if original:
-            for var in self.model_variables:
-                var.assign(reader.get_tensor(variable_name(var)))
-            self.original_format = True
-        else:
-            self._checkpoint.read(path).expect_partial()
-            self.original_format = False
+        try:
+            if original:
+                # Read every value before assigning any, so that a failure leaves the model as it was.
+                values = [reader.get_tensor(variable_name(var)) for var in self.model_variables]
+                for var, value in zip(self.model_variables, values):
+                    var.assign(value)
+            else:
+                self._checkpoint.read(path).expect_partial()
+        except (tf.errors.OpError, ValueError, TypeError) as error:
+            raise CheckpointError(f"{path}: cannot read the checkpoint's values ({_first_line(error)}); "
+                                  f"is its .data file missing or truncated?") from None
+        self.original_format = original
         return True
 
     @classmethod
@@ -283,7 +292,7 @@ class DCGAN(tf.Module):
         hparams = read_hparams(checkpoint_dir)
         model = cls(**hparams, **kwargs)
         if not model.load(checkpoint_dir):
-            raise CheckpointError(f"no checkpoint in {checkpoint_dir}")
+            raise CheckpointError(_no_checkpoint(checkpoint_dir))
         return model
 
 
@@ -293,13 +302,79 @@ def variable_name(var: tf.Variable) -> str:
 
 
 def latest_checkpoint(checkpoint_dir: str | os.PathLike) -> str | None:
-    """The newest checkpoint prefix in a folder, or None."""
+    """The newest checkpoint prefix in a folder (this port's or the original's format), or None.
+
+    The `checkpoint` state file names it. A path recorded elsewhere (the original's state
+    files hold absolute paths, or paths relative to where it ran) is looked up by its file
+    name in this folder first. Without a state file: the DCGAN.model-N.index with the
+    largest N. Raises CheckpointError for a state file that cannot be read or that names
+    a checkpoint that is not there.
+    """
+    import re
+    folder = Path(checkpoint_dir)
+    if not folder.is_dir():
+        return None
+    state_file = folder / STATE_FILE
+    if not state_file.exists():
+        steps = {int(m.group(1)): str(folder / m.group(0)[:-len(".index")]) for m in
+                 (re.fullmatch(rf"{re.escape(CHECKPOINT_NAME)}-(\d+)\.index", p.name) for p in folder.iterdir())
+                 if m}
+        return steps[max(steps)] if steps else None
+    logger, level = tf.get_logger(), tf.get_logger().level
+    logger.setLevel("ERROR")  # TensorFlow would log its own warnings about a bad state file
+    try:
+        state = tf.train.get_checkpoint_state(str(folder))
+    except (ValueError, tf.errors.OpError):
+        state = None
+    finally:
+        logger.setLevel(level)
+    if state is None:
+        raise CheckpointError(f"{state_file}: not a readable checkpoint state file (expected a line "
+                              f'model_checkpoint_path: "{CHECKPOINT_NAME}-N" naming the {CHECKPOINT_NAME}-N.index '
+                              f"and .data files beside it)")
+    recorded = state.model_checkpoint_path
+    local = str(folder / re.split(r"[\\/]", recorded)[-1])
+    for path in (local, recorded):
+        if tf.io.gfile.exists(path + ".index"):
+            return path
+    raise CheckpointError(f"{state_file} names the checkpoint {recorded}, but {local}.index is not there")
+
+
+def _no_checkpoint(checkpoint_dir: str | os.PathLike) -> str:
+    """Why there is nothing to load in checkpoint_dir, and what was expected there."""
     if not os.path.isdir(checkpoint_dir):
-        return None
-    path = tf.train.latest_checkpoint(str(checkpoint_dir))
-    if path is None or not tf.io.gfile.glob(path + ".index"):
-        return None
-    return path
+        return f"checkpoint folder {checkpoint_dir} does not exist"
+    return (f"no checkpoint in {checkpoint_dir}: expected a `{STATE_FILE}` state file naming {CHECKPOINT_NAME}-N, "
+            f"with {CHECKPOINT_NAME}-N.index and {CHECKPOINT_NAME}-N.data-* beside it (this port's format or the "
+            f"original's TensorFlow 1 format)")
+
+
+def _first_line(error: Exception) -> str:
+    text = str(getattr(error, "message", "") or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> str:
+    """Convert the newest checkpoint in src (the original's TF1 format) to this port's format in dst.
+
+    The step is the original's global step (DCGAN.model-N); dst gets dcgan.json too, and
+    must not hold a checkpoint already. Returns the written checkpoint's prefix. The
+    optimiser state, which the original's checkpoints do not hold, starts fresh.
+    """
+    import re
+    if os.path.exists(dst) and os.path.exists(src) and os.path.samefile(src, dst):
+        raise CheckpointError(f"the destination {dst} is the source folder; choose another folder")
+    if os.path.exists(dst) and not os.path.isdir(dst):
+        raise CheckpointError(f"the destination {dst} is not a folder")
+    if latest_checkpoint(dst) is not None:
+        raise CheckpointError(f"the destination {dst} already holds a checkpoint; choose an empty folder")
+    model = DCGAN.from_checkpoint(src)
+    match = re.search(r"-(\d+)$", latest_checkpoint(src))
+    step = int(match.group(1)) if model.original_format and match else int(model.step)
+    try:
+        return model.save(dst, step)
+    except (OSError, tf.errors.OpError) as error:
+        raise CheckpointError(f"cannot write the checkpoint to {dst} ({_first_line(error)})") from None
 
 
 def read_hparams(checkpoint_dir: str | os.PathLike) -> dict:
@@ -307,12 +382,23 @@ def read_hparams(checkpoint_dir: str | os.PathLike) -> dict:
     json_path = Path(checkpoint_dir) / HPARAMS_FILE
     if json_path.exists():
         import json
-        with open(json_path) as handle:
-            return json.load(handle)
+        keys = ("image_size", "z_dim", "gf_dim", "df_dim")
+        try:
+            with open(json_path) as handle:
+                hparams = json.load(handle)
+        except (OSError, ValueError) as error:
+            raise CheckpointError(f"{json_path}: unreadable ({_first_line(error)})") from None
+        if not isinstance(hparams, dict) or not all(isinstance(hparams.get(k), int) for k in keys):
+            raise CheckpointError(f"{json_path}: expected integers {', '.join(keys)} (and c_dim)")
+        return hparams
     path = latest_checkpoint(checkpoint_dir)
     if path is None:
-        raise CheckpointError(f"no checkpoint in {checkpoint_dir}")
-    return infer_hparams(tf.train.load_checkpoint(path).get_variable_to_shape_map(), path)
+        raise CheckpointError(_no_checkpoint(checkpoint_dir))
+    try:
+        shapes = tf.train.load_checkpoint(path).get_variable_to_shape_map()
+    except (tf.errors.OpError, ValueError) as error:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(error)})") from None
+    return infer_hparams(shapes, path)
 
 
 def infer_hparams(shapes: dict, path: str = "checkpoint") -> dict:
@@ -327,6 +413,306 @@ def infer_hparams(shapes: dict, path: str = "checkpoint") -> dict:
     start_size = int(round(math.sqrt(start_units // start_channels)))
     return dict(image_size=start_size * 2 ** layers, z_dim=z_dim, gf_dim=start_channels // 2 ** (layers - 1),
                 df_dim=df_dim, c_dim=c_dim)
+
+
+# ----------------------------------------------------------------------------
+# Completion: find z so that G(z) fits the known pixels and fools D
+# ----------------------------------------------------------------------------
+
+APPROACHES = ("momentum", "adam", "hmc")
+
+
+class Completer:
+    """Projected gradient descent (or HMC) on z for a batch of masked images, on the device.
+
+    loss_i = sum |W * (G(z_i) - y_i)|  (+ sum |blockmean(G(z_i)) - blockmean(y_i)| for lowres)
+             + lam * CE(D(G(z_i)), 1),
+    with W the mask (1 = known) or its weighted version. G and D use their moving batch-norm
+    statistics, and only z moves. Iterations run in compiled chunks (`run`), so nothing
+    goes back to the host between them.
+    """
+
+    def __init__(self, model: DCGAN, mask: np.ndarray, approach: str = "momentum", lam: float = 0.1,
+                 lr: float = 0.01, momentum: float = 0.9, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, hmc_beta: float = 0.2, hmc_eps: float = 0.001, hmc_l: int = 100,
+                 hmc_anneal: float = 1.0, lowres: bool = False, weights: np.ndarray | None = None,
+                 seed: int | None = None, xla: bool = False):
+        if approach not in APPROACHES:
+            raise ValueError(f"unknown approach {approach!r}; choose from {', '.join(APPROACHES)}")
+        self.model, self.approach, self.lam = model, approach, lam
+        self.lr, self.momentum, self.beta1, self.beta2, self.eps = lr, momentum, beta1, beta2, eps
+        self.hmc_beta, self.hmc_eps, self.hmc_l, self.hmc_anneal = hmc_beta, hmc_eps, hmc_l, hmc_anneal
+        self.lowres = lowres
+        self.mask = tf.constant(mask, tf.float32)
+        self.weights = tf.constant(mask if weights is None else weights, tf.float32)
+        self.rng = tf.random.Generator.from_seed(seed) if seed is not None else \
+            tf.random.Generator.from_non_deterministic_state()
+        self._run = tf.function(self._run_chunk, jit_compile=xla, reduce_retracing=True)
+        self._loss = tf.function(self.loss, reduce_retracing=True)
+
+    # -- the objective -----------------------------------------------------
+    def loss(self, z: tf.Tensor, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Per-image loss (N,) and G(z) (N, S, S, C)."""
+        fake = self.model.generator(z, training=False)
+        _, logits = self.model.discriminator(fake, training=False)
+        contextual = tf.reduce_sum(tf.abs(self.weights * fake - self.weights * images), axis=[1, 2, 3])
+        if self.lowres:
+            contextual += tf.reduce_sum(tf.abs(_block_mean(fake) - _block_mean(images)), axis=[1, 2, 3])
+        perceptual = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(logits), logits=logits)[:, 0]
+        return contextual + self.lam * perceptual, fake
+
+    def loss_and_gradient(self, z: tf.Tensor, images: tf.Tensor):
+        """(loss (N,), d sum(loss) / dz (N, z_dim), G(z))."""
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            loss, fake = self.loss(z, images)
+            total = tf.reduce_sum(loss)  # image i's gradient is that of its own loss
+        return loss, tape.gradient(total, z), fake
+
+    # -- update rules --------------------------------------------------------
+    def initial_state(self, z: tf.Tensor) -> tuple:
+        zeros = tf.zeros_like(z)
+        return {"momentum": (zeros,), "adam": (zeros, zeros), "hmc": ()}[self.approach]
+
+    def _momentum(self, z, grad, state, i):
+        """The article's rule: v' = m v - lr g; z += -m v + (1 + m) v'; clip to [-1, 1]."""
+        (velocity,) = state
+        new_velocity = self.momentum * velocity - self.lr * grad
+        z = z - self.momentum * velocity + (1.0 + self.momentum) * new_velocity
+        return tf.clip_by_value(z, -1.0, 1.0), (new_velocity,)
+
+    def _adam(self, z, grad, state, i):
+        """The original repository's Adam with bias correction by (1 - beta^(i+1))."""
+        m, v = state
+        m = self.beta1 * m + (1.0 - self.beta1) * grad
+        v = self.beta2 * v + (1.0 - self.beta2) * grad * grad
+        t = tf.cast(i + 1, tf.float32)
+        m_hat, v_hat = m / (1.0 - self.beta1 ** t), v / (1.0 - self.beta2 ** t)
+        z = z - self.lr * m_hat / (tf.sqrt(v_hat) + self.eps)
+        return tf.clip_by_value(z, -1.0, 1.0), (m, v)
+
+    def _hmc(self, z, grad, loss, images, i):
+        """One Hamiltonian Monte Carlo proposal (hmcL leapfrog steps) and a per-image Metropolis test.
+
+        Random numbers, in order: momentum v ~ N(0, I) (N, z_dim), then u ~ U(0, 1) (N,).
+        """
+        beta = self.hmc_beta * self.hmc_anneal ** tf.cast(i, tf.float32)
+        half = self.hmc_eps / 2.0 * beta
+        v_old = self.rng.normal(tf.shape(z))
+        u = self.rng.uniform(tf.shape(loss))
+        z_new, v, g = z, v_old, grad
+        new_loss = loss
+        for _ in tf.range(self.hmc_l):
+            v = v - half * g
+            z_new = tf.clip_by_value(z_new + self.hmc_eps * v, -1.0, 1.0)
+            new_loss, g, _ = self.loss_and_gradient(z_new, images)
+            v = v - half * g
+        energy_old = beta * loss + tf.reduce_sum(v_old ** 2, axis=1) / 2.0
+        energy_new = beta * new_loss + tf.reduce_sum(v ** 2, axis=1) / 2.0
+        accept = tf.exp(energy_old - energy_new)
+        reject = u > accept  # never when accept >= 1, as u < 1
+        return tf.where(reject[:, None], z, z_new)
+
+    def _run_chunk(self, z, state, images, start, steps):
+        """`steps` iterations from global iteration `start`; returns the new z and state,
+        G(z) at the chunk's first iteration, and every iteration's loss and z."""
+        losses = tf.TensorArray(tf.float32, size=steps)
+        zs = tf.TensorArray(tf.float32, size=steps)
+        first_fake = tf.zeros_like(images)
+        for k in tf.range(steps):
+            i = start + k
+            loss, grad, fake = self.loss_and_gradient(z, images)
+            first_fake = tf.cond(k == 0, lambda: fake, lambda: first_fake)
+            losses, zs = losses.write(k, loss), zs.write(k, z)
+            if self.approach == "hmc":
+                z = self._hmc(z, grad, loss, images, i)
+            elif self.approach == "adam":
+                z, state = self._adam(z, grad, state, i)
+            else:
+                z, state = self._momentum(z, grad, state, i)
+        return z, state, first_fake, losses.stack(), zs.stack()
+
+    def run(self, z, state, images, start: int, steps: int):
+        """Run `steps` iterations on the device (see _run_chunk)."""
+        return self._run(z, state, images, tf.constant(start, tf.int32), tf.constant(steps, tf.int32))
+
+    def best_of(self, images: tf.Tensor, candidates: int) -> tf.Tensor:
+        """Start z: for each image, the best of `candidates` random z by loss (one forward pass each)."""
+        best_z = self.rng.uniform([images.shape[0], self.model.z_dim], -1.0, 1.0)
+        best_loss, _ = self._loss(best_z, images)
+        for _ in range(candidates - 1):
+            z = self.rng.uniform(best_z.shape, -1.0, 1.0)
+            loss, _ = self._loss(z, images)
+            better = loss < best_loss
+            best_z, best_loss = tf.where(better[:, None], z, best_z), tf.minimum(loss, best_loss)
+        return best_z
+
+    def initial_z(self, images: tf.Tensor, candidates: int = 0) -> tf.Tensor:
+        if candidates > 1:
+            return self.best_of(images, candidates)
+        return self.rng.uniform([images.shape[0], self.model.z_dim], -1.0, 1.0)
+
+    def generate(self, z: tf.Tensor) -> tf.Tensor:
+        return self.model.generator(z, training=False)
+
+
+def _block_mean(images: tf.Tensor, factor: int = utils.LOWRES_FACTOR) -> tf.Tensor:
+    """Means of factor x factor blocks, as the original's lowres images."""
+    size, channels = images.shape[1], images.shape[-1]
+    blocks = tf.reshape(images, [-1, size // factor, factor, size // factor, factor, channels])
+    return tf.reduce_mean(blocks, axis=[2, 4])
+
+
+def read_inputs(paths: list, image_size: int) -> tuple[list, np.ndarray, list[str]]:
+    """Read the images to complete as uint8 (N, S, S, 3); unreadable ones are named and skipped,
+    images of another size are resized with one warning."""
+    kept, images, errors, resized = [], [], [], []
+    for path in paths:
+        try:
+            image = utils.read_rgb(path)
+        except utils.ImageError as error:
+            errors.append(str(error))
+            utils.warn(f"{error}; skipped")
+            continue
+        if image.shape[:2] != (image_size, image_size):
+            resized.append(f"{path} ({image.shape[1]}x{image.shape[0]})")
+        kept.append(Path(path))
+        images.append(utils.resize(image, image_size))
+    if resized:
+        shown = ", ".join(resized[:3]) + (f" and {len(resized) - 3} more" if len(resized) > 3 else "")
+        utils.warn(f"{len(resized)} image(s) are not {image_size}x{image_size} and were resized: {shown}")
+    array = np.stack(images) if images else np.zeros((0, image_size, image_size, 3), np.uint8)
+    return kept, array, errors
+
+
+def unique_stems(paths: list) -> list[str]:
+    """Output names from input names; a repeated name gets _1, _2, ... so nothing is overwritten."""
+    seen: dict[str, int] = {}
+    names = []
+    for path in paths:
+        stem = Path(path).stem
+        count = seen.get(stem, 0)
+        seen[stem] = count + 1
+        names.append(stem if count == 0 else f"{stem}_{count}")
+    return names
+
+
+def composite(images: np.ndarray, fill: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Known pixels from `images` (uint8, exactly), the rest from `fill` ([-1, 1] floats)."""
+    return np.where(mask[None] > 0.5, images, utils.to_uint8(fill)).astype(np.uint8)
+
+
+class CompletionJob:
+    """complete.py's work: batches of images through the Completer, and every output file."""
+
+    def __init__(self, model: DCGAN, config, mask: np.ndarray):
+        self.model, self.config, self.mask = model, config, mask
+        weights = utils.weighted_mask(mask) if config.weightedMask else None
+        self.completer = Completer(
+            model, mask, approach=config.approach, lam=config.lam, lr=config.lr, momentum=config.momentum,
+            beta1=config.beta1, beta2=config.beta2, eps=config.eps, hmc_beta=config.hmcBeta,
+            hmc_eps=config.hmcEps, hmc_l=config.hmcL, hmc_anneal=config.hmcAnneal,
+            lowres=config.maskType == "lowres" and config.mask is None, weights=weights, seed=config.seed,
+            xla=getattr(config, "xla", False))
+
+    def run(self, paths: list) -> int:
+        from tqdm import tqdm
+
+        config = self.config
+        paths, images, errors = read_inputs(paths, self.model.image_size)
+        if len(paths) == 0:
+            utils.fail("no image could be read; nothing to complete", code=1)
+        names = unique_stems(paths)
+        batches = range(0, len(paths), config.batchSize)
+        outputs = Path(config.outDir)
+        total = len(batches) * config.nIter
+        bar = tqdm(total=total, desc="Completing", unit="it", dynamic_ncols=True, mininterval=0.5)
+        final_losses = []
+        for number, start in enumerate(batches):
+            folder = outputs if len(batches) == 1 else outputs / f"batch_{number:03d}"
+            batch = images[start:start + config.batchSize]
+            final_losses.append(self.complete_batch(batch, folder, bar))
+            self.write_finals(batch, self.last_fill, names[start:start + config.batchSize], outputs / "final")
+        bar.close()
+        losses = np.concatenate(final_losses)
+        where = outputs if len(batches) == 1 else outputs / "batch_*"
+        print(f"Completed {len(paths)} image(s) in {len(batches)} batch(es), mean final loss {losses.mean():.4f}: "
+              f"results in {outputs / 'final'}, the optimisation in {where} (completion.gif).")
+        if errors:
+            print(f"error: {len(errors)} image(s) could not be read and were skipped", file=sys.stderr)
+            return 1
+        return 0
+
+    def complete_batch(self, batch: np.ndarray, folder: Path, bar) -> np.ndarray:
+        """Optimise one batch, writing the original's outputs into folder; returns the final losses."""
+        config, mask, count = self.config, self.mask, len(batch)
+        # Pad a short batch to the batch size (one compiled shape); the padding is discarded.
+        padded = np.zeros((config.batchSize,) + batch.shape[1:], np.uint8)
+        padded[:count] = batch
+        y = tf.constant(utils.to_float(padded))
+        utils.save_grid(folder / "before.png", batch, rows=_rows(count))
+        utils.save_grid(folder / "masked.png", (batch * mask).astype(np.uint8), rows=_rows(count))
+        if config.maskType == "lowres" and config.mask is None:
+            lowres = np.repeat(np.repeat(utils.block_mean(batch.astype(np.float32)), utils.LOWRES_FACTOR, 1),
+                               utils.LOWRES_FACTOR, 2)
+            utils.save_grid(folder / "lowres.png", np.rint(lowres).astype(np.uint8), rows=_rows(count))
+        z = self.completer.initial_z(y, config.zCandidates)
+        state = self.completer.initial_state(z)
+        frames, logs = [], [[] for _ in range(count)]
+        for start in range(0, config.nIter, config.outInterval):
+            steps = min(config.outInterval, config.nIter - start)
+            z, state, fake, losses, zs = self.completer.run(z, state, y, start, steps)
+            frames.append(self.write_frame(folder, start, batch, fake.numpy()[:count]))
+            self.append_logs(logs, start, losses.numpy()[:, :count], zs.numpy()[:, :count])
+            bar.update(steps)
+            bar.set_postfix(loss=f"{float(np.mean(losses.numpy()[-1, :count])):.4f}", refresh=False)
+        final_loss, fake = self.completer._loss(z, y)
+        fake = fake.numpy()[:count]
+        frames.append(self.write_frame(folder, config.nIter, batch, fake))
+        self.write_logs(folder / "logs", logs)
+        _write_gif(folder / "completion.gif", frames)
+        self.last_fill = fake
+        return final_loss.numpy()[:count]
+
+    def write_frame(self, folder: Path, iteration: int, batch: np.ndarray, fake: np.ndarray) -> np.ndarray:
+        rows = _rows(len(batch))
+        utils.save_grid(folder / "hats_imgs" / f"{iteration:04d}.png", fake, rows=rows)
+        completed = utils.make_grid(composite(batch, fake, self.mask), rows)
+        utils.save_png(folder / "completed" / f"{iteration:04d}.png", completed)
+        return completed
+
+    @staticmethod
+    def append_logs(logs: list, start: int, losses: np.ndarray, zs: np.ndarray) -> None:
+        for image, lines in enumerate(logs):
+            for k in range(losses.shape[0]):
+                z_text = " ".join(f"{value:.6e}" for value in zs[k, image])
+                lines.append(f"{start + k} {losses[k, image]:.6f} {z_text}\n")
+
+    @staticmethod
+    def write_logs(folder: Path, logs: list) -> None:
+        """logs/hats_NN.log: one line per iteration: iteration, loss, then z (written once, in bulk)."""
+        for image, lines in enumerate(logs):
+            path = folder / f"hats_{image:02d}.log"
+            utils.atomic_write(path, lambda tmp, lines=lines: Path(tmp).write_text("".join(lines)))
+
+    def write_finals(self, batch: np.ndarray, fake: np.ndarray, names: list, folder: Path) -> None:
+        """final/<name>.png: each input's completion (Poisson-blended with --blend poisson)."""
+        completed = composite(batch, fake, self.mask)
+        for image, fill, done, name in zip(batch, utils.to_uint8(fake), completed, names):
+            if self.config.blend == "poisson":
+                done = utils.poisson_blend(image, fill, self.mask)
+            utils.save_png(folder / f"{name}.png", done)
+
+
+def _rows(count: int) -> int:
+    """Grid rows for count images in 8 columns, as the original's save_images."""
+    return max(1, int(math.ceil(count / 8)))
+
+
+def _write_gif(path: Path, frames: list) -> None:
+    """The article's ImageMagick GIF of completed/*.png, with imageio."""
+    import imageio.v3 as iio
+    utils.atomic_write(path, lambda tmp: iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=100, loop=0))
 
 
 # ----------------------------------------------------------------------------
@@ -506,3 +892,19 @@ class Trainer:
         tf.summary.histogram("d", out["d"], step=step)
         tf.summary.histogram("d_", out["d_"], step=step)
         tf.summary.image("G", (samples[:8] + 1.0) / 2.0, step=step, max_outputs=8)
+
+
+if __name__ == "__main__":
+    # python -m model convert SRC DST: the original's TF1 checkpoint -> this port's format.
+    import argparse
+    _parser = argparse.ArgumentParser(prog="python -m model", description="DCGAN checkpoint tools.")
+    _commands = _parser.add_subparsers(dest="command", required=True)
+    _convert = _commands.add_parser("convert", help="convert the original's TensorFlow 1 checkpoint to this "
+                                                    "port's format (as convert_checkpoint.py)")
+    _convert.add_argument("src", help="folder holding the original's checkpoint (DCGAN.model-N)")
+    _convert.add_argument("dst", help="new folder for the converted checkpoint and dcgan.json")
+    _args = _parser.parse_args()
+    try:
+        print(f"Wrote {convert_checkpoint(_args.src, _args.dst)}")
+    except CheckpointError as _error:
+        utils.fail(str(_error))

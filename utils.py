@@ -276,3 +276,62 @@ def load_images(paths: Sequence[str | os.PathLike], image_size: int, crop: bool 
                 errors.append(error)
     array = np.stack(images) if images else np.zeros((0, image_size, image_size, 3), np.uint8)
     return array, loaded, errors
+
+
+def weighted_mask(mask: np.ndarray, window: int = 7) -> np.ndarray:
+    """Yeh et al.'s weighted mask: each known pixel weighs the share of missing pixels in the
+    window x window square around it (so known pixels next to the hole count most); 0 in the hole."""
+    from scipy.signal import convolve2d
+
+    known = mask[:, :, 0]
+    kernel = np.ones((window, window), dtype=np.float32) / window ** 2
+    missing_share = convolve2d(1.0 - known, kernel, mode="same", boundary="symm")
+    weights = (known * missing_share).astype(np.float32)
+    return np.repeat(weights[:, :, None], mask.shape[2], axis=2)
+
+
+def poisson_blend(image: np.ndarray, fill: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Poisson-blend `fill` into the hole (mask == 0) of `image` (Perez et al. 2003, as in the paper).
+
+    Inside the hole the result keeps fill's gradients, and meets image's known pixels at the
+    hole's border; known pixels are unchanged. Solves one sparse linear system per image
+    (the image border is a Neumann boundary, so holes that touch it work too).
+    Returns uint8. A mask with no known pixel returns `fill` unchanged.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.linalg import splu
+
+    hole = mask[:, :, 0] < 0.5
+    if not hole.any() or hole.all():
+        return np.where(hole[:, :, None], fill, image).astype(np.uint8)
+    height, width = hole.shape
+    index = -np.ones(hole.shape, dtype=np.int64)
+    index[hole] = np.arange(hole.sum())
+    target, source = image.astype(np.float64), fill.astype(np.float64)
+    rows, cols, values = [], [], []
+    rhs = np.zeros((int(hole.sum()), image.shape[2]))
+    ys, xs = np.nonzero(hole)
+    diagonal = np.zeros(len(ys))
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        ny, nx = ys + dy, xs + dx
+        inside = (ny >= 0) & (ny < height) & (nx >= 0) & (nx < width)
+        p, qy, qx = index[ys[inside], xs[inside]], ny[inside], nx[inside]
+        diagonal[inside] += 1
+        # Guidance field: the fill's own gradient.
+        rhs[p] += source[ys[inside], xs[inside]] - source[qy, qx]
+        neighbour_in_hole = hole[qy, qx]
+        rows.append(p[neighbour_in_hole])
+        cols.append(index[qy[neighbour_in_hole], qx[neighbour_in_hole]])
+        values.append(-np.ones(neighbour_in_hole.sum()))
+        # Dirichlet boundary: known neighbours take the image's values.
+        known = ~neighbour_in_hole
+        rhs[p[known]] += target[qy[known], qx[known]]
+    n = len(ys)
+    rows.append(np.arange(n))
+    cols.append(np.arange(n))
+    values.append(diagonal)
+    matrix = coo_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    solution = splu(matrix.tocsc()).solve(rhs)
+    out = target.copy()
+    out[hole] = solution
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Fill the missing parts of images with a trained DCGAN (the original's complete.py).
+
+    python complete.py --checkpointDir checkpoint --outDir completions --maskType center img1.png img2.png
+
+Writes before.png, masked.png, hats_imgs/, completed/, logs/ and completion.gif (the
+original's outputs) and final/<name>.png, each input's completion.
+"""
+import argparse
+import os
+
+import utils
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
+    return value
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("imgs", nargs="+", help="images to complete")
+    # The original's flags and defaults.
+    parser.add_argument("--approach", choices=("momentum", "adam", "hmc"), default="momentum",
+                        help="momentum: the article's projected gradient descent; adam and hmc: the repository's")
+    parser.add_argument("--lr", type=float, default=0.01, help="step size (momentum, adam)")
+    parser.add_argument("--beta1", type=float, default=0.9, help="Adam beta1")
+    parser.add_argument("--beta2", type=float, default=0.999, help="Adam beta2")
+    parser.add_argument("--eps", type=float, default=1e-8, help="Adam epsilon")
+    parser.add_argument("--hmcBeta", type=float, default=0.2, help="HMC inverse temperature")
+    parser.add_argument("--hmcEps", type=float, default=0.001, help="HMC leapfrog step")
+    parser.add_argument("--hmcL", type=positive_int, default=100, help="HMC leapfrog steps per iteration")
+    parser.add_argument("--hmcAnneal", type=float, default=1.0, help="HMC: hmcBeta *= hmcAnneal each iteration")
+    parser.add_argument("--nIter", type=positive_int, default=1000, help="iterations")
+    parser.add_argument("--imgSize", type=int, default=None,
+                        help="image size; must match the checkpoint's model (default: the checkpoint's, 64 "
+                             "for the original's)")
+    parser.add_argument("--lam", type=float, default=0.1, help="weight of the perceptual loss")
+    parser.add_argument("--checkpointDir", default="checkpoint", help="the trained model")
+    parser.add_argument("--outDir", default="completions", help="output folder")
+    parser.add_argument("--outInterval", type=positive_int, default=50, help="write images every N iterations")
+    parser.add_argument("--maskType", choices=utils.MASK_TYPES, default="center", help="which pixels to fill")
+    parser.add_argument("--centerScale", type=float, default=0.25,
+                        help="center mask: the hole spans [S*scale, S*(1-scale))")
+    # New in this port.
+    parser.add_argument("--mask", metavar="FILE", default=None,
+                        help="your own mask image (white = keep, black = fill); overrides --maskType")
+    parser.add_argument("--momentum", type=float, default=0.9, help="momentum of the article's update")
+    parser.add_argument("--batchSize", type=positive_int, default=64, help="images optimised together")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (z, random mask, HMC)")
+    parser.add_argument("--blend", choices=("none", "poisson"), default="none",
+                        help="poisson: blend the fill into the image as the paper does (final/ only)")
+    parser.add_argument("--weightedMask", action="store_true",
+                        help="weight known pixels by the share of missing pixels in their 7x7 window")
+    parser.add_argument("--zCandidates", type=positive_int, default=1,
+                        help="start each image from the best of N random z")
+    parser.add_argument("--xla", action="store_true", help="compile the iterations with XLA (helps on GPUs)")
+    args = parser.parse_args(argv)
+    if not 0.0 <= args.centerScale <= 0.5:
+        parser.error(f"--centerScale must be in [0, 0.5], not {args.centerScale}")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from model import DCGAN, CheckpointError, CompletionJob, latest_checkpoint
+    import numpy as np
+
+    if latest_checkpoint(args.checkpointDir) is None:
+        utils.fail(f"no checkpoint in {args.checkpointDir}; train one first with "
+                   f"'python train_dcgan.py --dataset DIR --checkpoint_dir {args.checkpointDir}'")
+    try:
+        model = DCGAN.from_checkpoint(args.checkpointDir)
+    except CheckpointError as error:
+        utils.fail(str(error))
+    if args.imgSize is not None and args.imgSize != model.image_size:
+        utils.fail(f"--imgSize {args.imgSize} does not match the checkpoint in {args.checkpointDir}, "
+                   f"whose model is {model.image_size}x{model.image_size}")
+    size = model.image_size
+    if args.mask is not None:
+        try:
+            mask = utils.read_mask(args.mask, size)
+        except utils.ImageError as error:
+            utils.fail(str(error))
+    else:
+        if args.maskType == "lowres" and size % utils.LOWRES_FACTOR:
+            utils.fail(f"the lowres mask needs an image size divisible by {utils.LOWRES_FACTOR}, not {size}")
+        mask = utils.make_mask(args.maskType, size, args.centerScale, rng=np.random.default_rng(args.seed))
+    os.makedirs(args.outDir, exist_ok=True)
+    return CompletionJob(model, args, mask).run(args.imgs)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
