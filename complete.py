@@ -9,6 +9,8 @@ original's outputs) and final/<name>.png, each input's completion.
 import argparse
 import os
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+
 import utils
 
 

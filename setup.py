@@ -1,0 +1,29 @@
+"""Install the DCGAN image-completion scripts: `pip install .` (or `pip install -e .`)."""
+from pathlib import Path
+
+from setuptools import setup
+
+HERE = Path(__file__).parent
+requirements = [line.strip() for line in (HERE / "requirements.txt").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+
+setup(
+    name="dcgan-completion-tf2",
+    version="1.0.0",
+    description="Semantic image completion with a DCGAN: a TensorFlow 2 port of Amos (2016) after Yeh et al.",
+    long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10,<3.13",
+    py_modules=["model", "ops", "utils", "train_dcgan", "complete", "align_faces", "simple_distributions",
+                "convert_checkpoint"],
+    install_requires=requirements,
+    extras_require={"test": ["pytest>=7"], "gpu": ["tensorflow[and-cuda]>=2.16"]},
+    entry_points={"console_scripts": [
+        "dcgan-train=train_dcgan:main",
+        "dcgan-complete=complete:main",
+        "dcgan-align-faces=align_faces:main",
+        "dcgan-simple-distributions=simple_distributions:main",
+        "dcgan-convert-checkpoint=convert_checkpoint:main",
+    ]},
+)
