@@ -13,9 +13,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
 import utils
+
+if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") >= "2":
+    with utils.silenced_stderr():  # quiet start-up unless the user asked for TensorFlow's logs
+        import tensorflow as tf
+        tf.config.list_physical_devices()
+import tensorflow as tf  # noqa: E402
+
 from ops import BatchNorm, Conv2d, Conv2dTranspose, Linear, leaky_relu
 
 HPARAMS_FILE = "dcgan.json"        # the model's hyper-parameters, beside its checkpoints

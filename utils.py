@@ -335,3 +335,22 @@ def poisson_blend(image: np.ndarray, fill: np.ndarray, mask: np.ndarray) -> np.n
     out = target.copy()
     out[hole] = solution
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+class silenced_stderr:
+    """Send file descriptor 2 to /dev/null for a while: TensorFlow's C++ start-up messages
+    (oneDNN, CUDA probing) ignore TF_CPP_MIN_LOG_LEVEL in recent releases."""
+
+    def __enter__(self):
+        sys.stderr.flush()
+        self.saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        return self
+
+    def __exit__(self, *exc):
+        sys.stderr.flush()
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        return False
