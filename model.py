@@ -10,6 +10,7 @@ import math
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -778,6 +779,9 @@ class Trainer:
     def __init__(self, model: DCGAN, config):
         self.model, self.config = model, config
         self.stop_signal = None
+        limit = getattr(config, "time_limit", None)
+        self.deadline = time.monotonic() + 60.0 * limit if limit else None
+        self.out_of_time = False
 
     # -- data --------------------------------------------------------------
     def dataset(self) -> tuple[tf.data.Dataset, int]:
@@ -836,7 +840,7 @@ class Trainer:
             with writer.as_default():
                 last_saved = self._loop(dataset, steps_per_epoch, total_steps, last_saved)
         except StopTraining as stop:
-            print(f"error: {stop}", flush=True)
+            print(f"error: {stop}", file=sys.stderr, flush=True)
             return 1
         finally:
             for signum, handler in previous_handlers.items():
@@ -849,6 +853,10 @@ class Trainer:
             print(f"Stopped by {name}: checkpoint saved at step {last_saved} in {config.checkpoint_dir}; "
                   f"run the same command again to resume.", flush=True)
             return 128 + self.stop_signal
+        if self.out_of_time:
+            print(f"Reached --time_limit of {config.time_limit:g} min at step {last_saved}: checkpoint saved in "
+                  f"{config.checkpoint_dir}; run the same command again to train on.")
+            return 0
         print(f"Done: {int(model.step)} steps; checkpoint in {config.checkpoint_dir}, samples in "
               f"{config.sample_dir}, TensorBoard logs in {config.log_dir}.")
         return 0
@@ -879,12 +887,15 @@ class Trainer:
                     tf.summary.scalar(name, value, step=step)
                 bar.update(config.batch_size)
                 bar.set_postfix(d_loss=f"{losses['d_loss']:.4f}", g_loss=f"{losses['g_loss']:.4f}", refresh=False)
-                if step % config.sample_every == 0 or step == total_steps:
+                if self.deadline is not None and time.monotonic() > self.deadline:
+                    self.out_of_time = True
+                stopping = self.stop_signal is not None or self.out_of_time
+                if step % config.sample_every == 0 or step == total_steps or stopping:
                     self._write_samples(out, step, epoch, index)
-                if step % config.save_every == 0 or step == total_steps or self.stop_signal is not None:
+                if step % config.save_every == 0 or step == total_steps or stopping:
                     model.save(config.checkpoint_dir)
                     last_saved = step
-                if self.stop_signal is not None:
+                if stopping:
                     bar.close()
                     return last_saved
             bar.close()

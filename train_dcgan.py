@@ -49,6 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--sample_every", type=positive_int, default=100, help="write a sample grid every N steps")
     parser.add_argument("--save_every", type=positive_int, default=500, help="save a checkpoint every N steps")
     parser.add_argument("--xla", action="store_true", help="compile the training step with XLA (helps on GPUs)")
+    parser.add_argument("--time_limit", type=float, default=None, metavar="MINUTES",
+                        help="stop (with a checkpoint) after this many minutes; run again to continue")
     return parser.parse_args(argv)
 
 

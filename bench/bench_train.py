@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""Time the full training step (one D and two G updates) against an eager run and a matmul.
+
+    python bench/bench_train.py [--batch_size 64] [--steps 10] [--xla]
+
+Prints the analytic FLOP count, then a JSON object on its last line.
+"""
+import argparse
+import json
+import time
+
+from common import device_name, matmul_gflops, model, print_flops, tf, train_step_flops
+
+
+def time_steps(step, images, steps: int) -> float:
+    """Images per second over `steps` steps, waiting for the last to finish."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        out = step(images)
+    float(out["d_loss"])
+    return steps * images.shape[0] / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--image_size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=10, help="timed compiled steps")
+    parser.add_argument("--eager_steps", type=int, default=3, help="timed eager steps")
+    parser.add_argument("--xla", action="store_true", help="compile the step with XLA")
+    args = parser.parse_args()
+
+    dcgan = model.DCGAN(image_size=args.image_size, seed=0)
+    per_image = train_step_flops(dcgan)
+    print_flops(dcgan, per_image, "one training step")
+    images = tf.random.uniform([args.batch_size, args.image_size, args.image_size, 3], -1.0, 1.0)
+
+    dcgan.compile(xla=args.xla)
+    time_steps(dcgan.train_step, images, 2)  # warm-up: tracing and compilation
+    compiled = time_steps(dcgan.train_step, images, args.steps)
+    eager_step = dcgan._train_step_fn
+    time_steps(eager_step, images, 1)
+    eager = time_steps(eager_step, images, args.eager_steps)
+    matmul = matmul_gflops()
+    result = {
+        "device": device_name(), "batch_size": args.batch_size, "image_size": args.image_size, "xla": args.xla,
+        "gflop_per_image": round(per_image / 1e9, 3),
+        "train_images_per_s": round(compiled, 2),
+        "eager_images_per_s": round(eager, 2),
+        "model_gflops_per_s": round(compiled * per_image / 1e9, 1),
+        "matmul_gflops_per_s": round(matmul, 1),
+        "fraction_of_matmul": round(compiled * per_image / 1e9 / matmul, 3),
+        "speedup_vs_eager": round(compiled / eager, 2),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
