@@ -1,0 +1,30 @@
+#!/usr/bin/env python3
+"""Convert the original's TensorFlow 1 checkpoint to this port's format.
+
+    python convert_checkpoint.py checkpoint/ converted/     (or: python -m model convert SRC DST)
+
+Reads the newest DCGAN.model-N in SRC (image size and widths are inferred from its
+shapes) and writes DST/DCGAN.model-N and DST/dcgan.json, which complete.py and
+train_dcgan.py load directly. The original's checkpoints hold no optimiser state, so
+training resumed from the converted checkpoint starts Adam afresh.
+"""
+import argparse
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("src", help="folder holding the original's checkpoint (DCGAN.model-N, `checkpoint`)")
+    parser.add_argument("dst", help="new folder for the converted checkpoint and dcgan.json")
+    args = parser.parse_args(argv)
+
+    import utils
+    from model import CheckpointError, convert_checkpoint
+    try:
+        print(f"Wrote {convert_checkpoint(args.src, args.dst)}")
+    except CheckpointError as error:
+        utils.fail(str(error))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
