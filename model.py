@@ -287,7 +287,7 @@ class DCGAN(tf.Module):
                     var.assign(value)
             else:
                 self._checkpoint.read(path).expect_partial()
-        except (tf.errors.OpError, ValueError, TypeError) as error:
+        except (tf.errors.OpError, ValueError, TypeError, IndexError) as error:  # IndexError: a truncated .data file
             raise CheckpointError(f"{path}: cannot read the checkpoint's values ({_first_line(error)}); "
                                   f"is its .data file missing or truncated?") from None
         self.original_format = original
@@ -879,10 +879,10 @@ class Trainer:
                 bad = [k for k in ("d_loss", "g_loss") if not math.isfinite(losses[k])]
                 if bad:
                     bar.close()
-                    raise StopTraining(
-                        f"{bad[0]} became {losses[bad[0]]} at step {step}; stopped without saving. The last "
-                        f"good checkpoint (step {last_saved}) is in {config.checkpoint_dir}; try a lower "
-                        f"--learning_rate.")
+                    kept = (f"The last good checkpoint (step {last_saved}) is in {config.checkpoint_dir}"
+                            if latest_checkpoint(config.checkpoint_dir) else "No checkpoint had been saved yet")
+                    raise StopTraining(f"{bad[0]} became {losses[bad[0]]} at step {step}; stopped without saving. "
+                                       f"{kept}; try a lower --learning_rate.")
                 for name, value in losses.items():
                     tf.summary.scalar(name, value, step=step)
                 bar.update(config.batch_size)

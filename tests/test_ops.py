@@ -1,0 +1,173 @@
+"""ops.py against independent numpy references (issue 2)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import ops
+from ops import BatchNorm, Conv2d, Conv2dTranspose, Linear, leaky_relu
+
+
+def same_pad(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's SAME padding: output ceil(size / stride), extra pixel at the end."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return out, total // 2
+
+
+def np_conv2d(x, w, b, stride=2):
+    """Direct (cross-correlation) convolution, SAME padding, in float64."""
+    n, h, wd, _ = x.shape
+    k = w.shape[0]
+    oh, top = same_pad(h, k, stride)
+    ow, left = same_pad(wd, k, stride)
+    out = np.zeros((n, oh, ow, w.shape[3]))
+    for i in range(oh):
+        for j in range(ow):
+            for di in range(k):
+                for dj in range(k):
+                    y, xx = i * stride + di - top, j * stride + dj - left
+                    if 0 <= y < h and 0 <= xx < wd:
+                        out[:, i, j, :] += x[:, y, xx, :] @ w[di, dj]
+    return out + b
+
+
+def np_conv2d_transpose(x, w, b, stride=2):
+    """Transposed convolution to (stride * H, stride * W), SAME: scatter every input pixel.
+
+    w is [k, k, out, in]; it is the adjoint of np_conv2d on a (stride*H, stride*W) input.
+    """
+    n, h, wd, _ = x.shape
+    k = w.shape[0]
+    oh, ow = h * stride, wd * stride
+    _, top = same_pad(oh, k, stride)
+    _, left = same_pad(ow, k, stride)
+    out = np.zeros((n, oh, ow, w.shape[2]))
+    for i in range(h):
+        for j in range(wd):
+            for di in range(k):
+                for dj in range(k):
+                    y, xx = i * stride + di - top, j * stride + dj - left
+                    if 0 <= y < oh and 0 <= xx < ow:
+                        out[:, y, xx, :] += x[:, i, j, :] @ w[di, dj].T
+    return out + b
+
+
+def randomise(layer, rng, scale=0.3):
+    for var in layer.trainable_variables:
+        var.assign(rng.normal(0, scale, var.shape.as_list()).astype(np.float32))
+
+
+@pytest.mark.parametrize("h, w, out", [(8, 8, (4, 4)), (7, 5, (4, 3)), (1, 2, (1, 1)), (9, 6, (5, 3))])
+def test_conv2d_shape_and_values(h, w, out):
+    rng = np.random.default_rng(h * 10 + w)
+    layer = Conv2d(3, 4, "conv")
+    randomise(layer, rng)
+    x = rng.normal(size=(2, h, w, 3)).astype(np.float32)
+    y = layer(tf.constant(x)).numpy()
+    assert y.shape == (2, *out, 4)
+    expected = np_conv2d(x.astype(np.float64), layer.w.numpy().astype(np.float64), layer.biases.numpy())
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("h, w", [(4, 4), (3, 5), (1, 1)])
+def test_conv2d_transpose_shape_values_and_adjoint(h, w):
+    rng = np.random.default_rng(h * 10 + w)
+    layer = Conv2dTranspose(4, 3, "deconv")
+    assert layer.w.shape == (5, 5, 3, 4)  # [k, k, out, in] as the original
+    randomise(layer, rng)
+    x = rng.normal(size=(2, h, w, 4)).astype(np.float32)
+    y = layer(tf.constant(x))
+    assert y.shape == (2, 2 * h, 2 * w, 3)
+    assert layer(tf.constant(x)).shape.as_list() == [2, 2 * h, 2 * w, 3]
+    wt, b = layer.w.numpy().astype(np.float64), layer.biases.numpy()
+    np.testing.assert_allclose(y.numpy(), np_conv2d_transpose(x.astype(np.float64), wt, b), rtol=1e-5, atol=1e-5)
+    # Adjoint of the convolution with the same w (biases aside): <conv(u), x> == <u, convT(x)>.
+    u = rng.normal(size=(2, 2 * h, 2 * w, 3))
+    conv_u = np_conv2d(u, wt, 0.0)
+    assert conv_u.shape == x.shape
+    lhs = np.sum(conv_u * x)
+    rhs = np.sum(u * (y.numpy() - b))
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-4)
+
+
+def test_linear():
+    rng = np.random.default_rng(0)
+    layer = Linear(6, 3, "lin")
+    assert layer.Matrix.shape == (6, 3) and layer.bias.shape == (3,)
+    randomise(layer, rng)
+    x = rng.normal(size=(4, 6)).astype(np.float32)
+    np.testing.assert_allclose(layer(tf.constant(x)).numpy(), x @ layer.Matrix.numpy() + layer.bias.numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_leaky_relu():
+    x = np.array([-10.0, -1.0, -0.5, 0.0, 0.3, 2.0], np.float32)
+    np.testing.assert_allclose(leaky_relu(tf.constant(x)).numpy(), np.where(x > 0, x, 0.2 * x), rtol=1e-7)
+
+
+def test_batch_norm_training_and_inference():
+    rng = np.random.default_rng(1)
+    bn = BatchNorm(3, "bn")
+    gamma, beta = np.array([1.5, 0.5, 2.0], np.float32), np.array([0.1, -0.2, 0.3], np.float32)
+    bn.gamma.assign(gamma)
+    bn.beta.assign(beta)
+    # A tiny variance in channel 0, so that epsilon 1e-5 visibly matters.
+    x = rng.normal(size=(4, 3, 2, 3)) * np.array([2e-3, 1.0, 3.0]) + np.array([0.5, -1.0, 2.0])
+    x = x.astype(np.float32)
+    x64 = x.astype(np.float64)
+    mean, var = x64.mean(axis=(0, 1, 2)), x64.var(axis=(0, 1, 2))  # biased, as tf.nn.moments
+    expected = gamma * (x64 - mean) / np.sqrt(var + 1e-5) + beta
+    np.testing.assert_allclose(bn(tf.constant(x), training=True).numpy(), expected, rtol=1e-4, atol=1e-4)
+    moving_mean, moving_var = 0.9 * 0.0 + 0.1 * mean, 0.9 * 1.0 + 0.1 * var
+    np.testing.assert_allclose(bn.moving_mean.numpy(), moving_mean, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), moving_var, rtol=1e-5, atol=1e-7)
+    # A second training call moves the averages again.
+    x2 = (rng.normal(size=(4, 3, 2, 3)) * 0.7 + 0.2).astype(np.float32)
+    bn(tf.constant(x2), training=True)
+    moving_mean = 0.9 * moving_mean + 0.1 * x2.astype(np.float64).mean(axis=(0, 1, 2))
+    moving_var = 0.9 * moving_var + 0.1 * x2.astype(np.float64).var(axis=(0, 1, 2))
+    np.testing.assert_allclose(bn.moving_mean.numpy(), moving_mean, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), moving_var, rtol=1e-5, atol=1e-7)
+    # Inference: the moving averages, and nothing moves.
+    bn.moving_variance.assign([1e-6, 0.5, 4.0])
+    moving_var = np.array([1e-6, 0.5, 4.0])
+    expected = gamma * (x64 - moving_mean) / np.sqrt(moving_var + 1e-5) + beta
+    np.testing.assert_allclose(bn(tf.constant(x), training=False).numpy(), expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(bn.moving_mean.numpy(), moving_mean, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), moving_var, rtol=1e-5, atol=1e-9)
+    assert not bn.moving_mean.trainable and not bn.moving_variance.trainable
+    assert {v.name.split(":")[0].split("/")[-1] for v in bn.trainable_variables} == {"beta", "gamma"}
+
+
+def test_initialisers():
+    tf.random.set_seed(123)
+    conv = Conv2d(64, 64, "conv")
+    deconv = Conv2dTranspose(64, 64, "deconv")
+    lin = Linear(256, 400, "lin")
+    bn = BatchNorm(16, "bn")
+    conv_w = conv.w.numpy()
+    assert conv_w.shape == (5, 5, 64, 64)
+    # Truncated at two standard deviations: std 0.02 * 0.8796 = 0.0176, nothing beyond 0.04.
+    assert abs(conv_w.mean()) < 5e-4
+    assert conv_w.std() == pytest.approx(0.0176, rel=0.02)
+    assert np.abs(conv_w).max() <= 0.04 + 1e-7
+    for w in (deconv.w.numpy(), lin.Matrix.numpy()):
+        assert w.size > 100_000
+        assert abs(w.mean()) < 5e-4
+        assert w.std() == pytest.approx(0.02, rel=0.02)
+        assert np.abs(w).max() > 0.06  # a plain normal, not truncated
+    for b in (conv.biases, deconv.biases, lin.bias, bn.beta, bn.moving_mean):
+        np.testing.assert_array_equal(b.numpy(), 0.0)
+    for one in (bn.gamma, bn.moving_variance):
+        np.testing.assert_array_equal(one.numpy(), 1.0)
+    assert (ops.BN_DECAY, ops.BN_EPSILON, ops.STDDEV) == (0.9, 1e-5, 0.02)
+
+
+def test_variable_names_follow_the_scopes():
+    with tf.name_scope("generator"):
+        layer = Conv2dTranspose(4, 3, "g_h1")
+    assert sorted(v.name for v in layer.variables) == ["generator/g_h1/biases:0", "generator/g_h1/w:0"]
+    lin = Linear(2, 3, "d_h3_lin")
+    assert sorted(v.name for v in lin.variables) == ["d_h3_lin/Matrix:0", "d_h3_lin/bias:0"]
