@@ -71,7 +71,11 @@ def main(argv=None) -> int:
     from model import DCGAN, CheckpointError, CompletionJob, latest_checkpoint
     import numpy as np
 
-    if latest_checkpoint(args.checkpointDir) is None:
+    try:
+        found = latest_checkpoint(args.checkpointDir)
+    except CheckpointError as error:  # a state file that is unreadable or names a missing checkpoint
+        utils.fail(str(error))
+    if found is None:
         utils.fail(f"no checkpoint in {args.checkpointDir}; train one first with "
                    f"'python train_dcgan.py --dataset DIR --checkpoint_dir {args.checkpointDir}'")
     try:
