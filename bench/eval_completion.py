@@ -8,7 +8,8 @@ SSIM over the filled region (the hole) and over the whole image, means over the
 images, as a table and then as one JSON object on the last line. Methods:
 
   dcgan            complete.py (the DCGAN, default flags)
-  dcgan+poisson    complete.py --blend poisson
+  dcgan+poisson    the dcgan run's fill (fill/<stem>.png) Poisson-blended into the image, as
+                   complete.py --blend poisson does (no second optimisation)
   dcgan+weighted   complete.py --weightedMask
   opencv_telea     cv2.inpaint, INPAINT_TELEA, radius 3
   opencv_ns        cv2.inpaint, INPAINT_NS, radius 3
@@ -164,6 +165,8 @@ def run_dcgan(method: str, args, paths: Sequence[Path], size: int, out_dir: Path
     command = [sys.executable, COMPLETE_SCRIPT, "--checkpointDir", str(Path(args.checkpointDir).resolve()),
                "--outDir", str(method_dir.resolve()), "--maskType", args.maskType, "--nIter", str(args.nIter),
                "--seed", str(args.seed), "--centerScale", str(args.centerScale), *DCGAN_METHODS[method],
+               *(["--approach", args.approach] if args.approach else []),
+               *(["--lr", str(args.lr)] if args.lr is not None else []),
                *[str(path.resolve()) for path in paths]]
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -198,6 +201,21 @@ def run_dcgan(method: str, args, paths: Sequence[Path], size: int, out_dir: Path
             return None, f"{final} is {image.shape[1]}x{image.shape[0]}, expected {size}x{size}"
         images.append(image)
     return np.stack(images), None
+
+
+def blend_dcgan_fills(dcgan_dir: Path, paths: Sequence[Path], truth: np.ndarray, mask: np.ndarray,
+                      size: int) -> tuple[np.ndarray | None, str | None]:
+    """dcgan+poisson from the dcgan run: its raw fills G(z) (fill/<stem>.png) blended into each image."""
+    blended = []
+    for path, image in zip(paths, truth):
+        try:
+            fill = utils.read_rgb(dcgan_dir / "fill" / f"{path.stem}.png")
+        except utils.ImageError as error:
+            return None, str(error)
+        if fill.shape != (size, size, 3):
+            return None, f"{dcgan_dir / 'fill' / path.name} is not {size}x{size}"
+        blended.append(utils.poisson_blend(image, fill, mask))
+    return np.stack(blended), None
 
 
 def image_size_for(checkpoint_dir: str, asked: int | None) -> int:
@@ -247,6 +265,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="comma-separated methods to run, from " + ", ".join(METHODS))
     parser.add_argument("--quiet", action="store_true", help="do not show complete.py's output while it runs")
+    parser.add_argument("--approach", default=None, choices=("momentum", "adam", "hmc"),
+                        help="complete.py's --approach (default: complete.py's own)")
+    parser.add_argument("--lr", type=float, default=None, help="complete.py's --lr (default: complete.py's own)")
     args = parser.parse_args(argv)
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in args.methods if m not in METHODS]
@@ -290,7 +311,11 @@ def main(argv=None) -> int:
     completions: dict[str, np.ndarray | None] = {}
     for method in [m for m in METHODS if m in args.methods]:
         start = time.perf_counter()
-        if method in DCGAN_METHODS:
+        if method == "dcgan+poisson" and completions.get("dcgan") is not None:
+            completed, error = blend_dcgan_fills(out_dir / "dcgan", paths, truth, mask, size)
+            for path, image in zip(paths, completed if error is None else []):
+                utils.save_png(out_dir / method / "final" / f"{path.stem}.png", image)
+        elif method in DCGAN_METHODS:
             completed, error = run_dcgan(method, args, paths, size, out_dir)
         else:
             completed = np.stack([BASELINES[method](image, mask) for image in truth])
