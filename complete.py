@@ -60,6 +60,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--zCandidates", type=positive_int, default=1,
                         help="start each image from the best of N random z")
     parser.add_argument("--xla", action="store_true", help="compile the iterations with XLA (helps on GPUs)")
+    parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",
+                        help="mirrored: spread each batch's images over all GPUs of this machine")
+    parser.add_argument("--mixed_precision", choices=("off", "float16", "bfloat16"), default="off",
+                        help="compute G and D in float16 or bfloat16 (z and the losses stay float32)")
     args = parser.parse_args(argv)
     if not 0.0 <= args.centerScale <= 0.5:
         parser.error(f"--centerScale must be in [0, 0.5], not {args.centerScale}")
@@ -70,6 +74,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from model import DCGAN, CheckpointError, CompletionJob, latest_checkpoint
     import numpy as np
+    import distribute
+
+    strategy = distribute.make_strategy(args.strategy)  # before TensorFlow initialises its devices
+    if args.xla and distribute.xla_problem(strategy):
+        utils.fail(distribute.xla_problem(strategy))
 
     try:
         found = latest_checkpoint(args.checkpointDir)
@@ -79,7 +88,8 @@ def main(argv=None) -> int:
         utils.fail(f"no checkpoint in {args.checkpointDir}; train one first with "
                    f"'python train_dcgan.py --dataset DIR --checkpoint_dir {args.checkpointDir}'")
     try:
-        model = DCGAN.from_checkpoint(args.checkpointDir)
+        with strategy.scope():  # under mirrored: a copy of G and D on every device
+            model = DCGAN.from_checkpoint(args.checkpointDir, compute_dtype=args.mixed_precision)
     except CheckpointError as error:
         utils.fail(str(error))
     if args.imgSize is not None and args.imgSize != model.image_size:

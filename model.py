@@ -6,6 +6,8 @@ random generator), and knows how to train one step and save and load itself.
 """
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 import os
 import signal
@@ -23,7 +25,8 @@ if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") >= "2":
         tf.config.list_physical_devices()
 import tensorflow as tf  # noqa: E402
 
-from ops import BatchNorm, Conv2d, Conv2dTranspose, Linear, leaky_relu
+import distribute  # noqa: E402
+from ops import BatchNorm, Conv2d, Conv2dTranspose, Linear, leaky_relu  # noqa: E402
 
 HPARAMS_FILE = "dcgan.json"        # the model's hyper-parameters, beside its checkpoints
 CHECKPOINT_NAME = "DCGAN.model"     # the original's checkpoint prefix: DCGAN.model-STEP
@@ -45,6 +48,9 @@ def num_layers(image_size: int) -> int:
     return min(4, int(math.log2(image_size)))
 
 
+LOSS_NAMES = ("d_loss", "d_loss_real", "d_loss_fake", "g_loss")
+
+
 def sigmoid_cross_entropy(logits: tf.Tensor, label: float) -> tf.Tensor:
     """Mean sigmoid cross-entropy of logits against a constant label (the original's losses)."""
     labels = tf.fill(tf.shape(logits), tf.cast(label, logits.dtype))
@@ -62,20 +68,22 @@ class Generator(tf.Module):
     16x16x128, 32x32x64 (each with batch norm and ReLU) and 64x64x3 (tanh).
     """
 
-    def __init__(self, image_size: int, z_dim: int, gf_dim: int, c_dim: int):
+    def __init__(self, image_size: int, z_dim: int, gf_dim: int, c_dim: int, compute_dtype=None):
         super().__init__(name="generator")
         layers = num_layers(image_size)
         self.start_size = image_size // 2 ** layers
         self.start_channels = gf_dim * 2 ** (layers - 1)
+        self.compute_dtype = compute_dtype
+        dtype = dict(compute_dtype=compute_dtype)
         with self.name_scope:
-            self.g_h0_lin = Linear(z_dim, self.start_size ** 2 * self.start_channels, "g_h0_lin")
-            self.g_bn0 = BatchNorm(self.start_channels, "g_bn0")
+            self.g_h0_lin = Linear(z_dim, self.start_size ** 2 * self.start_channels, "g_h0_lin", **dtype)
+            self.g_bn0 = BatchNorm(self.start_channels, "g_bn0", **dtype)
             channels = self.start_channels
             for i in range(1, layers + 1):
                 out = c_dim if i == layers else channels // 2
-                setattr(self, f"g_h{i}", Conv2dTranspose(channels, out, f"g_h{i}"))
+                setattr(self, f"g_h{i}", Conv2dTranspose(channels, out, f"g_h{i}", **dtype))
                 if i < layers:
-                    setattr(self, f"g_bn{i}", BatchNorm(out, f"g_bn{i}"))
+                    setattr(self, f"g_bn{i}", BatchNorm(out, f"g_bn{i}", **dtype))
                 channels = out
         self.layers = layers
 
@@ -85,7 +93,8 @@ class Generator(tf.Module):
         h = tf.nn.relu(self.g_bn0(h, training))
         for i in range(1, self.layers):
             h = tf.nn.relu(getattr(self, f"g_bn{i}")(getattr(self, f"g_h{i}")(h), training))
-        return tf.tanh(getattr(self, f"g_h{self.layers}")(h))
+        images = tf.tanh(getattr(self, f"g_h{self.layers}")(h))
+        return images if self.compute_dtype is None else tf.cast(images, tf.float32)
 
 
 class Discriminator(tf.Module):
@@ -95,27 +104,31 @@ class Discriminator(tf.Module):
     with batch norm and leaky ReLU), then d_h3_lin 8192 -> 1.
     """
 
-    def __init__(self, image_size: int, df_dim: int, c_dim: int):
+    def __init__(self, image_size: int, df_dim: int, c_dim: int, compute_dtype=None):
         super().__init__(name="discriminator")
         layers = num_layers(image_size)
         self.layers = layers
+        self.compute_dtype = compute_dtype
+        dtype = dict(compute_dtype=compute_dtype)
         end_size = image_size // 2 ** layers
         with self.name_scope:
             channels = c_dim
             for i in range(layers):
                 out = df_dim * 2 ** i
-                setattr(self, f"d_h{i}_conv", Conv2d(channels, out, f"d_h{i}_conv"))
+                setattr(self, f"d_h{i}_conv", Conv2d(channels, out, f"d_h{i}_conv", **dtype))
                 if i > 0:
-                    setattr(self, f"d_bn{i}", BatchNorm(out, f"d_bn{i}"))
+                    setattr(self, f"d_bn{i}", BatchNorm(out, f"d_bn{i}", **dtype))
                 channels = out
             self.flat_dim = end_size ** 2 * channels
-            setattr(self, f"d_h{layers - 1}_lin", Linear(self.flat_dim, 1, f"d_h{layers - 1}_lin"))
+            setattr(self, f"d_h{layers - 1}_lin", Linear(self.flat_dim, 1, f"d_h{layers - 1}_lin", **dtype))
 
     def __call__(self, images: tf.Tensor, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
         h = leaky_relu(self.d_h0_conv(images))
         for i in range(1, self.layers):
             h = leaky_relu(getattr(self, f"d_bn{i}")(getattr(self, f"d_h{i}_conv")(h), training))
         logits = getattr(self, f"d_h{self.layers - 1}_lin")(tf.reshape(h, [-1, self.flat_dim]))
+        if self.compute_dtype is not None:
+            logits = tf.cast(logits, tf.float32)  # losses in float32
         return tf.sigmoid(logits), logits
 
 
@@ -124,7 +137,13 @@ class Discriminator(tf.Module):
 # ----------------------------------------------------------------------------
 
 class Adam(tf.Module):
-    """Adam over a fixed list of variables, with its moments as checkpointable slots."""
+    """Adam over a fixed list of variables, with its moments as checkpointable slots.
+
+    Under a tf.distribute strategy, `apply` runs in replica context: each replica applies
+    the (all-reduced, hence identical) gradients to its own copy of the variables, slots
+    and counter with the same kernel, so the mirrored copies stay identical without any
+    further communication.
+    """
 
     def __init__(self, variables, learning_rate: float, beta1: float, beta2: float = 0.999,
                  epsilon: float = 1e-8, name: str = "adam"):
@@ -155,15 +174,22 @@ class DCGAN(tf.Module):
     """Generator, discriminator, their optimisers and the training state."""
 
     def __init__(self, image_size: int = 64, z_dim: int = 100, gf_dim: int = 64, df_dim: int = 64,
-                 c_dim: int = 3, learning_rate: float = 0.0002, beta1: float = 0.5, seed: int | None = None):
+                 c_dim: int = 3, learning_rate: float = 0.0002, beta1: float = 0.5, seed: int | None = None,
+                 compute_dtype=None):
+        """Build it under `strategy.scope()` to train or complete with a tf.distribute strategy;
+        compute_dtype "float16" or "bfloat16" computes in that type (variables stay float32)."""
         super().__init__(name="dcgan")
         if not is_valid_image_size(image_size):
             raise ValueError(f"image_size must be a power of two >= 8, not {image_size}")
         self.image_size, self.z_dim, self.gf_dim, self.df_dim, self.c_dim = image_size, z_dim, gf_dim, df_dim, c_dim
+        # The strategy whose scope built the model; None: the default strategy (one device).
+        self.strategy = tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
+        self.compute_dtype = distribute.compute_dtype(compute_dtype.name if isinstance(compute_dtype, tf.DType)
+                                                      else compute_dtype)
         if seed is not None:
             tf.random.set_seed(seed)
-        self.generator = Generator(image_size, z_dim, gf_dim, c_dim)
-        self.discriminator = Discriminator(image_size, df_dim, c_dim)
+        self.generator = Generator(image_size, z_dim, gf_dim, c_dim, compute_dtype=self.compute_dtype)
+        self.discriminator = Discriminator(image_size, df_dim, c_dim, compute_dtype=self.compute_dtype)
         self.d_optim = Adam(self.discriminator.trainable_variables, learning_rate, beta1, name="d_optim")
         self.g_optim = Adam(self.generator.trainable_variables, learning_rate, beta1, name="g_optim")
         # Training bookkeeping, checkpointed so that a restart continues where it stopped.
@@ -173,9 +199,16 @@ class DCGAN(tf.Module):
                     else tf.random.Generator.from_non_deterministic_state())
         self.sample_z = tf.Variable(self.rng.uniform([SAMPLE_COUNT, z_dim], -1.0, 1.0), trainable=False,
                                     name="sample_z")
+        # float16: dynamic loss scaling of each optimiser's loss (checkpointed only then).
+        self.d_loss_scale = self.g_loss_scale = None
+        scales = {}
+        if self.compute_dtype == tf.float16:
+            self.d_loss_scale = distribute.LossScale(name="d_loss_scale")
+            self.g_loss_scale = distribute.LossScale(name="g_loss_scale")
+            scales = dict(d_loss_scale=self.d_loss_scale, g_loss_scale=self.g_loss_scale)
         self._checkpoint = tf.train.Checkpoint(
             generator=self.generator, discriminator=self.discriminator, d_optim=self.d_optim,
-            g_optim=self.g_optim, step=self.step, epoch=self.epoch, rng=self.rng, sample_z=self.sample_z)
+            g_optim=self.g_optim, step=self.step, epoch=self.epoch, rng=self.rng, sample_z=self.sample_z, **scales)
         self._train_step = None
 
     # -- description -------------------------------------------------------
@@ -205,8 +238,9 @@ class DCGAN(tf.Module):
                     g_loss=sigmoid_cross_entropy(fake_logits, 1.0))
 
     # -- training ----------------------------------------------------------
-    def _train_step_fn(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        z = self.sample_noise(tf.shape(images)[0])
+    def _train_step_fn(self, images: tf.Tensor, z: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+        if z is None:
+            z = self.sample_noise(tf.shape(images)[0])
         # One D update. D sees the real and the fake batch separately, so each
         # gets its own batch-norm statistics, as in the original.
         fake = self.generator(z, training=True)
@@ -215,27 +249,117 @@ class DCGAN(tf.Module):
             d_fake, fake_logits = self.discriminator(fake, training=True)
             d_losses = self.losses(real_logits, fake_logits)
         d_vars = self.discriminator.trainable_variables
-        self.d_optim.apply(d_vars, tape.gradient(d_losses["d_loss"], d_vars))
+        self._minimize(tape, d_losses["d_loss"], d_vars, self.d_optim, self.d_loss_scale)
         # Two G updates with the same z, "so that d_loss does not go to zero".
         g_vars = self.generator.trainable_variables
         for _ in range(2):
             with tf.GradientTape() as tape:
                 _, fake_logits = self.discriminator(self.generator(z, training=True), training=True)
                 g_loss = sigmoid_cross_entropy(fake_logits, 1.0)
-            self.g_optim.apply(g_vars, tape.gradient(g_loss, g_vars))
+            self._minimize(tape, g_loss, g_vars, self.g_optim, self.g_loss_scale)
         self.step.assign_add(1)
         return dict(d_loss=d_losses["d_loss"], d_loss_real=d_losses["d_loss_real"],
                     d_loss_fake=d_losses["d_loss_fake"], g_loss=g_loss, z=z, d=d_real, d_=d_fake)
 
-    def compile(self, xla: bool = False) -> None:
-        """Compile the training step into one graph (with XLA if asked)."""
-        self._train_step = tf.function(self._train_step_fn, jit_compile=xla, reduce_retracing=True)
+    @staticmethod
+    def _minimize(tape, loss, variables, optimizer, loss_scale) -> None:
+        """One optimiser update: gradients (loss-scaled for float16), averaged over replicas, applied."""
+        if loss_scale is None:
+            gradients = tape.gradient(loss, variables)
+        else:
+            gradients = tape.gradient(loss, variables, output_gradients=tf.identity(loss_scale.scale))
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            # Each replica's loss is the mean over its equal share of the batch: the global
+            # batch's gradient is the mean of the replicas' (one batched all-reduce).
+            gradients = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, gradients)
+        if loss_scale is None:
+            optimizer.apply(variables, gradients)
+        else:
+            loss_scale.apply(optimizer, variables, gradients)
 
-    def train_step(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        """One D update, then two G updates with the same z ~ U(-1, 1); returns losses and summaries."""
+    def _replica_step(self, images: tf.Tensor, z: tf.Tensor, stop: tf.Tensor) -> dict[str, tf.Tensor]:
+        """One replica's share of a distributed step: its rows of the global z, its images."""
+        ctx = tf.distribute.get_replica_context()
+        count = tf.shape(images)[0]
+        first = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * count
+        out = self._train_step_fn(images, z[first:first + count])
+        scalars = tf.stack([out[k] for k in LOSS_NAMES] + [stop])
+        return dict(scalars=scalars, d=out["d"], d_=out["d_"])
+
+    def _distributed_step_fn(self, replica_step, images, stop: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The training step under a strategy (cross-replica context, in one tf.function).
+
+        The global batch's z is drawn here, from the model's generator (all its copies
+        advance alike), and each replica takes its rows: the z of a one-device run with
+        the same seed. Losses are the mean over replicas (the global batch's losses);
+        `stop` is positive when any worker asked to stop.
+        """
+        strategy = self.strategy
+        local = strategy.experimental_local_results(images)[0]
+        z = self.sample_noise(tf.shape(local)[0] * strategy.num_replicas_in_sync)
+        out = strategy.run(replica_step, args=(images, z, stop))
+        scalars = strategy.reduce(tf.distribute.ReduceOp.MEAN, out["scalars"], axis=None)
+        result = {name: scalars[i] for i, name in enumerate(LOSS_NAMES)}
+        result.update(stop=scalars[len(LOSS_NAMES)], z=z,
+                      d=tf.concat(strategy.experimental_local_results(out["d"]), axis=0),
+                      d_=tf.concat(strategy.experimental_local_results(out["d_"]), axis=0))
+        return result
+
+    def compile(self, xla: bool = False) -> None:
+        """Compile the training step into one graph (with XLA if asked).
+
+        Under a strategy, XLA compiles each replica's step (TensorFlow supports collectives
+        inside XLA on GPU replicas).
+        """
+        if self.strategy is None:
+            self._train_step = tf.function(self._train_step_fn, jit_compile=xla, reduce_retracing=True)
+            return
+        replica_step = tf.function(self._replica_step, jit_compile=True) if xla else self._replica_step
+        self._train_step = tf.function(functools.partial(self._distributed_step_fn, replica_step),
+                                       reduce_retracing=True)
+
+    def train_step(self, images, stop: bool = False) -> dict[str, tf.Tensor]:
+        """One D update, then two G updates with the same z ~ U(-1, 1); returns losses and summaries.
+
+        Under a strategy, images is the global batch, as distributed values (from
+        distribute_dataset) or one tensor; `stop` is this worker's request to stop, and
+        out["stop"] > 0 when any worker made one.
+        """
         if self._train_step is None:
             self.compile()
-        return self._train_step(images)
+        if self.strategy is None:
+            return self._train_step(images)
+        if isinstance(images, (tf.Tensor, np.ndarray)):
+            images = self.distribute_batch(images)
+        return self._train_step(images, tf.constant(1.0 if stop else 0.0))
+
+    def distribute_batch(self, images) -> tf.distribute.DistributedValues:
+        """A global batch (tensor) -> each replica's rows, in order of replica id."""
+        strategy = self.strategy
+        count = images.shape[0]
+        if count % strategy.num_replicas_in_sync:
+            raise ValueError(f"a batch of {count} does not split over {strategy.num_replicas_in_sync} replicas")
+        share = count // strategy.num_replicas_in_sync
+        return strategy.experimental_distribute_values_from_function(
+            lambda ctx: tf.convert_to_tensor(images[ctx.replica_id_in_sync_group * share:
+                                           (ctx.replica_id_in_sync_group + 1) * share]))
+
+    def distribute_dataset(self, dataset: tf.data.Dataset):
+        """A dataset of global batches -> the strategy's distributed dataset (sharded by data across workers)."""
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
+
+    @property
+    def state_variables(self) -> list[tf.Variable]:
+        """Every variable the checkpoint holds."""
+        seen, result = set(), []
+        for var in list(self.variables) + [self.rng.state]:
+            if id(var) not in seen:
+                seen.add(id(var))
+                result.append(var)
+        return result
 
     def generate(self, z: tf.Tensor | None = None, training: bool = False) -> tf.Tensor:
         """G(z) with moving batch-norm statistics; the fixed sample z by default."""
@@ -437,6 +561,12 @@ class Completer:
     with W the mask (1 = known) or its weighted version. G and D use their moving batch-norm
     statistics, and only z moves. Iterations run in compiled chunks (`run`), so nothing
     goes back to the host between them.
+
+    With a model built under a strategy's scope, `run` spreads the batch's images over the
+    replicas (no image depends on another) and gathers them back: the results are those
+    of one device, as z starts from the whole batch's draw and HMC's replicas each draw
+    the whole batch's random numbers from their own copy of the generator and keep their
+    rows. Build the Completer itself outside the scope.
     """
 
     def __init__(self, model: DCGAN, mask: np.ndarray, approach: str = "momentum", lam: float = 0.1,
@@ -454,8 +584,20 @@ class Completer:
         self.weights = tf.constant(mask if weights is None else weights, tf.float32)
         self.rng = tf.random.Generator.from_seed(seed) if seed is not None else \
             tf.random.Generator.from_non_deterministic_state()
-        self._run = tf.function(self._run_chunk, jit_compile=xla, reduce_retracing=True)
         self._loss = tf.function(self.loss, reduce_retracing=True)
+        self.strategy, self._replica_rngs = model.strategy, None
+        if self.strategy is None:
+            self._run = tf.function(self._run_chunk, jit_compile=xla, reduce_retracing=True)
+            return
+        self._chunk = tf.function(self._run_chunk, jit_compile=True) if xla else self._run_chunk
+        self._run = tf.function(self._distributed_chunk, reduce_retracing=True)
+        if approach == "hmc":
+            self._replica_rngs = []
+            for device in self.strategy.extended.worker_devices:
+                with tf.device(device):
+                    # A copy of the state (given the variable itself, the generators would share it).
+                    self._replica_rngs.append(tf.random.Generator.from_state(tf.identity(self.rng.state),
+                                                                             self.rng.algorithm))
 
     # -- the objective -----------------------------------------------------
     def loss(self, z: tf.Tensor, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -505,8 +647,8 @@ class Completer:
         """
         beta = self.hmc_beta * self.hmc_anneal ** tf.cast(i, tf.float32)
         half = self.hmc_eps / 2.0 * beta
-        v_old = self.rng.normal(tf.shape(z))
-        u = self.rng.uniform(tf.shape(loss))
+        v_old = self._draw("normal", tf.shape(z))
+        u = self._draw("uniform", tf.shape(loss))
         z_new, v, g = z, v_old, grad
         new_loss = loss
         for _ in tf.range(self.hmc_l):
@@ -539,9 +681,37 @@ class Completer:
                 z, state = self._momentum(z, grad, state, i)
         return z, state, first_fake, losses.stack(), zs.stack()
 
+    def _draw(self, distribution: str, shape: tf.Tensor) -> tf.Tensor:
+        """Random numbers of this shape; a replica's rows of the whole batch's under a strategy."""
+        if self._replica_rngs is None:
+            return getattr(self.rng, distribution)(shape)
+        replica = tf.get_static_value(tf.distribute.get_replica_context().replica_id_in_sync_group)
+        replicas = self.strategy.num_replicas_in_sync
+        whole = getattr(self._replica_rngs[replica], distribution)(tf.concat([shape[:1] * replicas, shape[1:]], 0))
+        return whole[replica * shape[0]:(replica + 1) * shape[0]]
+
     def run(self, z, state, images, start: int, steps: int):
-        """Run `steps` iterations on the device (see _run_chunk)."""
-        return self._run(z, state, images, tf.constant(start, tf.int32), tf.constant(steps, tf.int32))
+        """Run `steps` iterations on the device (see _run_chunk), or spread over the replicas."""
+        start, steps = tf.constant(start, tf.int32), tf.constant(steps, tf.int32)
+        if self.strategy is None:
+            return self._run(z, state, images, start, steps)
+        for rng in self._replica_rngs or ():
+            rng.reset(self.rng.state)
+        split = self.model.distribute_batch
+        out = self._run(split(z), tuple(split(s) for s in state), split(images), start, steps)
+        if self._replica_rngs:
+            self.rng.reset(self._replica_rngs[0].state)
+        z, state, fake, losses, zs = (self._gather(x, axis) for x, axis in zip(out, (0, 0, 0, 1, 1)))
+        return z, state, fake, losses, zs
+
+    def _distributed_chunk(self, *args):
+        return self.strategy.run(self._chunk, args=args)
+
+    def _gather(self, values, axis: int):
+        """The replicas' rows, in order, as one tensor (or a tuple of them)."""
+        if isinstance(values, tuple):
+            return tuple(self._gather(v, axis) for v in values)
+        return tf.concat(self.strategy.experimental_local_results(values), axis=axis)
 
     def best_of(self, images: tf.Tensor, candidates: int) -> tf.Tensor:
         """Start z: for each image, the best of `candidates` random z by loss (one forward pass each)."""
@@ -653,8 +823,10 @@ class CompletionJob:
     def complete_batch(self, batch: np.ndarray, folder: Path, bar) -> np.ndarray:
         """Optimise one batch, writing the original's outputs into folder; returns the final losses."""
         config, mask, count = self.config, self.mask, len(batch)
-        # Pad a short batch to the batch size (one compiled shape); the padding is discarded.
-        padded = np.zeros((config.batchSize,) + batch.shape[1:], np.uint8)
+        # Pad a short batch to the batch size (one compiled shape; under a strategy, a multiple
+        # of the replicas); the padding is discarded.
+        replicas = self.model.strategy.num_replicas_in_sync if self.model.strategy is not None else 1
+        padded = np.zeros((-(-config.batchSize // replicas) * replicas,) + batch.shape[1:], np.uint8)
         padded[:count] = batch
         y = tf.constant(utils.to_float(padded))
         utils.save_grid(folder / "before.png", batch, rows=_rows(count))
@@ -782,6 +954,10 @@ class Trainer:
         limit = getattr(config, "time_limit", None)
         self.deadline = time.monotonic() + 60.0 * limit if limit else None
         self.out_of_time = False
+        # Under a strategy: only the chief writes checkpoints, samples and logs.
+        self.strategy = model.strategy
+        self.chief = distribute.is_chief(self.strategy)
+        self.stopped_by_peer = False
 
     # -- data --------------------------------------------------------------
     def dataset(self) -> tuple[tf.data.Dataset, int]:
@@ -793,15 +969,20 @@ class Trainer:
             paths = paths[:int(config.train_size)]
         errors: list[str] = []
         self.streaming = len(paths) * size * size * 3 > memory_budget()
+        seed = config.seed
+        if seed is None and distribute.worker_count(self.strategy) > 1:
+            # Workers must shuffle alike to shard the data: a seed from the generator's
+            # state, which every worker received from the chief.
+            seed = int(self.model.rng.state.numpy()[-1] % (2 ** 31))
         if not self.streaming:
             images, loaded, errors = utils.load_images(paths, size, crop=config.crop)
             if errors:
                 utils.warn(utils.describe_bad_files(errors))
-            count, dataset = len(loaded), image_dataset(images, config.batch_size, config.seed)
+            count, dataset = len(loaded), image_dataset(images, config.batch_size, seed)
         else:
             print(f"Dataset of {len(paths)} images does not fit in memory: decoding on the fly.")
             count, dataset = len(paths), streaming_dataset(paths, size, config.crop, config.batch_size, errors,
-                                                           config.seed)
+                                                           seed)
         self.decode_errors = errors
         if count < config.batch_size:
             utils.fail(f"dataset folder {config.dataset} has {count} readable images, "
@@ -827,15 +1008,25 @@ class Trainer:
         dataset, steps_per_epoch = self.dataset()
         if model.load(config.checkpoint_dir):
             note = " (the original's format: optimiser state starts fresh)" if model.original_format else ""
-            print(f"Resuming from {latest_checkpoint(config.checkpoint_dir)} at step {int(model.step)}{note}")
+            print(f"Resuming from {latest_checkpoint(config.checkpoint_dir)} at step {int(model.step.numpy())}{note}")
+        if self.strategy is not None:
+            if config.batch_size % self.strategy.num_replicas_in_sync:
+                utils.fail(f"--batch_size {config.batch_size} (the global batch) does not divide over "
+                           f"{self.strategy.num_replicas_in_sync} replicas")
+            if distribute.worker_count(self.strategy) > 1:
+                # Every worker starts from the chief's state, read from the checkpoint or not.
+                distribute.broadcast_from_first_replica(self.strategy, model.state_variables)
+            print(f"Training with {distribute.describe(self.strategy)}: {config.batch_size} images per step, "
+                  f"{config.batch_size // self.strategy.num_replicas_in_sync} per replica.")
+            dataset = model.distribute_dataset(dataset)
         total_steps = config.epoch * steps_per_epoch
-        if int(model.step) >= total_steps:
-            print(f"Already trained for {config.epoch} epochs ({int(model.step)} steps); nothing to do.")
+        if int(model.step.numpy()) >= total_steps:
+            print(f"Already trained for {config.epoch} epochs ({int(model.step.numpy())} steps); nothing to do.")
             return 0
         model.compile(xla=config.xla)
-        writer = tf.summary.create_file_writer(config.log_dir)
+        writer = tf.summary.create_file_writer(config.log_dir) if self.chief else tf.summary.create_noop_writer()
         previous_handlers = self._install_signal_handlers()
-        last_saved = int(model.step)
+        last_saved = int(model.step.numpy())
         try:
             with writer.as_default():
                 last_saved = self._loop(dataset, steps_per_epoch, total_steps, last_saved)
@@ -846,6 +1037,8 @@ class Trainer:
             for signum, handler in previous_handlers.items():
                 signal.signal(signum, handler)
             writer.close()
+        if distribute.worker_count(self.strategy) > 1:
+            distribute.barrier(self.strategy)  # leave together: the chief hosts the cluster's coordination
         if self.streaming and self.decode_errors:
             utils.warn(utils.describe_bad_files(sorted(set(self.decode_errors))))
         if self.stop_signal is not None:
@@ -857,24 +1050,50 @@ class Trainer:
             print(f"Reached --time_limit of {config.time_limit:g} min at step {last_saved}: checkpoint saved in "
                   f"{config.checkpoint_dir}; run the same command again to train on.")
             return 0
-        print(f"Done: {int(model.step)} steps; checkpoint in {config.checkpoint_dir}, samples in "
+        if self.stopped_by_peer:
+            print(f"Stopped at step {last_saved} with the other workers (one was interrupted or reached its "
+                  f"--time_limit): checkpoint saved in {config.checkpoint_dir}; run the same command again to "
+                  f"train on.")
+            return 0
+        if not self.chief:
+            print(f"Done: {int(model.step.numpy())} steps (this worker writes no files; the chief does).")
+            return 0
+        print(f"Done: {int(model.step.numpy())} steps; checkpoint in {config.checkpoint_dir}, samples in "
               f"{config.sample_dir}, TensorBoard logs in {config.log_dir}.")
         return 0
+
+    def _batches(self, dataset, count: int):
+        """count batches: of a fresh pass over the dataset (reshuffled), as distributed values under a strategy."""
+        if self.strategy is None:
+            return dataset.take(count)
+        return itertools.islice(iter(dataset), count)
+
+    def _save(self) -> None:
+        if self.strategy is None:
+            self.model.save(self.config.checkpoint_dir)
+        else:
+            distribute.save_everywhere(self.model, self.config.checkpoint_dir, self.chief)
 
     def _loop(self, dataset, steps_per_epoch: int, total_steps: int, last_saved: int) -> int:
         from tqdm import tqdm
 
         model, config = self.model, self.config
-        step = int(model.step)
+        step = int(model.step.numpy())
         for epoch in range(step // steps_per_epoch, config.epoch):
             model.epoch.assign(epoch)
             first = step - epoch * steps_per_epoch  # > 0 only when resuming mid-epoch
             bar = tqdm(total=steps_per_epoch * config.batch_size, initial=first * config.batch_size,
                        desc=f"Epoch {epoch + 1}/{config.epoch}", unit="img", unit_scale=True,
-                       dynamic_ncols=True, mininterval=0.5)
-            for index, images in enumerate(dataset.take(steps_per_epoch - first), start=first):
-                out = model.train_step(images)
-                step = int(model.step)
+                       dynamic_ncols=True, mininterval=0.5, disable=not self.chief)
+            for index, images in enumerate(self._batches(dataset, steps_per_epoch - first), start=first):
+                if self.strategy is None:
+                    out = model.train_step(images)
+                else:
+                    # Every worker must stop at the same step: this worker's request goes into
+                    # the step's all-reduce, and all act on out["stop"].
+                    late = self.deadline is not None and time.monotonic() > self.deadline
+                    out = model.train_step(images, stop=self.stop_signal is not None or late)
+                step = int(model.step.numpy())
                 losses = {k: float(out[k]) for k in ("d_loss", "d_loss_real", "d_loss_fake", "g_loss")}
                 bad = [k for k in ("d_loss", "g_loss") if not math.isfinite(losses[k])]
                 if bad:
@@ -887,13 +1106,19 @@ class Trainer:
                     tf.summary.scalar(name, value, step=step)
                 bar.update(config.batch_size)
                 bar.set_postfix(d_loss=f"{losses['d_loss']:.4f}", g_loss=f"{losses['g_loss']:.4f}", refresh=False)
-                if self.deadline is not None and time.monotonic() > self.deadline:
-                    self.out_of_time = True
-                stopping = self.stop_signal is not None or self.out_of_time
-                if step % config.sample_every == 0 or step == total_steps or stopping:
+                if self.strategy is not None:
+                    stopping = float(out["stop"]) > 0
+                    if stopping and self.stop_signal is None:
+                        self.out_of_time = self.deadline is not None and time.monotonic() > self.deadline
+                        self.stopped_by_peer = not self.out_of_time
+                else:
+                    if self.deadline is not None and time.monotonic() > self.deadline:
+                        self.out_of_time = True
+                    stopping = self.stop_signal is not None or self.out_of_time
+                if (step % config.sample_every == 0 or step == total_steps or stopping) and self.chief:
                     self._write_samples(out, step, epoch, index)
                 if step % config.save_every == 0 or step == total_steps or stopping:
-                    model.save(config.checkpoint_dir)
+                    self._save()
                     last_saved = step
                 if stopping:
                     bar.close()

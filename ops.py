@@ -5,6 +5,13 @@ convolutions, `Matrix`/`bias` for linear layers, `beta`/`gamma`/`moving_mean`/
 `moving_variance` for batch norm) inside a name scope such as
 `generator/g_h1`, so the variables read `generator/g_h1/w` exactly as in the
 original's TensorFlow 1 checkpoints.
+
+Mixed precision: a layer given a `compute_dtype` (float16 or bfloat16) casts its input
+and weights to it; the variables stay float32 and batch norm computes in float32. With
+no compute dtype (the default) nothing is cast and the graphs are as before.
+
+Under a tf.distribute strategy with several replicas, batch norm is synchronised: its
+training statistics are those of the whole global batch (see BatchNorm).
 """
 from __future__ import annotations
 
@@ -20,6 +27,10 @@ def leaky_relu(x: tf.Tensor, leak: float = 0.2) -> tf.Tensor:
     return tf.maximum(x, leak * x)
 
 
+def _cast(dtype, *tensors):
+    return [tf.cast(t, dtype) for t in tensors]
+
+
 def _normal(shape, truncated: bool = False) -> tf.Tensor:
     sample = tf.random.truncated_normal if truncated else tf.random.normal
     return sample(shape, stddev=STDDEV)
@@ -28,29 +39,37 @@ def _normal(shape, truncated: bool = False) -> tf.Tensor:
 class Linear(tf.Module):
     """x @ Matrix + bias; Matrix ~ N(0, 0.02), bias 0."""
 
-    def __init__(self, in_dim: int, out_dim: int, name: str):
+    def __init__(self, in_dim: int, out_dim: int, name: str, compute_dtype=None):
         super().__init__(name=name)
+        self.compute_dtype = compute_dtype
         with self.name_scope:
             self.Matrix = tf.Variable(_normal([in_dim, out_dim]), name="Matrix")
             self.bias = tf.Variable(tf.zeros([out_dim]), name="bias")
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        return tf.matmul(x, self.Matrix) + self.bias
+        if self.compute_dtype is None:
+            return tf.matmul(x, self.Matrix) + self.bias
+        x, matrix, bias = _cast(self.compute_dtype, x, self.Matrix, self.bias)
+        return tf.matmul(x, matrix) + bias
 
 
 class Conv2d(tf.Module):
     """5x5 convolution, stride 2, SAME padding; w ~ truncated N(0, 0.02), biases 0."""
 
-    def __init__(self, in_channels: int, out_channels: int, name: str, kernel: int = 5, stride: int = 2):
+    def __init__(self, in_channels: int, out_channels: int, name: str, kernel: int = 5, stride: int = 2,
+                 compute_dtype=None):
         super().__init__(name=name)
-        self.stride = stride
+        self.stride, self.compute_dtype = stride, compute_dtype
         with self.name_scope:
             self.w = tf.Variable(_normal([kernel, kernel, in_channels, out_channels], truncated=True), name="w")
             self.biases = tf.Variable(tf.zeros([out_channels]), name="biases")
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        y = tf.nn.conv2d(x, self.w, strides=self.stride, padding="SAME")
-        return tf.nn.bias_add(y, self.biases)
+        if self.compute_dtype is None:
+            y = tf.nn.conv2d(x, self.w, strides=self.stride, padding="SAME")
+            return tf.nn.bias_add(y, self.biases)
+        x, w, biases = _cast(self.compute_dtype, x, self.w, self.biases)
+        return tf.nn.bias_add(tf.nn.conv2d(x, w, strides=self.stride, padding="SAME"), biases)
 
 
 class Conv2dTranspose(tf.Module):
@@ -59,22 +78,26 @@ class Conv2dTranspose(tf.Module):
     w is [5, 5, out, in] (TensorFlow's layout, as in the original) ~ N(0, 0.02).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, name: str, kernel: int = 5, stride: int = 2):
+    def __init__(self, in_channels: int, out_channels: int, name: str, kernel: int = 5, stride: int = 2,
+                 compute_dtype=None):
         super().__init__(name=name)
-        self.stride = stride
+        self.stride, self.compute_dtype = stride, compute_dtype
         self.out_channels = out_channels
         with self.name_scope:
             self.w = tf.Variable(_normal([kernel, kernel, out_channels, in_channels]), name="w")
             self.biases = tf.Variable(tf.zeros([out_channels]), name="biases")
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        w, biases = self.w, self.biases
+        if self.compute_dtype is not None:
+            x, w, biases = _cast(self.compute_dtype, x, w, biases)
         shape = tf.shape(x)
         out_shape = tf.stack([shape[0], shape[1] * self.stride, shape[2] * self.stride, self.out_channels])
-        y = tf.nn.conv2d_transpose(x, self.w, out_shape, strides=self.stride, padding="SAME")
+        y = tf.nn.conv2d_transpose(x, w, out_shape, strides=self.stride, padding="SAME")
         # The static shape is known whenever the input's is; keep it for the layers after.
         y = tf.ensure_shape(y, [x.shape[0], _times(x.shape[1], self.stride), _times(x.shape[2], self.stride),
                                 self.out_channels])
-        return tf.nn.bias_add(y, self.biases)
+        return tf.nn.bias_add(y, biases)
 
 
 def _times(dim, factor):
@@ -86,11 +109,18 @@ class BatchNorm(tf.Module):
 
     Training: normalise by the batch's mean and (biased) variance and move the
     averages towards them by (1 - decay). Inference: use the moving averages.
+
+    Under a strategy with several replicas (replica context), the statistics are
+    synchronised: one all-reduce of the per-channel sums, sums of squares and counts,
+    so every replica normalises by the global batch's mean and variance (as one device
+    would) and moves its copy of the averages alike. Gradients flow through the
+    all-reduce. With a compute dtype, the layer computes in float32 and returns it.
     """
 
-    def __init__(self, channels: int, name: str, decay: float = BN_DECAY, epsilon: float = BN_EPSILON):
+    def __init__(self, channels: int, name: str, decay: float = BN_DECAY, epsilon: float = BN_EPSILON,
+                 compute_dtype=None):
         super().__init__(name=name)
-        self.decay, self.epsilon = decay, epsilon
+        self.decay, self.epsilon, self.compute_dtype = decay, epsilon, compute_dtype
         with self.name_scope:
             self.beta = tf.Variable(tf.zeros([channels]), name="beta")
             self.gamma = tf.Variable(tf.ones([channels]), name="gamma")
@@ -98,10 +128,28 @@ class BatchNorm(tf.Module):
             self.moving_variance = tf.Variable(tf.ones([channels]), trainable=False, name="moving_variance")
 
     def __call__(self, x: tf.Tensor, training: bool) -> tf.Tensor:
+        if self.compute_dtype is not None:
+            x = tf.cast(x, tf.float32)
         if training:
-            mean, variance = tf.nn.moments(x, axes=[0, 1, 2])
+            mean, variance = self.moments(x)
             self.moving_mean.assign_sub((self.moving_mean - mean) * (1.0 - self.decay))
             self.moving_variance.assign_sub((self.moving_variance - variance) * (1.0 - self.decay))
         else:
             mean, variance = self.moving_mean, self.moving_variance
-        return tf.nn.batch_normalization(x, mean, variance, self.beta, self.gamma, self.epsilon)
+        y = tf.nn.batch_normalization(x, mean, variance, self.beta, self.gamma, self.epsilon)
+        return y if self.compute_dtype is None else tf.cast(y, self.compute_dtype)
+
+    @staticmethod
+    def moments(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Mean and biased variance over (N, H, W): of this batch, or of the global batch across replicas."""
+        ctx = tf.distribute.get_replica_context()
+        if ctx is None or ctx.num_replicas_in_sync == 1:
+            return tf.nn.moments(x, axes=[0, 1, 2])
+        channels = x.shape[-1]
+        count = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), x.dtype)
+        local = tf.concat([tf.reduce_sum(x, axis=[0, 1, 2]), tf.reduce_sum(tf.square(x), axis=[0, 1, 2]),
+                           count[None]], axis=0)
+        total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, local)
+        mean = total[:channels] / total[-1]
+        variance = tf.maximum(total[channels:2 * channels] / total[-1] - tf.square(mean), 0.0)
+        return mean, variance

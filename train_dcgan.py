@@ -5,6 +5,10 @@
 
 Checkpoints go to --checkpoint_dir (resumed automatically), 8x8 sample grids to
 --sample_dir and TensorBoard logs to --log_dir.
+
+Several devices: --strategy mirrored (every GPU of this machine) or --strategy
+multiworker (the machines in TF_CONFIG; give every worker the same flags: only the
+chief writes files). --batch_size stays the global batch.
 """
 import argparse
 import math
@@ -51,6 +55,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--xla", action="store_true", help="compile the training step with XLA (helps on GPUs)")
     parser.add_argument("--time_limit", type=float, default=None, metavar="MINUTES",
                         help="stop (with a checkpoint) after this many minutes; run again to continue")
+    parser.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
+                        help="default: one device; mirrored: all GPUs of this machine; multiworker: the "
+                             "machines in TF_CONFIG (--batch_size is the global batch)")
+    parser.add_argument("--mixed_precision", choices=("off", "float16", "bfloat16"), default="off",
+                        help="compute in float16 (with dynamic loss scaling) or bfloat16; variables stay float32")
     return parser.parse_args(argv)
 
 
@@ -62,7 +71,17 @@ def main(argv=None) -> int:
     if not utils.list_images(args.dataset):
         utils.fail(f"no .png/.jpg/.jpeg images in dataset folder {args.dataset}")
 
-    from model import DCGAN, CheckpointError, read_hparams, latest_checkpoint
+    from model import DCGAN, CheckpointError, read_hparams, latest_checkpoint  # imports TensorFlow quietly
+    import distribute
+    try:
+        strategy = distribute.make_strategy(args.strategy)  # before TensorFlow initialises its devices
+    except ValueError as error:
+        utils.fail(str(error))
+    if args.xla and distribute.xla_problem(strategy):
+        utils.fail(distribute.xla_problem(strategy))
+    if args.batch_size % strategy.num_replicas_in_sync:
+        utils.fail(f"--batch_size {args.batch_size} (the global batch) does not divide over "
+                   f"{strategy.num_replicas_in_sync} replicas")
     hparams = dict(image_size=args.image_size, z_dim=args.z_dim, gf_dim=args.gf_dim, df_dim=args.df_dim)
     try:
         if latest_checkpoint(args.checkpoint_dir):
@@ -73,7 +92,9 @@ def main(argv=None) -> int:
                 name, (asked, found) = next(iter(differ.items()))
                 utils.fail(f"--{name} {asked} does not match the checkpoint in {args.checkpoint_dir} "
                            f"({name}={found}); use another --checkpoint_dir or the same {name}")
-        model = DCGAN(**hparams, learning_rate=args.learning_rate, beta1=args.beta1, seed=args.seed)
+        with strategy.scope():  # the model's variables, its optimisers' slots and its counters
+            model = DCGAN(**hparams, learning_rate=args.learning_rate, beta1=args.beta1, seed=args.seed,
+                          compute_dtype=args.mixed_precision)
         return model.train(args)
     except CheckpointError as error:
         utils.fail(str(error))

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Time the default completion (64 images, momentum, center mask) against an eager loop and a matmul.
 
-    python bench/bench_complete.py [--nIter 1000] [--batchSize 64] [--xla]
+    python bench/bench_complete.py [--nIter 1000] [--batchSize 64] [--xla] [--strategy mirrored]
+                                   [--mixed_precision bfloat16]
 
 Runs in chunks of --outInterval iterations on the device, as complete.py does, and
 prints a JSON object on its last line.
@@ -12,6 +13,7 @@ import time
 
 from common import completion_iteration_flops, device_name, matmul_gflops, model, print_flops, tf
 
+import distribute
 import utils
 
 
@@ -24,16 +26,21 @@ def main() -> None:
     parser.add_argument("--eager_iterations", type=int, default=5)
     parser.add_argument("--approach", default="momentum", choices=model.APPROACHES)
     parser.add_argument("--xla", action="store_true")
+    parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",
+                        help="mirrored: the batch spread over all GPUs (or the logical CPUs of DCGAN_LOGICAL_CPUS)")
+    parser.add_argument("--mixed_precision", choices=distribute.PRECISIONS, default="off")
     args = parser.parse_args()
 
-    dcgan = model.DCGAN(image_size=args.imgSize, seed=0)
+    strategy = distribute.make_strategy(args.strategy)
+    with strategy.scope():
+        dcgan = model.DCGAN(image_size=args.imgSize, seed=0, compute_dtype=args.mixed_precision)
     per_image = completion_iteration_flops(dcgan)
     print_flops(dcgan, per_image, "one completion iteration")
     mask = utils.make_mask("center", args.imgSize)
     completer = model.Completer(dcgan, mask, approach=args.approach, seed=0, xla=args.xla)
     images = tf.random.uniform([args.batchSize, args.imgSize, args.imgSize, 3], -1.0, 1.0)
 
-    def optimise(iterations: int) -> float:
+    def optimise(iterations: int):
         z = completer.initial_z(images)
         state = completer.initial_state(z)
         start = time.perf_counter()
@@ -41,11 +48,15 @@ def main() -> None:
             steps = min(args.outInterval, iterations - first)
             z, state, fake, losses, zs = completer.run(z, state, images, first, steps)
             losses.numpy()  # what complete.py fetches after each chunk
-        return time.perf_counter() - start
+        return time.perf_counter() - start, z
 
     optimise(args.outInterval)  # warm-up: tracing
-    seconds = optimise(args.nIter)
+    seconds, final_z = optimise(args.nIter)
     compiled = args.nIter / seconds
+    # Quality: the final z's loss, evaluated in float32 on one device whatever the run used.
+    reference = dcgan if args.mixed_precision == "off" and dcgan.strategy is None else \
+        model.DCGAN(image_size=args.imgSize, seed=0)
+    final_loss, _ = model.Completer(reference, mask, approach=args.approach, seed=0).loss(final_z, images)
 
     # The same iterations as a plain eager loop (one Python step per iteration).
     z = completer.initial_z(images)
@@ -67,6 +78,8 @@ def main() -> None:
     result = {
         "device": device_name(), "batch_size": args.batchSize, "image_size": args.imgSize, "nIter": args.nIter,
         "approach": args.approach, "xla": args.xla, "gflop_per_image_iteration": round(per_image / 1e9, 3),
+        "strategy": args.strategy, "replicas": strategy.num_replicas_in_sync,
+        "mixed_precision": args.mixed_precision, "final_loss_float32": round(float(tf.reduce_mean(final_loss)), 4),
         "seconds": round(seconds, 2),
         "iterations_per_s": round(compiled, 3),
         "eager_iterations_per_s": round(eager, 3),

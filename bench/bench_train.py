@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Time the full training step (one D and two G updates) against an eager run and a matmul.
 
-    python bench/bench_train.py [--batch_size 64] [--steps 10] [--xla]
+    python bench/bench_train.py [--batch_size 64] [--steps 10] [--xla] [--strategy mirrored]
+                                [--mixed_precision bfloat16]
 
 Prints the analytic FLOP count, then a JSON object on its last line.
 """
@@ -11,14 +12,16 @@ import time
 
 from common import device_name, matmul_gflops, model, print_flops, tf, train_step_flops
 
+import distribute
 
-def time_steps(step, images, steps: int) -> float:
+
+def time_steps(step, images, steps: int, batch_size: int) -> float:
     """Images per second over `steps` steps, waiting for the last to finish."""
     start = time.perf_counter()
     for _ in range(steps):
         out = step(images)
     float(out["d_loss"])
-    return steps * images.shape[0] / (time.perf_counter() - start)
+    return steps * batch_size / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -28,22 +31,33 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="timed compiled steps")
     parser.add_argument("--eager_steps", type=int, default=3, help="timed eager steps")
     parser.add_argument("--xla", action="store_true", help="compile the step with XLA")
+    parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",
+                        help="mirrored: all GPUs (or the logical CPUs of DCGAN_LOGICAL_CPUS); batch_size is global")
+    parser.add_argument("--mixed_precision", choices=distribute.PRECISIONS, default="off")
     args = parser.parse_args()
 
-    dcgan = model.DCGAN(image_size=args.image_size, seed=0)
+    strategy = distribute.make_strategy(args.strategy)
+    with strategy.scope():
+        dcgan = model.DCGAN(image_size=args.image_size, seed=0, compute_dtype=args.mixed_precision)
     per_image = train_step_flops(dcgan)
     print_flops(dcgan, per_image, "one training step")
     images = tf.random.uniform([args.batch_size, args.image_size, args.image_size, 3], -1.0, 1.0)
+    if dcgan.strategy is None:
+        batch, eager_step = images, dcgan._train_step_fn
+    else:
+        batch = dcgan.distribute_batch(images)
+        eager_step = lambda b: dcgan._distributed_step_fn(dcgan._replica_step, b, tf.constant(0.0))  # noqa: E731
 
     dcgan.compile(xla=args.xla)
-    time_steps(dcgan.train_step, images, 2)  # warm-up: tracing and compilation
-    compiled = time_steps(dcgan.train_step, images, args.steps)
-    eager_step = dcgan._train_step_fn
-    time_steps(eager_step, images, 1)
-    eager = time_steps(eager_step, images, args.eager_steps)
+    time_steps(dcgan.train_step, batch, 2, args.batch_size)  # warm-up: tracing and compilation
+    compiled = time_steps(dcgan.train_step, batch, args.steps, args.batch_size)
+    time_steps(eager_step, batch, 1, args.batch_size)
+    eager = time_steps(eager_step, batch, args.eager_steps, args.batch_size)
     matmul = matmul_gflops()
     result = {
         "device": device_name(), "batch_size": args.batch_size, "image_size": args.image_size, "xla": args.xla,
+        "strategy": args.strategy, "replicas": strategy.num_replicas_in_sync,
+        "mixed_precision": args.mixed_precision,
         "gflop_per_image": round(per_image / 1e9, 3),
         "train_images_per_s": round(compiled, 2),
         "eager_images_per_s": round(eager, 2),

@@ -1,0 +1,195 @@
+"""tf.distribute training and completion, mixed precision (issue 7), on the CPU.
+
+The mirrored tests split the CPU into two logical devices, which TensorFlow allows only
+before it initialises its devices: they run in fresh processes (tests/distribute_worker.py,
+train_dcgan.py, complete.py with DCGAN_LOGICAL_CPUS=2), not in this one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LEARNING_RATE = 0.0002
+# Conv and linear biases that feed a batch norm: their true gradient is zero (the norm
+# subtracts them), so theirs is rounding noise, which Adam's first steps turn into steps
+# of up to the learning rate, of either sign, on one device as on two. The moving means
+# of those norms see the biases of the later calls, so they inherit that difference.
+# Elsewhere Adam's step lr * m / sqrt(v) still magnifies rounding where a gradient element
+# is near zero: a tolerance of 1% of how far a variable moved.
+BIASES_BEFORE_BN = ("g_h0_lin/bias", "g_h1/biases", "g_h2/biases", "g_h3/biases", "d_h1_conv/biases",
+                    "d_h2_conv/biases", "d_h3_conv/biases")  # at 16x16: four layers per network
+
+
+def run(args, env=None, timeout=120, cwd=ROOT):
+    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
+    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def mirrored(tmp_path_factory):
+    """One training step on one device and over two logical CPUs, checkpoints, bfloat16."""
+    out = tmp_path_factory.mktemp("distribute")
+    result = run([ROOT / "tests" / "distribute_worker.py", out])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((out / "results.json").read_text()), out
+
+
+def test_two_replicas_on_two_logical_cpus(mirrored):
+    results, _ = mirrored
+    assert results["replicas"] == 2
+    assert results["devices"][0].endswith("CPU:0") and results["devices"][1].endswith("CPU:1")
+    assert results["mirrored_types"] == ["MirroredVariable"]  # everything created under the scope
+
+
+def test_mirrored_step_gives_the_one_device_losses_and_variables(mirrored):
+    """Synchronised batch norm and a mean all-reduce: the step of one device on the global batch."""
+    results, _ = mirrored
+    assert results["z_max_diff"] == 0.0  # the global z, drawn once, split over the replicas
+    assert results["d_max_diff"] < 1e-5
+    for name, (single, two) in results["losses"].items():
+        assert two == pytest.approx(single, rel=1e-5, abs=1e-6), name
+    checked = 0
+    for name, v in results["variables"].items():
+        if any(name.endswith(b + ":0") for b in BIASES_BEFORE_BN):
+            assert v["diff"] <= 2 * LEARNING_RATE + 1e-6, name
+        elif name.endswith("moving_mean:0"):
+            assert v["diff"] <= 4 * LEARNING_RATE, name
+        else:
+            assert v["diff"] <= 1e-6 + 1e-2 * v["moved"], (name, v)
+            checked += v["moved"] > 0
+    assert checked >= 20  # weights, batch-norm scales and offsets, moving averages, Adam slots moved alike
+
+
+def test_replica_copies_stay_identical(mirrored):
+    """Adam's raw kernel on each replica's copy, and the moving averages, keep the mirrors equal."""
+    results, _ = mirrored
+    assert results["replica_copies_differ"] == []
+    assert results["bf16"]["replica_copies_differ"] == []
+
+
+def test_checkpoints_load_across_strategies(mirrored):
+    results, _ = mirrored
+    assert results["mirrored_to_default"] == 0.0
+    assert results["default_to_mirrored"] == 0.0
+
+
+def test_bfloat16_step_and_completion_are_finite_with_float32_variables(mirrored):
+    bf16 = mirrored[0]["bf16"]
+    assert np.all(np.isfinite(bf16["losses"])) and bf16["step"] == 1
+    assert bf16["variable_dtypes"] == ["float32", "int64"]
+    assert np.all(np.isfinite(bf16["completion_losses"]))
+    assert bf16["completion_dtypes"] == ["float32", "float32"]
+
+
+def test_complete_mirrored_gives_the_one_device_finals(mirrored, tmp_path):
+    _, out = mirrored
+    images = tmp_path / "images"
+    images.mkdir()
+    from PIL import Image
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(images / f"face{i}.png")
+    finals = {}
+    for strategy in ("default", "mirrored"):
+        result = run(["complete.py", "--checkpointDir", out / "default", "--outDir", tmp_path / strategy,
+                      "--nIter", "20", "--outInterval", "10", "--batchSize", "4", "--seed", "3",
+                      "--strategy", strategy, *sorted(images.iterdir())], env={"DCGAN_LOGICAL_CPUS": "2"})
+        assert result.returncode == 0, result.stderr[-3000:]
+        finals[strategy] = {p.name: np.asarray(Image.open(p), dtype=int)
+                            for p in sorted((tmp_path / strategy / "final").glob("*.png"))}
+    assert sorted(finals["default"]) == ["face0.png", "face1.png", "face2.png"]
+    assert sorted(finals["mirrored"]) == sorted(finals["default"])
+    for name, image in finals["default"].items():
+        assert np.abs(image - finals["mirrored"][name]).max() <= 1, name
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_multiworker_training_only_the_chief_writes(tmp_path):
+    """Two workers on 127.0.0.1 with the same flags: both finish, only the chief writes files."""
+    data = tmp_path / "data"
+    data.mkdir()
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for i in range(16):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(data / f"{i:02d}.png")
+    cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
+    flags = ["--strategy", "multiworker", "--dataset", data, "--image_size", "8", "--z_dim", "4", "--gf_dim", "4",
+             "--df_dim", "4", "--batch_size", "4", "--epoch", "1", "--checkpoint_dir", tmp_path / "ck",
+             "--sample_dir", tmp_path / "samples", "--log_dir", tmp_path / "logs", "--sample_every", "2",
+             "--save_every", "2", "--seed", "0"]
+    workers = []
+    try:
+        for index in range(2):
+            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TMPDIR=str(tmp_path / f"tmp{index}"),
+                       TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+            (tmp_path / f"tmp{index}").mkdir()
+            workers.append(subprocess.Popen([sys.executable, "train_dcgan.py", *map(str, flags)], cwd=ROOT,
+                                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        outputs = [w.communicate(timeout=120)[0] for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+    assert [w.returncode for w in workers] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    assert "worker 0 of 2 workers" in outputs[0] and "worker 1 of 2 workers" in outputs[1]
+    assert "Done: 4 steps; checkpoint in" in outputs[0]
+    assert "this worker writes no files" in outputs[1]
+    # Only the chief's files: checkpoints of steps 2 and 4, samples, one event file; the
+    # other worker's temporary checkpoints are gone.
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == [
+        "DCGAN.model-2.data-00000-of-00001", "DCGAN.model-2.index", "DCGAN.model-4.data-00000-of-00001",
+        "DCGAN.model-4.index", "checkpoint", "dcgan.json"]
+    assert len(list((tmp_path / "samples").glob("*.png"))) == 2
+    assert len(list((tmp_path / "logs").iterdir())) == 1
+    assert list((tmp_path / "tmp1").iterdir()) == []
+    # The checkpoint loads in a plain process.
+    check = run(["-c", "import model; m = model.DCGAN.from_checkpoint(%r); print(int(m.step))" % str(tmp_path / "ck")])
+    assert check.returncode == 0 and check.stdout.split()[-1] == "4", check.stderr[-2000:]
+
+
+def test_loss_scale_skips_non_finite_steps_and_grows():
+    """float16's dynamic loss scaling, in this process (no device split needed)."""
+    import tensorflow as tf
+
+    import distribute
+    from model import Adam
+    var = tf.Variable([1.0, 2.0])
+    adam = Adam([var], learning_rate=0.1, beta1=0.5)
+    scale = distribute.LossScale(initial=8.0, growth_interval=2)
+    assert not bool(scale.apply(adam, [var], [tf.constant([np.inf, 1.0])]))
+    assert var.numpy().tolist() == [1.0, 2.0] and int(adam.iterations) == 0 and float(scale.scale) == 4.0
+    assert bool(scale.apply(adam, [var], [tf.constant([4.0, -4.0])]))  # unscaled: [1, -1]
+    np.testing.assert_allclose(var.numpy(), [0.9, 2.1], rtol=1e-5)
+    assert float(scale.scale) == 4.0 and int(scale.good_steps) == 1
+    scale.apply(adam, [var], [tf.constant([4.0, -4.0])])
+    assert float(scale.scale) == 8.0 and int(scale.good_steps) == 0 and int(adam.iterations) == 2
+
+
+def test_float32_layers_do_not_cast():
+    """Without a compute dtype, the graphs are those of before: no Cast op in G or D."""
+    import tensorflow as tf
+
+    from model import DCGAN
+    model = DCGAN(image_size=8, z_dim=4, gf_dim=4, df_dim=4, seed=0)
+    graph = tf.function(lambda z: model.discriminator(model.generator(z, True), True)).get_concrete_function(
+        tf.TensorSpec([2, 4], tf.float32)).graph
+    assert not [op.type for op in graph.get_operations() if op.type == "Cast"]
+    half = DCGAN(image_size=8, z_dim=4, gf_dim=4, df_dim=4, seed=0, compute_dtype="bfloat16")
+    graph = tf.function(lambda z: half.discriminator(half.generator(z, True), True)).get_concrete_function(
+        tf.TensorSpec([2, 4], tf.float32)).graph
+    assert [op for op in graph.get_operations() if op.type == "Conv2D"][0].get_attr("T") == tf.bfloat16
