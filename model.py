@@ -875,12 +875,14 @@ class CompletionJob:
             utils.atomic_write(path, lambda tmp, lines=lines: Path(tmp).write_text("".join(lines)))
 
     def write_finals(self, batch: np.ndarray, fake: np.ndarray, names: list, folder: Path) -> None:
-        """final/<name>.png: each input's completion (Poisson-blended with --blend poisson)."""
+        """final/<name>.png: each input's completion (Poisson-blended with --blend poisson), and
+        fill/<name>.png: the generator's whole image G(z) for it."""
         completed = composite(batch, fake, self.mask)
         for image, fill, done, name in zip(batch, utils.to_uint8(fake), completed, names):
             if self.config.blend == "poisson":
                 done = utils.poisson_blend(image, fill, self.mask)
             utils.save_png(folder / f"{name}.png", done)
+            utils.save_png(folder.parent / "fill" / f"{name}.png", fill)
 
 
 def _rows(count: int) -> int:
