@@ -23,8 +23,8 @@ BN_EPSILON = 1e-5
 
 
 def leaky_relu(x: tf.Tensor, leak: float = 0.2) -> tf.Tensor:
-    """max(x, leak * x), the original's lrelu."""
-    return tf.maximum(x, leak * x)
+    """max(x, leak * x), the original's lrelu (one fused op)."""
+    return tf.nn.leaky_relu(x, alpha=leak)
 
 
 def _cast(dtype, *tensors):
@@ -130,14 +130,34 @@ class BatchNorm(tf.Module):
     def __call__(self, x: tf.Tensor, training: bool) -> tf.Tensor:
         if self.compute_dtype is not None:
             x = tf.cast(x, tf.float32)
-        if training:
+        ctx = tf.distribute.get_replica_context()
+        if ctx is None or ctx.num_replicas_in_sync == 1:
+            y = self._fused(x, training)
+        elif training:
             mean, variance = self.moments(x)
-            self.moving_mean.assign_sub((self.moving_mean - mean) * (1.0 - self.decay))
-            self.moving_variance.assign_sub((self.moving_variance - variance) * (1.0 - self.decay))
+            self._update_moving(mean, variance)
+            y = tf.nn.batch_normalization(x, mean, variance, self.beta, self.gamma, self.epsilon)
         else:
-            mean, variance = self.moving_mean, self.moving_variance
-        y = tf.nn.batch_normalization(x, mean, variance, self.beta, self.gamma, self.epsilon)
+            y = tf.nn.batch_normalization(x, self.moving_mean, self.moving_variance, self.beta, self.gamma,
+                                          self.epsilon)
         return y if self.compute_dtype is None else tf.cast(y, self.compute_dtype)
+
+    def _update_moving(self, mean: tf.Tensor, variance: tf.Tensor) -> None:
+        self.moving_mean.assign_sub((self.moving_mean - mean) * (1.0 - self.decay))
+        self.moving_variance.assign_sub((self.moving_variance - variance) * (1.0 - self.decay))
+
+    def _fused(self, x: tf.Tensor, training: bool) -> tf.Tensor:
+        """One device: TensorFlow's fused kernel (one op forward and backward, oneDNN on CPUs)."""
+        empty = tf.zeros([0])
+        y, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+            x=x, scale=self.gamma, offset=self.beta,
+            mean=empty if training else self.moving_mean, variance=empty if training else self.moving_variance,
+            epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=training)
+        if training:
+            count = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)
+            # The kernel returns the unbiased variance; the original's moving average used the biased one.
+            self._update_moving(mean, variance * (count - 1.0) / count)
+        return y
 
     @staticmethod
     def moments(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
