@@ -14,13 +14,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chat
 import utils
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
-    return value
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -34,16 +27,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--eps", type=float, default=1e-8, help="Adam epsilon")
     parser.add_argument("--hmcBeta", type=float, default=0.2, help="HMC inverse temperature")
     parser.add_argument("--hmcEps", type=float, default=0.001, help="HMC leapfrog step")
-    parser.add_argument("--hmcL", type=positive_int, default=100, help="HMC leapfrog steps per iteration")
+    parser.add_argument("--hmcL", type=utils.positive_int, default=100, help="HMC leapfrog steps per iteration")
     parser.add_argument("--hmcAnneal", type=float, default=1.0, help="HMC: hmcBeta *= hmcAnneal each iteration")
-    parser.add_argument("--nIter", type=positive_int, default=1000, help="iterations")
+    parser.add_argument("--nIter", type=utils.positive_int, default=1000, help="iterations")
     parser.add_argument("--imgSize", type=int, default=None,
                         help="image size; must match the checkpoint's model (default: the checkpoint's, 64 "
                              "for the original's)")
     parser.add_argument("--lam", type=float, default=0.1, help="weight of the perceptual loss")
     parser.add_argument("--checkpointDir", default="checkpoint", help="the trained model")
     parser.add_argument("--outDir", default="completions", help="output folder")
-    parser.add_argument("--outInterval", type=positive_int, default=50, help="write images every N iterations")
+    parser.add_argument("--outInterval", type=utils.positive_int, default=50, help="write images every N iterations")
     parser.add_argument("--maskType", choices=utils.MASK_TYPES, default="center", help="which pixels to fill")
     parser.add_argument("--centerScale", type=float, default=0.25,
                         help="center mask: the hole spans [S*scale, S*(1-scale))")
@@ -51,13 +44,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--mask", metavar="FILE", default=None,
                         help="your own mask image (white = keep, black = fill); overrides --maskType")
     parser.add_argument("--momentum", type=float, default=0.9, help="momentum of the article's update")
-    parser.add_argument("--batchSize", type=positive_int, default=64, help="images optimised together")
+    parser.add_argument("--batchSize", type=utils.positive_int, default=64, help="images optimised together")
     parser.add_argument("--seed", type=int, default=None, help="random seed (z, random mask, HMC)")
     parser.add_argument("--blend", choices=("none", "poisson"), default="none",
                         help="poisson: blend the fill into the image as the paper does (final/ only)")
     parser.add_argument("--weightedMask", action="store_true",
                         help="weight known pixels by the share of missing pixels in their 7x7 window")
-    parser.add_argument("--zCandidates", type=positive_int, default=1,
+    parser.add_argument("--zCandidates", type=utils.positive_int, default=1,
                         help="start each image from the best of N random z")
     parser.add_argument("--xla", action="store_true", help="compile the iterations with XLA (helps on GPUs)")
     parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",

@@ -14,6 +14,10 @@ import argparse
 import math
 import os
 
+import utils
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+
 
 def image_size(text: str) -> int:
     value = int(text)
@@ -22,22 +26,15 @@ def image_size(text: str) -> int:
     return value
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
-    return value
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     # The original's flags and defaults.
-    parser.add_argument("--epoch", type=positive_int, default=25, help="epochs to train")
+    parser.add_argument("--epoch", type=utils.positive_int, default=25, help="epochs to train")
     parser.add_argument("--learning_rate", type=float, default=0.0002, help="Adam learning rate")
     parser.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (momentum term)")
     parser.add_argument("--train_size", type=float, default=math.inf, help="use at most this many images")
-    parser.add_argument("--batch_size", type=positive_int, default=64, help="images per step")
+    parser.add_argument("--batch_size", type=utils.positive_int, default=64, help="images per step")
     parser.add_argument("--image_size", type=image_size, default=64, help="image height and width (power of two)")
     parser.add_argument("--dataset", default="lfw-aligned-64",
                         help="folder of .png/.jpg/.jpeg images (searched recursively)")
@@ -45,13 +42,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--sample_dir", default="samples", help="where 8x8 sample grids are written")
     # New in this port.
     parser.add_argument("--log_dir", default="logs", help="TensorBoard log folder")
-    parser.add_argument("--z_dim", type=positive_int, default=100, help="dimension of z")
-    parser.add_argument("--gf_dim", type=positive_int, default=64, help="generator filters in the last layer")
-    parser.add_argument("--df_dim", type=positive_int, default=64, help="discriminator filters in the first layer")
+    parser.add_argument("--z_dim", type=utils.positive_int, default=100, help="dimension of z")
+    parser.add_argument("--gf_dim", type=utils.positive_int, default=64, help="generator filters in the last layer")
+    parser.add_argument("--df_dim", type=utils.positive_int, default=64, help="discriminator filters in the first layer")
     parser.add_argument("--crop", action="store_true", help="centre-crop images to a square before resizing")
     parser.add_argument("--seed", type=int, default=None, help="random seed, for reproducible runs")
-    parser.add_argument("--sample_every", type=positive_int, default=100, help="write a sample grid every N steps")
-    parser.add_argument("--save_every", type=positive_int, default=500, help="save a checkpoint every N steps")
+    parser.add_argument("--sample_every", type=utils.positive_int, default=100, help="write a sample grid every N steps")
+    parser.add_argument("--save_every", type=utils.positive_int, default=500, help="save a checkpoint every N steps")
     parser.add_argument("--xla", action="store_true", help="compile the training step with XLA (helps on GPUs)")
     parser.add_argument("--time_limit", type=float, default=None, metavar="MINUTES",
                         help="stop (with a checkpoint) after this many minutes; run again to continue")
@@ -65,7 +62,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import utils
     if not os.path.isdir(args.dataset):
         utils.fail(f"dataset folder {args.dataset} does not exist")
     if not utils.list_images(args.dataset):

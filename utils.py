@@ -29,6 +29,15 @@ class ImageError(Exception):
 # Messages
 # ----------------------------------------------------------------------------
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    import argparse
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
+    return value
+
+
 def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
