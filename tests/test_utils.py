@@ -128,3 +128,17 @@ def test_save_grid(tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "grid2.png")), grid)
     # No temporary file is left behind.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png", "grid2.png"]
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    """Atomic writes go through a private temporary file, but the result is readable like any file."""
+    import os
+    import stat
+
+    import utils
+    path = tmp_path / "out.png"
+    utils.save_png(path, np.zeros((4, 4, 3), np.uint8))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask
+    assert not [p for p in tmp_path.iterdir() if p.name != "out.png"]  # no temporary file left
