@@ -178,14 +178,15 @@ FAKE_COMPLETE = textwrap.dedent("""
     import shutil, sys
     from pathlib import Path
     args = sys.argv[1:]
-    if "--blend" in args:
-        print("boom: no poisson today", file=sys.stderr)
+    if "--weightedMask" in args:
+        print("boom: no weighted mask today", file=sys.stderr)
         raise SystemExit(3)
-    out = Path(args[args.index("--outDir") + 1]) / "final"
-    out.mkdir(parents=True, exist_ok=True)
-    for name in args:
-        if name.endswith(".png"):
-            shutil.copy(name, out / Path(name).name)   # a perfect completion
+    for folder in ("final", "fill"):
+        out = Path(args[args.index("--outDir") + 1]) / folder
+        out.mkdir(parents=True, exist_ok=True)
+        for name in args:
+            if name.endswith(".png"):
+                shutil.copy(name, out / Path(name).name)   # a perfect completion and a perfect fill
 """)
 
 
@@ -202,17 +203,20 @@ def test_report_with_a_failing_and_a_perfect_dcgan(tmp_path, monkeypatch, capsys
     out = tmp_path / "out"
     code = eval_completion.main(["--checkpointDir", str(tmp_path), "--images", str(images), "--maskType", "random",
                                  "--nIter", "2", "--outDir", str(out), "--quiet",
-                                 "--methods", "dcgan,dcgan+poisson,opencv_telea,mean_colour"])
+                                 "--methods", "dcgan,dcgan+poisson,dcgan+weighted,opencv_telea,mean_colour"])
     assert code == 0
     lines = capsys.readouterr().out.strip().splitlines()
     report = json.loads(lines[-1])
     methods = report["methods"]
     assert methods["dcgan"]["status"] == "ok" and methods["dcgan"]["psnr_hole"] == 100.0
     assert methods["dcgan"]["ssim_hole"] == pytest.approx(1.0)
-    assert methods["dcgan+poisson"]["status"] == "failed" and "boom" in methods["dcgan+poisson"]["error"]
+    # dcgan+poisson blends the dcgan run's fills (here the truth itself) without running complete.py again
+    assert methods["dcgan+poisson"]["status"] == "ok" and methods["dcgan+poisson"]["psnr_hole"] == 100.0
+    assert (out / "dcgan+poisson" / "final" / "im0.png").exists()
+    assert methods["dcgan+weighted"]["status"] == "failed" and "boom" in methods["dcgan+weighted"]["error"]
     assert methods["opencv_telea"]["status"] == "ok" and methods["opencv_telea"]["known_mae"] == 0.0
     assert methods["mean_colour"]["psnr_hole"] < methods["opencv_telea"]["psnr_hole"] < 100
     assert report["images"] == 3 and report["mask"] == "random"
-    assert any(line.startswith("dcgan+poisson") and "failed" in line for line in lines)
+    assert any(line.startswith("dcgan+weighted") and "failed" in line for line in lines)
     assert (out / "comparison_random.png").exists() and (out / "results_random.json").exists()
     assert (out / "mean_colour" / "final" / "im0.png").exists()
