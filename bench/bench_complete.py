@@ -11,7 +11,7 @@ import argparse
 import json
 import time
 
-from common import completion_iteration_flops, device_name, matmul_gflops, model, print_flops, tf
+from common import completion_iteration_flops, device_name, matmul_gflops, model, print_flops, tf, torch_reference
 
 import distribute
 import utils
@@ -29,6 +29,8 @@ def main() -> None:
     parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",
                         help="mirrored: the batch spread over all GPUs (or the logical CPUs of DCGAN_LOGICAL_CPUS)")
     parser.add_argument("--mixed_precision", choices=distribute.PRECISIONS, default="off")
+    parser.add_argument("--torch_python", default=None, metavar="PYTHON",
+                        help="also time the same iteration in PyTorch (bench/torch_reference.py) with this Python")
     args = parser.parse_args()
 
     strategy = distribute.make_strategy(args.strategy)
@@ -88,6 +90,9 @@ def main() -> None:
         "fraction_of_matmul": round(gflops / matmul, 3),
         "speedup_vs_eager": round(compiled / eager, 2),
     }
+    if args.torch_python:
+        torch = torch_reference(args.torch_python, args.batchSize, 10, complete=True)
+        result.update(torch, speed_vs_torch=round(compiled / torch["torch_iterations_per_s"], 2))
     print(json.dumps(result))
 
 

@@ -10,7 +10,7 @@ import argparse
 import json
 import time
 
-from common import device_name, matmul_gflops, model, print_flops, tf, train_step_flops
+from common import device_name, matmul_gflops, model, print_flops, tf, torch_reference, train_step_flops
 
 import distribute
 
@@ -34,6 +34,8 @@ def main() -> None:
     parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",
                         help="mirrored: all GPUs (or the logical CPUs of DCGAN_LOGICAL_CPUS); batch_size is global")
     parser.add_argument("--mixed_precision", choices=distribute.PRECISIONS, default="off")
+    parser.add_argument("--torch_python", default=None, metavar="PYTHON",
+                        help="also time bench/torch_reference.py (the same step in PyTorch) with this Python")
     args = parser.parse_args()
 
     strategy = distribute.make_strategy(args.strategy)
@@ -66,7 +68,11 @@ def main() -> None:
         "fraction_of_matmul": round(compiled * per_image / 1e9 / matmul, 3),
         "speedup_vs_eager": round(compiled / eager, 2),
     }
+    if args.torch_python:
+        torch = torch_reference(args.torch_python, args.batch_size, args.steps)
+        result.update(torch, speed_vs_torch=round(compiled / torch["torch_images_per_s"], 2))
     print(json.dumps(result))
+
 
 
 if __name__ == "__main__":

@@ -82,3 +82,14 @@ def print_flops(dcgan: model.DCGAN, per_image: float, what: str) -> None:
         print(f"  {net} forward: " + ", ".join(f"{2 * v / 1e6:.1f}" for v in values)
               + f" MFLOP per layer, {2 * sum(values) / 1e9:.3f} GFLOP per image")
     print(f"  {what}: {per_image / 1e9:.2f} GFLOP per image")
+
+
+def torch_reference(python: str, batch_size: int, steps: int, complete: bool = False) -> dict:
+    """bench/torch_reference.py's JSON: the same step (or completion iteration) in PyTorch, run in a
+    subprocess with a Python that has torch (not a dependency of this project)."""
+    import json
+    import subprocess
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_reference.py")
+    command = [python, script, "--batch_size", str(batch_size), "--steps", str(steps)] + (["--complete"] if complete else [])
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])

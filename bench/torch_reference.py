@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""The same DCGAN training step (or completion iteration) in PyTorch, as a speed reference.
+
+    python bench/torch_reference.py [--batch_size 64] [--steps 10] [--complete]
+
+Not a dependency of the project: run it with a Python that has torch installed
+(bench_train.py --torch_python PATH runs it for you). Same architecture, losses,
+Adam (lr 0.0002, betas 0.5/0.999, eps 1e-8) and update order: one D update, then two
+G updates with the same z. With --complete: one iteration of the article's completion
+(G and D in inference mode, contextual L1 + 0.1 x perceptual loss, gradient with respect to z
+only, the momentum update, clip), as bench_complete.py --torch_python runs it. Prints a JSON
+object on its last line.
+"""
+import argparse
+import json
+import time
+
+import torch
+from torch import nn
+
+
+def generator(z_dim: int = 100, gf: int = 64) -> nn.Module:
+    def up(cin, cout, last=False):
+        layers = [nn.ConvTranspose2d(cin, cout, 5, stride=2, padding=2, output_padding=1)]
+        return layers + ([nn.Tanh()] if last else [nn.BatchNorm2d(cout, momentum=0.1, eps=1e-5), nn.ReLU()])
+    return nn.Sequential(nn.Linear(z_dim, gf * 8 * 16), nn.Unflatten(1, (gf * 8, 4, 4)),
+                         nn.BatchNorm2d(gf * 8, momentum=0.1, eps=1e-5), nn.ReLU(),
+                         *up(gf * 8, gf * 4), *up(gf * 4, gf * 2), *up(gf * 2, gf), *up(gf, 3, last=True))
+
+
+def discriminator(df: int = 64) -> nn.Module:
+    def down(cin, cout, norm=True):
+        return [nn.Conv2d(cin, cout, 5, stride=2, padding=2)] + \
+            ([nn.BatchNorm2d(cout, momentum=0.1, eps=1e-5)] if norm else []) + [nn.LeakyReLU(0.2)]
+    return nn.Sequential(*down(3, df, norm=False), *down(df, df * 2), *down(df * 2, df * 4), *down(df * 4, df * 8),
+                         nn.Flatten(), nn.Linear(df * 8 * 16, 1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--complete", action="store_true", help="time completion iterations instead")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    G, D = generator(), discriminator()
+    g_optim = torch.optim.Adam(G.parameters(), lr=0.0002, betas=(0.5, 0.999), eps=1e-8)
+    d_optim = torch.optim.Adam(D.parameters(), lr=0.0002, betas=(0.5, 0.999), eps=1e-8)
+    bce = nn.BCEWithLogitsLoss()
+    images = torch.rand(args.batch_size, 3, 64, 64) * 2 - 1
+    ones, zeros = torch.ones(args.batch_size, 1), torch.zeros(args.batch_size, 1)
+
+    def step():
+        z = torch.rand(args.batch_size, 100) * 2 - 1
+        d_optim.zero_grad()
+        d_loss = bce(D(images), ones) + bce(D(G(z).detach()), zeros)  # D on real and fake separately
+        d_loss.backward()
+        d_optim.step()
+        for _ in range(2):
+            g_optim.zero_grad()
+            g_loss = bce(D(G(z)), ones)
+            g_loss.backward()
+            g_optim.step()
+        return float(d_loss) + float(g_loss)
+
+    if args.complete:
+        step = completion_iteration(G, D, images, bce)
+    for _ in range(2):
+        step()  # warm-up
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    rate = args.steps * args.batch_size / (time.perf_counter() - start)
+    key = "torch_iterations_per_s" if args.complete else "torch_images_per_s"
+    rate = rate / args.batch_size if args.complete else rate
+    print(json.dumps({"torch_version": torch.__version__, "threads": torch.get_num_threads(), key: round(rate, 3)}))
+
+
+def completion_iteration(G, D, images, bce, lam=0.1, lr=0.01, momentum=0.9):
+    """One completion iteration for the whole batch, center mask."""
+    G.eval(), D.eval()
+    for p in list(G.parameters()) + list(D.parameters()):
+        p.requires_grad_(False)
+    mask = torch.ones(1, 3, 64, 64)
+    mask[:, :, 16:48, 16:48] = 0
+    z = (torch.rand(images.shape[0], 100) * 2 - 1).requires_grad_(True)
+    state = {"z": z, "v": torch.zeros_like(z)}
+
+    def iteration():
+        z = state["z"]
+        fake = G(z)
+        logits = D(fake)
+        contextual = (mask * fake - mask * images).abs().flatten(1).sum(1)
+        perceptual = nn.functional.binary_cross_entropy_with_logits(logits, torch.ones_like(logits),
+                                                                    reduction="none")[:, 0]
+        (grad,) = torch.autograd.grad((contextual + lam * perceptual).sum(), z)
+        with torch.no_grad():
+            v_prev = state["v"]
+            state["v"] = momentum * v_prev - lr * grad
+            state["z"] = (z - momentum * v_prev + (1 + momentum) * state["v"]).clamp(-1, 1).requires_grad_(True)
+        return 0.0
+    return iteration
+
+
+if __name__ == "__main__":
+    main()
