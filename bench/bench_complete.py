@@ -11,9 +11,9 @@ import argparse
 import json
 import time
 
-from common import completion_iteration_flops, device_name, matmul_gflops, model, print_flops, tf, torch_reference
+from common import (add_device_flags, build_model, completion_iteration_flops, device_name, matmul_gflops, model,
+                    print_flops, tf, torch_reference)
 
-import distribute
 import utils
 
 
@@ -25,17 +25,10 @@ def main() -> None:
     parser.add_argument("--outInterval", type=int, default=50)
     parser.add_argument("--eager_iterations", type=int, default=5)
     parser.add_argument("--approach", default="momentum", choices=model.APPROACHES)
-    parser.add_argument("--xla", action="store_true")
-    parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",
-                        help="mirrored: the batch spread over all GPUs (or the logical CPUs of DCGAN_LOGICAL_CPUS)")
-    parser.add_argument("--mixed_precision", choices=distribute.PRECISIONS, default="off")
-    parser.add_argument("--torch_python", default=None, metavar="PYTHON",
-                        help="also time the same iteration in PyTorch (bench/torch_reference.py) with this Python")
+    add_device_flags(parser, "the completion iteration")
     args = parser.parse_args()
 
-    strategy = distribute.make_strategy(args.strategy)
-    with strategy.scope():
-        dcgan = model.DCGAN(image_size=args.imgSize, seed=0, compute_dtype=args.mixed_precision)
+    strategy, dcgan = build_model(args, args.imgSize)
     per_image = completion_iteration_flops(dcgan)
     print_flops(dcgan, per_image, "one completion iteration")
     mask = utils.make_mask("center", args.imgSize)

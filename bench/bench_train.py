@@ -10,9 +10,8 @@ import argparse
 import json
 import time
 
-from common import device_name, matmul_gflops, model, print_flops, tf, torch_reference, train_step_flops
-
-import distribute
+from common import (add_device_flags, build_model, device_name, matmul_gflops, model, print_flops, tf,
+                    torch_reference, train_step_flops)
 
 
 def time_steps(step, images, steps: int, batch_size: int) -> float:
@@ -30,17 +29,10 @@ def main() -> None:
     parser.add_argument("--image_size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=10, help="timed compiled steps")
     parser.add_argument("--eager_steps", type=int, default=3, help="timed eager steps")
-    parser.add_argument("--xla", action="store_true", help="compile the step with XLA")
-    parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",
-                        help="mirrored: all GPUs (or the logical CPUs of DCGAN_LOGICAL_CPUS); batch_size is global")
-    parser.add_argument("--mixed_precision", choices=distribute.PRECISIONS, default="off")
-    parser.add_argument("--torch_python", default=None, metavar="PYTHON",
-                        help="also time bench/torch_reference.py (the same step in PyTorch) with this Python")
+    add_device_flags(parser, "the training step")
     args = parser.parse_args()
 
-    strategy = distribute.make_strategy(args.strategy)
-    with strategy.scope():
-        dcgan = model.DCGAN(image_size=args.image_size, seed=0, compute_dtype=args.mixed_precision)
+    strategy, dcgan = build_model(args, args.image_size)
     per_image = train_step_flops(dcgan)
     print_flops(dcgan, per_image, "one training step")
     images = tf.random.uniform([args.batch_size, args.image_size, args.image_size, 3], -1.0, 1.0)

@@ -93,3 +93,22 @@ def torch_reference(python: str, batch_size: int, steps: int, complete: bool = F
     command = [python, script, "--batch_size", str(batch_size), "--steps", str(steps)] + (["--complete"] if complete else [])
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
+
+
+def add_device_flags(parser, what: str) -> None:
+    """The flags both benchmarks share: how and where `what` runs, and the PyTorch reference."""
+    import distribute
+    parser.add_argument("--xla", action="store_true", help=f"compile {what} with XLA")
+    parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",
+                        help="mirrored: all GPUs (or the logical CPUs of DCGAN_LOGICAL_CPUS); the batch is global")
+    parser.add_argument("--mixed_precision", choices=distribute.PRECISIONS, default="off")
+    parser.add_argument("--torch_python", default=None, metavar="PYTHON",
+                        help=f"also time {what} in PyTorch (bench/torch_reference.py) with this Python")
+
+
+def build_model(args, image_size: int):
+    """(strategy, DCGAN) for the benchmark's flags, with random weights (seed 0)."""
+    import distribute
+    strategy = distribute.make_strategy(args.strategy)
+    with strategy.scope():
+        return strategy, model.DCGAN(image_size=image_size, seed=0, compute_dtype=args.mixed_precision)

@@ -1,0 +1,46 @@
+"""The speed benchmarks run end to end (tiny sizes) and print their JSON line with consistent figures."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_bench(*args):
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_bench_train_prints_its_figures():
+    out, result = run_bench("bench/bench_train.py", "--image_size", "16", "--batch_size", "8", "--steps", "2",
+                            "--eager_steps", "1")
+    assert "GFLOP per image" in out
+    for key in ("train_images_per_s", "eager_images_per_s", "model_gflops_per_s", "matmul_gflops_per_s"):
+        assert result[key] > 0
+    assert result["model_gflops_per_s"] == pytest.approx(result["train_images_per_s"] * result["gflop_per_image"],
+                                                         rel=0.02)
+
+
+def test_bench_complete_prints_its_figures():
+    out, result = run_bench("bench/bench_complete.py", "--imgSize", "16", "--batchSize", "4", "--nIter", "4",
+                            "--outInterval", "2", "--eager_iterations", "1")
+    for key in ("iterations_per_s", "eager_iterations_per_s", "model_gflops_per_s", "matmul_gflops_per_s"):
+        assert result[key] > 0
+    assert result["model_gflops_per_s"] == pytest.approx(
+        result["iterations_per_s"] * 4 * result["gflop_per_image_iteration"], rel=0.05)
+
+
+def test_analytic_flop_counts_at_64():
+    """5.5 GFLOP per image per training step and 1.3 per completion iteration, as stated for the original's model."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import common
+    from model import DCGAN
+    dcgan = DCGAN()
+    macs = common.layer_macs(dcgan)
+    assert macs["G"][1] == 4 * 4 * 25 * 512 * 256 and macs["D"][1] == 16 * 16 * 25 * 64 * 128
+    assert common.train_step_flops(dcgan) / 1e9 == pytest.approx(5.50, abs=0.01)
+    assert common.completion_iteration_flops(dcgan) / 1e9 == pytest.approx(1.30, abs=0.01)
