@@ -39,7 +39,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--out", default="demo_out", help="where every output goes")
     parser.add_argument("--checkpoint_dir", default="checkpoints/demo", help="where the trained model goes")
-    parser.add_argument("--train_minutes", type=float, default=7.5, help="training time budget")
+    parser.add_argument("--train_minutes", type=float, default=10.0, help="training time budget")
     parser.add_argument("--count", type=int, default=3000, help="generated training faces")
     parser.add_argument("--heldout", type=int, default=24, help="generated held-out faces to complete")
     parser.add_argument("--nIter", type=int, default=300, help="completion iterations")
