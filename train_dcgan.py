@@ -19,6 +19,9 @@ import utils
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
 
 
+MODEL_DEFAULTS = dict(image_size=64, z_dim=100, gf_dim=64, df_dim=64)  # the original's
+
+
 def image_size(text: str) -> int:
     value = int(text)
     if value < 8 or value & (value - 1):
@@ -35,16 +38,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (momentum term)")
     parser.add_argument("--train_size", type=float, default=math.inf, help="use at most this many images")
     parser.add_argument("--batch_size", type=utils.positive_int, default=64, help="images per step")
-    parser.add_argument("--image_size", type=image_size, default=64, help="image height and width (power of two)")
+    parser.add_argument("--image_size", type=image_size, default=None,
+                        help="image height and width, a power of two (default: the checkpoint's when resuming, else 64)")
     parser.add_argument("--dataset", default="lfw-aligned-64",
                         help="folder of .png/.jpg/.jpeg images (searched recursively)")
     parser.add_argument("--checkpoint_dir", default="checkpoint", help="where checkpoints are saved and resumed")
     parser.add_argument("--sample_dir", default="samples", help="where 8x8 sample grids are written")
     # New in this port.
     parser.add_argument("--log_dir", default="logs", help="TensorBoard log folder")
-    parser.add_argument("--z_dim", type=utils.positive_int, default=100, help="dimension of z")
-    parser.add_argument("--gf_dim", type=utils.positive_int, default=64, help="generator filters in the last layer")
-    parser.add_argument("--df_dim", type=utils.positive_int, default=64, help="discriminator filters in the first layer")
+    parser.add_argument("--z_dim", type=utils.positive_int, default=None,
+                        help="dimension of z (default: the checkpoint's when resuming, else 100)")
+    parser.add_argument("--gf_dim", type=utils.positive_int, default=None,
+                        help="generator filters in the last layer (default: the checkpoint's, else 64)")
+    parser.add_argument("--df_dim", type=utils.positive_int, default=None,
+                        help="discriminator filters in the first layer (default: the checkpoint's, else 64)")
     parser.add_argument("--crop", action="store_true", help="centre-crop images to a square before resizing")
     parser.add_argument("--seed", type=int, default=None, help="random seed, for reproducible runs")
     parser.add_argument("--sample_every", type=utils.positive_int, default=100, help="write a sample grid every N steps")
@@ -78,16 +85,17 @@ def main(argv=None) -> int:
     if args.batch_size % strategy.num_replicas_in_sync:
         utils.fail(f"--batch_size {args.batch_size} (the global batch) does not divide over "
                    f"{strategy.num_replicas_in_sync} replicas")
-    hparams = dict(image_size=args.image_size, z_dim=args.z_dim, gf_dim=args.gf_dim, df_dim=args.df_dim)
+    asked = dict(image_size=args.image_size, z_dim=args.z_dim, gf_dim=args.gf_dim, df_dim=args.df_dim)
     try:
-        if latest_checkpoint(args.checkpoint_dir):
-            # Resume with the shape the checkpoint was trained with.
-            saved = read_hparams(args.checkpoint_dir)
-            differ = {k: (v, saved[k]) for k, v in hparams.items() if saved.get(k) != v}
-            if differ:
-                name, (asked, found) = next(iter(differ.items()))
-                utils.fail(f"--{name} {asked} does not match the checkpoint in {args.checkpoint_dir} "
-                           f"({name}={found}); use another --checkpoint_dir or the same {name}")
+        # Resuming: the checkpoint's shape unless a flag asks for another (an error); new: the original's.
+        saved = read_hparams(args.checkpoint_dir) if latest_checkpoint(args.checkpoint_dir) else MODEL_DEFAULTS
+        differ = {k: (v, saved[k]) for k, v in asked.items() if v is not None and saved is not MODEL_DEFAULTS
+                  and saved.get(k) != v}
+        if differ:
+            name, (value, found) = next(iter(differ.items()))
+            utils.fail(f"--{name} {value} does not match the checkpoint in {args.checkpoint_dir} "
+                       f"({name}={found}); use another --checkpoint_dir or the same {name}")
+        hparams = {k: saved[k] if v is None else v for k, v in asked.items()}
         with strategy.scope():  # the model's variables, its optimisers' slots and its counters
             model = DCGAN(**hparams, learning_rate=args.learning_rate, beta1=args.beta1, seed=args.seed,
                           compute_dtype=args.mixed_precision)

@@ -1,0 +1,27 @@
+"""Resuming needs no model flags: the checkpoint's shape is used unless a flag asks for another."""
+import numpy as np
+import pytest
+from PIL import Image
+
+import model
+import train_dcgan
+
+
+def test_resume_takes_the_checkpoints_shape(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 255, (10, 10, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    common = ["--dataset", str(data), "--batch_size", "4", "--seed", "0", "--checkpoint_dir", str(tmp_path / "ck"),
+              "--sample_dir", str(tmp_path / "s"), "--log_dir", str(tmp_path / "l")]
+    assert train_dcgan.main(common + ["--epoch", "1", "--image_size", "8", "--z_dim", "6", "--gf_dim", "4",
+                                      "--df_dim", "4"]) == 0
+    assert train_dcgan.main(common + ["--epoch", "2"]) == 0  # no model flags: the checkpoint's
+    restored = model.DCGAN.from_checkpoint(tmp_path / "ck")
+    assert restored.hparams == dict(image_size=8, z_dim=6, gf_dim=4, df_dim=4, c_dim=3)
+    assert int(restored.step) == 4
+    with pytest.raises(SystemExit) as exit_info:
+        train_dcgan.main(common + ["--epoch", "3", "--df_dim", "8"])
+    assert exit_info.value.code == 2
+    assert "--df_dim 8 does not match the checkpoint" in capsys.readouterr().err
