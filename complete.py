@@ -70,8 +70,9 @@ def main(argv=None) -> int:
     import distribute
 
     strategy = distribute.make_strategy(args.strategy)  # before TensorFlow initialises its devices
-    if args.xla and distribute.xla_problem(strategy):
-        utils.fail(distribute.xla_problem(strategy))
+    problem = distribute.xla_problem(strategy) if args.xla else None
+    if problem:
+        utils.fail(problem)
 
     try:
         found = latest_checkpoint(args.checkpointDir)

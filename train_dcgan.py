@@ -80,8 +80,9 @@ def main(argv=None) -> int:
         strategy = distribute.make_strategy(args.strategy)  # before TensorFlow initialises its devices
     except ValueError as error:
         utils.fail(str(error))
-    if args.xla and distribute.xla_problem(strategy):
-        utils.fail(distribute.xla_problem(strategy))
+    problem = distribute.xla_problem(strategy) if args.xla else None
+    if problem:
+        utils.fail(problem)
     if args.batch_size % strategy.num_replicas_in_sync:
         utils.fail(f"--batch_size {args.batch_size} (the global batch) does not divide over "
                    f"{strategy.num_replicas_in_sync} replicas")

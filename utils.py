@@ -11,7 +11,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterable, NoReturn, Sequence
+from typing import NoReturn, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -257,11 +257,6 @@ def block_mean(images: np.ndarray, factor: int = LOWRES_FACTOR) -> np.ndarray:
     n, size, _, channels = images.shape
     blocks = images.reshape(n, size // factor, factor, size // factor, factor, channels)
     return blocks.mean(axis=(2, 4))
-
-
-def chunks(items: Sequence, size: int) -> Iterable[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def load_images(paths: Sequence[str | os.PathLike], image_size: int, crop: bool = False,

@@ -10,8 +10,8 @@ import argparse
 import json
 import time
 
-from common import (add_device_flags, build_model, device_name, matmul_gflops, model, print_flops, tf,
-                    torch_reference, train_step_flops)
+from common import (add_device_flags, build_model, device_name, matmul_gflops, print_flops, tf, torch_reference,
+                    train_step_flops)
 
 
 def time_steps(step, images, steps: int, batch_size: int) -> float:

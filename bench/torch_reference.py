@@ -53,7 +53,7 @@ def main() -> None:
     images = torch.rand(args.batch_size, 3, 64, 64) * 2 - 1
     ones, zeros = torch.ones(args.batch_size, 1), torch.zeros(args.batch_size, 1)
 
-    def step():
+    def train_step():
         z = torch.rand(args.batch_size, 100) * 2 - 1
         d_optim.zero_grad()
         d_loss = bce(D(images), ones) + bce(D(G(z).detach()), zeros)  # D on real and fake separately
@@ -64,22 +64,21 @@ def main() -> None:
             g_loss = bce(D(G(z)), ones)
             g_loss.backward()
             g_optim.step()
-        return float(d_loss) + float(g_loss)
+        return d_loss.item() + g_loss.item()
 
-    if args.complete:
-        step = completion_iteration(G, D, images, bce)
+    step = completion_iteration(G, D, images) if args.complete else train_step
     for _ in range(2):
         step()  # warm-up
     start = time.perf_counter()
     for _ in range(args.steps):
         step()
-    rate = args.steps * args.batch_size / (time.perf_counter() - start)
-    key = "torch_iterations_per_s" if args.complete else "torch_images_per_s"
-    rate = rate / args.batch_size if args.complete else rate
+    steps_per_s = args.steps / (time.perf_counter() - start)
+    key, rate = ("torch_iterations_per_s", steps_per_s) if args.complete else \
+        ("torch_images_per_s", steps_per_s * args.batch_size)
     print(json.dumps({"torch_version": torch.__version__, "threads": torch.get_num_threads(), key: round(rate, 3)}))
 
 
-def completion_iteration(G, D, images, bce, lam=0.1, lr=0.01, momentum=0.9):
+def completion_iteration(G, D, images, lam=0.1, lr=0.01, momentum=0.9):
     """One completion iteration for the whole batch, center mask."""
     G.eval(), D.eval()
     for p in list(G.parameters()) + list(D.parameters()):

@@ -1,7 +1,6 @@
 """utils.py: reading images of every kind, the dataset listing, sample grids (issue 2)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
