@@ -900,12 +900,17 @@ def _write_gif(path: Path, frames: list) -> None:
 # Training loop
 # ----------------------------------------------------------------------------
 
+def to_unit_range(images: tf.Tensor) -> tf.Tensor:
+    """uint8 [0, 255] -> float32 [-1, 1] on the device (utils.to_float's formula)."""
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
 def image_dataset(images: np.ndarray, batch_size: int, seed: int | None = None) -> tf.data.Dataset:
     """uint8 images in memory -> shuffled (every epoch), batched [-1, 1] floats, prefetched."""
     return (tf.data.Dataset.from_tensor_slices(images)
             .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
             .batch(batch_size, drop_remainder=True)
-            .map(lambda x: tf.cast(x, tf.float32) / 127.5 - 1.0, num_parallel_calls=tf.data.AUTOTUNE)
+            .map(to_unit_range, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
 
 
@@ -930,7 +935,7 @@ def streaming_dataset(paths: list, image_size: int, crop: bool, batch_size: int,
             .shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
             .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
             .filter(lambda image, ok: ok)
-            .map(lambda image, ok: tf.cast(image, tf.float32) / 127.5 - 1.0)
+            .map(lambda image, ok: to_unit_range(image))
             .batch(batch_size, drop_remainder=True)
             .prefetch(tf.data.AUTOTUNE))
 
