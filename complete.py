@@ -65,7 +65,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from model import DCGAN, CheckpointError, CompletionJob, latest_checkpoint
+    from checkpoints import CheckpointError, latest_checkpoint  # imports TensorFlow quietly
+    from completion_job import CompletionJob
+    from model import DCGAN
     import numpy as np
     import distribute
 

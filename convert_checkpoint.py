@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Convert the original's TensorFlow 1 checkpoint to this port's format.
 
-    python convert_checkpoint.py checkpoint/ converted/     (or: python -m model convert SRC DST)
+    python convert_checkpoint.py checkpoint/ converted/
 
 Reads the newest DCGAN.model-N in SRC (image size and widths are inferred from its
 shapes) and writes DST/DCGAN.model-N and DST/dcgan.json, which complete.py and
@@ -18,7 +18,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import utils
-    from model import CheckpointError, convert_checkpoint
+    from checkpoints import CheckpointError
+    from model import convert_checkpoint
     try:
         print(f"Wrote {convert_checkpoint(args.src, args.dst)}")
     except CheckpointError as error:

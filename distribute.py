@@ -1,4 +1,4 @@
-"""Scaling past one device (issue 7): tf.distribute strategies, mixed precision, loss scaling.
+"""Scaling past one device: tf.distribute strategies, mixed precision, loss scaling.
 
     strategy = distribute.make_strategy("mirrored")     # before TensorFlow touches a device
     with strategy.scope():
@@ -18,7 +18,10 @@ import os
 import shutil
 import tempfile
 
-import tensorflow as tf
+import utils
+
+utils.import_tensorflow_quietly()
+import tensorflow as tf  # noqa: E402
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 PRECISIONS = ("off", "float16", "bfloat16")

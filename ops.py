@@ -15,7 +15,10 @@ training statistics are those of the whole global batch (see BatchNorm).
 """
 from __future__ import annotations
 
-import tensorflow as tf
+import utils
+
+utils.import_tensorflow_quietly()
+import tensorflow as tf  # noqa: E402
 
 STDDEV = 0.02       # every weight initialiser of the original
 BN_DECAY = 0.9      # batch norm moving-average decay

@@ -74,7 +74,8 @@ def main(argv=None) -> int:
     if not utils.list_images(args.dataset):
         utils.fail(f"no .png/.jpg/.jpeg images in dataset folder {args.dataset}")
 
-    from model import DCGAN, CheckpointError, read_hparams, latest_checkpoint  # imports TensorFlow quietly
+    from checkpoints import CheckpointError, latest_checkpoint, read_hparams  # imports TensorFlow quietly
+    from model import DCGAN
     import distribute
     try:
         strategy = distribute.make_strategy(args.strategy)  # before TensorFlow initialises its devices

@@ -365,3 +365,13 @@ class silenced_stderr:
         os.dup2(self.saved, 2)
         os.close(self.saved)
         return False
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up lines hidden, unless the user asked for its logs
+    (TF_CPP_MIN_LOG_LEVEL below 2). Later `import tensorflow` statements then cost nothing."""
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") < "2":
+        return
+    with silenced_stderr():
+        import tensorflow as tf
+        tf.config.list_physical_devices()

@@ -14,6 +14,7 @@ import time
 from common import (add_device_flags, build_model, completion_iteration_flops, device_name, matmul_gflops, model,
                     print_flops, tf, torch_reference)
 
+import completion
 import utils
 
 
@@ -24,7 +25,7 @@ def main() -> None:
     parser.add_argument("--imgSize", type=int, default=64)
     parser.add_argument("--outInterval", type=int, default=50)
     parser.add_argument("--eager_iterations", type=int, default=5)
-    parser.add_argument("--approach", default="momentum", choices=model.APPROACHES)
+    parser.add_argument("--approach", default="momentum", choices=completion.APPROACHES)
     add_device_flags(parser, "the completion iteration")
     args = parser.parse_args()
 
@@ -32,7 +33,7 @@ def main() -> None:
     per_image = completion_iteration_flops(dcgan)
     print_flops(dcgan, per_image, "one completion iteration")
     mask = utils.make_mask("center", args.imgSize)
-    completer = model.Completer(dcgan, mask, approach=args.approach, seed=0, xla=args.xla)
+    completer = completion.Completer(dcgan, mask, approach=args.approach, seed=0, xla=args.xla)
     images = tf.random.uniform([args.batchSize, args.imgSize, args.imgSize, 3], -1.0, 1.0)
 
     def optimise(iterations: int):
@@ -51,7 +52,7 @@ def main() -> None:
     # Quality: the final z's loss, evaluated in float32 on one device whatever the run used.
     reference = dcgan if args.mixed_precision == "off" and dcgan.strategy is None else \
         model.DCGAN(image_size=args.imgSize, seed=0)
-    final_loss, _ = model.Completer(reference, mask, approach=args.approach, seed=0).loss(final_z, images)
+    final_loss, _ = completion.Completer(reference, mask, approach=args.approach, seed=0).loss(final_z, images)
 
     # The same iterations as a plain eager loop (one Python step per iteration).
     z = completer.initial_z(images)

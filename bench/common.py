@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import model  # noqa: E402  (imports TensorFlow quietly)
 
-tf = model.tf
+import tensorflow as tf  # noqa: E402
 
 
 def layer_macs(dcgan: model.DCGAN) -> dict[str, list[int]]:

@@ -20,11 +20,12 @@ os.environ["DCGAN_LOGICAL_CPUS"] = "2"
 
 import numpy as np  # noqa: E402
 
-import model as M  # noqa: E402  (imports TensorFlow quietly; no device initialised yet)
+import completion  # noqa: E402  (imports TensorFlow quietly; no device initialised yet)
+import model as M  # noqa: E402
 import distribute  # noqa: E402
 import utils  # noqa: E402
 
-tf = M.tf
+import tensorflow as tf  # noqa: E402
 HPARAMS = dict(image_size=16, z_dim=8, gf_dim=4, df_dim=4)
 BATCH = 8
 
@@ -83,7 +84,7 @@ def main(out: Path) -> None:
     with strategy.scope():
         bf16 = M.DCGAN(**HPARAMS, seed=7, compute_dtype="bfloat16")
     out_bf16 = bf16.train_step(images)
-    completer = M.Completer(bf16, utils.make_mask("center", 16), seed=0)
+    completer = completion.Completer(bf16, utils.make_mask("center", 16), seed=0)
     z = completer.initial_z(images)
     z, state, fake, losses, zs = completer.run(z, completer.initial_state(z), images, 0, 3)
     results["bf16"] = dict(

@@ -1,4 +1,4 @@
-"""complete.py end to end (issue 3): every output file, known pixels kept exactly, batches,
+"""complete.py end to end: every output file, known pixels kept exactly, batches,
 blending, the weighted mask, the three approaches, zCandidates, user masks and bad inputs.
 
 Each CLI run is a subprocess (TensorFlow start-up dominates, so the runs are few and tiny,

@@ -1,9 +1,9 @@
-"""Completion maths (issue 3), in-process: masks, the objective and its gradient, the update
+"""Completion maths, in-process: masks, the objective and its gradient, the update
 rules against numpy reimplementations of the original's formulas, range recovery, zCandidates,
 Poisson blending and the weighted mask.
 
-The references here are written from docs/ORIGINAL.md's description of the original
-(/work/shared/reference/ORIGINAL.md, section Completion), not from the port's code.
+The references here are written from the original's formulas (its complete.py and the
+article), not from the port's code.
 """
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import utils  # noqa: E402
-from model import DCGAN, Completer  # noqa: E402
+from completion import Completer  # noqa: E402
+from model import DCGAN  # noqa: E402
 
 SIZE, Z_DIM, N = 16, 16, 4
 GAIN = 10.0  # see scaled_model

@@ -1,4 +1,4 @@
-"""tf.distribute training and completion, mixed precision (issue 7), on the CPU.
+"""tf.distribute training and completion, mixed precision, on the CPU.
 
 The mirrored tests split the CPU into two logical devices, which TensorFlow allows only
 before it initialises its devices: they run in fresh processes (tests/distribute_worker.py,

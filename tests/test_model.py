@@ -1,4 +1,4 @@
-"""model.py: networks, losses, one training step, Adam and checkpoints (issue 2)."""
+"""model.py: networks, losses, one training step, Adam and checkpoints ."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import model as model_lib
-from model import DCGAN, Adam, Discriminator, Generator, latest_checkpoint, sigmoid_cross_entropy, variable_name
+from checkpoints import CheckpointError, latest_checkpoint, variable_name
+from model import DCGAN, Adam, Discriminator, Generator, sigmoid_cross_entropy
 
 REFERENCE_INDEX = (Path(__file__).resolve().parents[2] / "shared" / "reference" / "bamos_checkpoint"
                    / "DCGAN.model-60502")
@@ -290,7 +290,7 @@ def test_from_checkpoint_rebuilds_the_dims(tmp_path):
     z = tf.constant(np.random.default_rng(0).uniform(-1, 1, (2, 5)).astype(np.float32))
     np.testing.assert_array_equal(a.generate(z).numpy(), b.generate(z).numpy())
     np.testing.assert_array_equal(a.generate().numpy(), b.generate().numpy())
-    with pytest.raises(model_lib.CheckpointError):
+    with pytest.raises(CheckpointError):
         DCGAN.from_checkpoint(tmp_path / "missing")
 
 
@@ -336,5 +336,5 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
     dcgan.save(tmp_path, step=1)
     data = tmp_path / "DCGAN.model-1.data-00000-of-00001"
     data.write_bytes(data.read_bytes()[:100])
-    with pytest.raises(model_lib.CheckpointError, match="DCGAN.model-1"):
+    with pytest.raises(CheckpointError, match="DCGAN.model-1"):
         DCGAN(image_size=8, z_dim=2, gf_dim=2, df_dim=2).load(tmp_path)

@@ -1,4 +1,4 @@
-"""ops.py against independent numpy references (issue 2)."""
+"""ops.py against independent numpy references."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""train_dcgan.py end to end: training, outputs, resuming, Ctrl-C, bad inputs, NaN (issue 2).
+"""train_dcgan.py end to end: training, outputs, resuming, Ctrl-C, bad inputs, NaN.
 
 The subprocesses are few (each costs a TensorFlow start-up): one training run and its
 resumption share a module-scoped fixture.
@@ -21,7 +21,8 @@ from PIL import Image
 
 import train_dcgan
 import utils
-from model import DCGAN, latest_checkpoint
+from checkpoints import latest_checkpoint
+from model import DCGAN
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALARS = ("d_loss", "d_loss_real", "d_loss_fake", "g_loss")

@@ -1,4 +1,4 @@
-"""utils.py: reading images of every kind, the dataset listing, sample grids (issue 2)."""
+"""utils.py: reading images of every kind, the dataset listing, sample grids."""
 from __future__ import annotations
 
 

@@ -1,4 +1,4 @@
-"""Loading the original's TensorFlow 1 checkpoints (issue 5).
+"""checkpoints.py and DCGAN.load: the original's TensorFlow 1 checkpoints.
 
 Each checkpoint here is written the way the original wrote it: its graph is built with
 tf.compat.v1 in graph mode under the original's variable scopes (conv2d, deconv2d,
@@ -26,9 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import convert_checkpoint  # noqa: E402
-import model as model_lib  # noqa: E402
+import checkpoints  # noqa: E402
 import train_dcgan  # noqa: E402
-from model import DCGAN, CheckpointError, infer_hparams, latest_checkpoint, read_hparams  # noqa: E402
+from checkpoints import CheckpointError, infer_hparams, latest_checkpoint, read_hparams  # noqa: E402
+from model import DCGAN  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 BAMOS = REFERENCE / "bamos_checkpoint"
@@ -220,7 +221,7 @@ def write_dataset(folder: Path, count: int, size: int, seed: int = 0) -> list[Pa
 
 def test_written_checkpoint_has_the_ports_names_and_shapes(tf1_64):
     written = dict(tf.train.list_variables(tf1_64["prefix"]))
-    port = {model_lib.variable_name(v): v.shape.as_list() for v in DCGAN(**DEFAULTS).model_variables}
+    port = {checkpoints.variable_name(v): v.shape.as_list() for v in DCGAN(**DEFAULTS).model_variables}
     assert written == port
     assert len(written) == 48 and written["discriminator/d_h3_lin/Matrix"] == [8192, 1]
     assert (tf1_64["folder"] / "checkpoint").exists()
@@ -414,18 +415,18 @@ def test_convert_checkpoint_script(tf1_small, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_python_m_model_convert(tf1_gray, tmp_path, capsys, monkeypatch):
+def test_convert_checkpoint_as_a_process(tf1_gray, tmp_path, capsys, monkeypatch):
     dst = tmp_path / "converted"
-    result = run_script("-m", "model", "convert", tf1_gray["folder"], dst)
+    result = run_script(ROOT / "convert_checkpoint.py", tf1_gray["folder"], dst)
     assert result.returncode == 0, result.stderr
     assert f"Wrote {dst / 'DCGAN.model-12'}" in result.stdout
     model = DCGAN.from_checkpoint(dst)
     assert not model.original_format and int(model.step) == 12 and model.hparams == GRAY
     assert_same_outputs(model, tf1_gray)
-    # The error path in-process (runpy runs model.py's __main__ block as `python -m model` does).
-    monkeypatch.setattr(sys, "argv", ["model", "convert", str(tmp_path / "nowhere"), str(tmp_path / "out")])
+    # The error path in-process (runpy runs the script's __main__ block as `python convert_checkpoint.py` does).
+    monkeypatch.setattr(sys, "argv", ["convert_checkpoint.py", str(tmp_path / "nowhere"), str(tmp_path / "out")])
     with pytest.raises(SystemExit) as exit_:
-        runpy.run_module("model", run_name="__main__")
+        runpy.run_path(str(ROOT / "convert_checkpoint.py"), run_name="__main__")
     assert exit_.value.code == 2
     assert error_line(capsys.readouterr().err) == f"error: checkpoint folder {tmp_path / 'nowhere'} does not exist"
     assert not (tmp_path / "out").exists()

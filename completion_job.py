@@ -1,0 +1,174 @@
+"""complete.py's job: read the inputs, run them in batches through the `Completer`, and
+write every output (the original's before/masked/lowres/hats_imgs/completed/logs and GIF,
+and final/ and fill/ under each input's name).
+"""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import utils
+from completion import Completer
+from model import DCGAN
+
+utils.import_tensorflow_quietly()
+import tensorflow as tf  # noqa: E402
+
+
+def read_inputs(paths: list, image_size: int) -> tuple[list, np.ndarray, list[str]]:
+    """Read the images to complete as uint8 (N, S, S, 3); unreadable ones are named and skipped,
+    images of another size are resized with one warning."""
+    kept, images, errors, resized = [], [], [], []
+    for path in paths:
+        try:
+            image = utils.read_rgb(path)
+        except utils.ImageError as error:
+            errors.append(str(error))
+            utils.warn(f"{error}; skipped")
+            continue
+        if image.shape[:2] != (image_size, image_size):
+            resized.append(f"{path} ({image.shape[1]}x{image.shape[0]})")
+        kept.append(Path(path))
+        images.append(utils.resize(image, image_size))
+    if resized:
+        shown = ", ".join(resized[:3]) + (f" and {len(resized) - 3} more" if len(resized) > 3 else "")
+        utils.warn(f"{len(resized)} image(s) are not {image_size}x{image_size} and were resized: {shown}")
+    array = np.stack(images) if images else np.zeros((0, image_size, image_size, 3), np.uint8)
+    return kept, array, errors
+
+
+def unique_stems(paths: list) -> list[str]:
+    """Output names from input names; a repeated name gets _1, _2, ... so nothing is overwritten."""
+    seen: dict[str, int] = {}
+    names = []
+    for path in paths:
+        stem = Path(path).stem
+        count = seen.get(stem, 0)
+        seen[stem] = count + 1
+        names.append(stem if count == 0 else f"{stem}_{count}")
+    return names
+
+
+def composite(images: np.ndarray, fill: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Known pixels from `images` (uint8, exactly), the rest from `fill` ([-1, 1] floats)."""
+    return np.where(mask[None] > 0.5, images, utils.to_uint8(fill)).astype(np.uint8)
+
+
+class CompletionJob:
+    """complete.py's work: batches of images through the Completer, and every output file."""
+
+    def __init__(self, model: DCGAN, config, mask: np.ndarray):
+        self.model, self.config, self.mask = model, config, mask
+        weights = utils.weighted_mask(mask) if config.weightedMask else None
+        self.completer = Completer(
+            model, mask, approach=config.approach, lam=config.lam, lr=config.lr, momentum=config.momentum,
+            beta1=config.beta1, beta2=config.beta2, eps=config.eps, hmc_beta=config.hmcBeta,
+            hmc_eps=config.hmcEps, hmc_l=config.hmcL, hmc_anneal=config.hmcAnneal,
+            lowres=config.maskType == "lowres" and config.mask is None, weights=weights, seed=config.seed,
+            xla=getattr(config, "xla", False))
+
+    def run(self, paths: list) -> int:
+        from tqdm import tqdm
+
+        config = self.config
+        paths, images, errors = read_inputs(paths, self.model.image_size)
+        if len(paths) == 0:
+            utils.fail("no image could be read; nothing to complete", code=1)
+        names = unique_stems(paths)
+        batches = range(0, len(paths), config.batchSize)
+        outputs = Path(config.outDir)
+        total = len(batches) * config.nIter
+        bar = tqdm(total=total, desc="Completing", unit="it", dynamic_ncols=True, mininterval=0.5)
+        final_losses = []
+        for number, start in enumerate(batches):
+            folder = outputs if len(batches) == 1 else outputs / f"batch_{number:03d}"
+            batch = images[start:start + config.batchSize]
+            final_losses.append(self.complete_batch(batch, folder, bar))
+            self.write_finals(batch, self.last_fill, names[start:start + config.batchSize], outputs / "final")
+        bar.close()
+        losses = np.concatenate(final_losses)
+        where = outputs if len(batches) == 1 else outputs / "batch_*"
+        print(f"Completed {len(paths)} image(s) in {len(batches)} batch(es), mean final loss {losses.mean():.4f}: "
+              f"results in {outputs / 'final'}, the optimisation in {where} (completion.gif).")
+        if errors:
+            print(f"error: {len(errors)} image(s) could not be read and were skipped", file=sys.stderr)
+            return 1
+        return 0
+
+    def complete_batch(self, batch: np.ndarray, folder: Path, bar) -> np.ndarray:
+        """Optimise one batch, writing the original's outputs into folder; returns the final losses."""
+        config, mask, count = self.config, self.mask, len(batch)
+        # Pad a short batch to the batch size (one compiled shape; under a strategy, a multiple
+        # of the replicas); the padding is discarded.
+        replicas = self.model.strategy.num_replicas_in_sync if self.model.strategy is not None else 1
+        padded = np.zeros((-(-config.batchSize // replicas) * replicas,) + batch.shape[1:], np.uint8)
+        padded[:count] = batch
+        y = tf.constant(utils.to_float(padded))
+        utils.save_grid(folder / "before.png", batch, rows=_rows(count))
+        utils.save_grid(folder / "masked.png", (batch * mask).astype(np.uint8), rows=_rows(count))
+        if config.maskType == "lowres" and config.mask is None:
+            lowres = np.repeat(np.repeat(utils.block_mean(batch.astype(np.float32)), utils.LOWRES_FACTOR, 1),
+                               utils.LOWRES_FACTOR, 2)
+            utils.save_grid(folder / "lowres.png", np.rint(lowres).astype(np.uint8), rows=_rows(count))
+        z = self.completer.initial_z(y, config.zCandidates)
+        state = self.completer.initial_state(z)
+        frames, logs = [], [[] for _ in range(count)]
+        for start in range(0, config.nIter, config.outInterval):
+            steps = min(config.outInterval, config.nIter - start)
+            z, state, fake, losses, zs = self.completer.run(z, state, y, start, steps)
+            frames.append(self.write_frame(folder, start, batch, fake.numpy()[:count]))
+            self.append_logs(logs, start, losses.numpy()[:, :count], zs.numpy()[:, :count])
+            bar.update(steps)
+            bar.set_postfix(loss=f"{float(np.mean(losses.numpy()[-1, :count])):.4f}", refresh=False)
+        final_loss, fake = self.completer._loss(z, y)
+        fake = fake.numpy()[:count]
+        frames.append(self.write_frame(folder, config.nIter, batch, fake))
+        self.write_logs(folder / "logs", logs)
+        _write_gif(folder / "completion.gif", frames)
+        self.last_fill = fake
+        return final_loss.numpy()[:count]
+
+    def write_frame(self, folder: Path, iteration: int, batch: np.ndarray, fake: np.ndarray) -> np.ndarray:
+        rows = _rows(len(batch))
+        utils.save_grid(folder / "hats_imgs" / f"{iteration:04d}.png", fake, rows=rows)
+        completed = utils.make_grid(composite(batch, fake, self.mask), rows)
+        utils.save_png(folder / "completed" / f"{iteration:04d}.png", completed)
+        return completed
+
+    @staticmethod
+    def append_logs(logs: list, start: int, losses: np.ndarray, zs: np.ndarray) -> None:
+        for image, lines in enumerate(logs):
+            for k in range(losses.shape[0]):
+                z_text = " ".join(f"{value:.6e}" for value in zs[k, image])
+                lines.append(f"{start + k} {losses[k, image]:.6f} {z_text}\n")
+
+    @staticmethod
+    def write_logs(folder: Path, logs: list) -> None:
+        """logs/hats_NN.log: one line per iteration: iteration, loss, then z (written once, in bulk)."""
+        for image, lines in enumerate(logs):
+            path = folder / f"hats_{image:02d}.log"
+            utils.atomic_write(path, lambda tmp, lines=lines: Path(tmp).write_text("".join(lines)))
+
+    def write_finals(self, batch: np.ndarray, fake: np.ndarray, names: list, folder: Path) -> None:
+        """final/<name>.png: each input's completion (Poisson-blended with --blend poisson), and
+        fill/<name>.png: the generator's whole image G(z) for it."""
+        completed = composite(batch, fake, self.mask)
+        for image, fill, done, name in zip(batch, utils.to_uint8(fake), completed, names):
+            if self.config.blend == "poisson":
+                done = utils.poisson_blend(image, fill, self.mask)
+            utils.save_png(folder / f"{name}.png", done)
+            utils.save_png(folder.parent / "fill" / f"{name}.png", fill)
+
+
+def _rows(count: int) -> int:
+    """Grid rows for count images in 8 columns, as the original's save_images."""
+    return max(1, int(math.ceil(count / 8)))
+
+
+def _write_gif(path: Path, frames: list) -> None:
+    """The article's ImageMagick GIF of completed/*.png, with imageio."""
+    import imageio.v3 as iio
+    utils.atomic_write(path, lambda tmp: iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=100, loop=0))
