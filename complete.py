@@ -41,8 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--centerScale", type=float, default=0.25,
                         help="center mask: the hole spans [S*scale, S*(1-scale))")
     # New in this port.
-    parser.add_argument("--mask", metavar="FILE", default=None,
-                        help="your own mask image (white = keep, black = fill); overrides --maskType")
+    parser.add_argument("--mask", metavar="FILE|DIR", default=None,
+                        help="your own mask image (white = keep, black = fill), or a folder with one per image "
+                             "(same file name, or same name with another image extension); overrides --maskType")
     parser.add_argument("--momentum", type=float, default=0.9, help="momentum of the article's update")
     parser.add_argument("--batchSize", type=utils.positive_int, default=64, help="images optimised together")
     parser.add_argument("--seed", type=int, default=None, help="random seed (z, random mask, HMC)")
@@ -94,7 +95,10 @@ def main(argv=None) -> int:
     size = model.image_size
     if args.mask is not None:
         try:
-            mask = utils.read_mask(args.mask, size)
+            if os.path.isdir(args.mask):  # each image's own mask, all read before any work starts
+                mask = utils.read_masks(args.mask, args.imgs, size)
+            else:
+                mask = utils.read_mask(args.mask, size)
         except utils.ImageError as error:
             utils.fail(str(error))
     else:

@@ -18,10 +18,11 @@ APPROACHES = ("momentum", "adam", "hmc")
 class Completer:
     """Projected gradient descent (or HMC) on z for a batch of masked images, on the device.
 
-    loss_i = sum |W * (G(z_i) - y_i)|  (+ sum |blockmean(G(z_i)) - blockmean(y_i)| for lowres)
+    loss_i = sum |W_i * (G(z_i) - y_i)|  (+ sum |blockmean(G(z_i)) - blockmean(y_i)| for lowres)
              + lam * CE(D(G(z_i)), 1),
-    with W the mask (1 = known) or its weighted version. G and D use their moving batch-norm
-    statistics, and only z moves. Iterations run in compiled chunks (`run`), so nothing
+    with W_i image i's mask (1 = known) or its weighted version: the `weights` (N, S, S, 1) given
+    with the images, so that a batch can mix masks, or else the mask given here, for every image.
+    G and D use their moving batch-norm statistics, and only z moves. Iterations run in compiled chunks (`run`), so nothing
     goes back to the host between them.
 
     With a model built under a strategy's scope, `run` spreads the batch's images over the
@@ -31,7 +32,7 @@ class Completer:
     rows. Build the Completer itself outside the scope.
     """
 
-    def __init__(self, model: DCGAN, mask: np.ndarray, approach: str = "momentum", lam: float = 0.1,
+    def __init__(self, model: DCGAN, mask: np.ndarray | None = None, approach: str = "momentum", lam: float = 0.1,
                  lr: float = 0.01, momentum: float = 0.9, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, hmc_beta: float = 0.2, hmc_eps: float = 0.001, hmc_l: int = 100,
                  hmc_anneal: float = 1.0, lowres: bool = False, weights: np.ndarray | None = None,
@@ -42,8 +43,9 @@ class Completer:
         self.lr, self.momentum, self.beta1, self.beta2, self.eps = lr, momentum, beta1, beta2, eps
         self.hmc_beta, self.hmc_eps, self.hmc_l, self.hmc_anneal = hmc_beta, hmc_eps, hmc_l, hmc_anneal
         self.lowres = lowres
-        self.mask = tf.constant(mask, tf.float32)
-        self.weights = tf.constant(mask if weights is None else weights, tf.float32)
+        # Every image's W when a call gives none; one channel, as a mask is alike in every channel.
+        default = mask if weights is None else weights
+        self.weights = None if default is None else tf.constant(np.asarray(default, np.float32)[..., :1])
         self.rng = tf.random.Generator.from_seed(seed) if seed is not None else \
             tf.random.Generator.from_non_deterministic_state()
         self._loss = tf.function(self.loss, reduce_retracing=True)
@@ -62,21 +64,30 @@ class Completer:
                                                                              self.rng.algorithm))
 
     # -- the objective -----------------------------------------------------
-    def loss(self, z: tf.Tensor, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Per-image loss (N,) and G(z) (N, S, S, C)."""
+    def batch_weights(self, images: tf.Tensor, weights=None) -> tf.Tensor:
+        """Each image's W, (N, S, S, 1): the `weights` given, or the Completer's mask for every image."""
+        if weights is not None:
+            return tf.convert_to_tensor(weights, tf.float32)
+        if self.weights is None:
+            raise ValueError("no mask: give the Completer one, or the weights of each batch")
+        return tf.broadcast_to(self.weights, tf.concat([tf.shape(images)[:3], [1]], 0))
+
+    def loss(self, z: tf.Tensor, images: tf.Tensor, weights=None) -> tuple[tf.Tensor, tf.Tensor]:
+        """Per-image loss (N,) and G(z) (N, S, S, C); weights: each image's W (see batch_weights)."""
+        weights = self.batch_weights(images, weights)
         fake = self.model.generator(z, training=False)
         _, logits = self.model.discriminator(fake, training=False)
-        contextual = tf.reduce_sum(tf.abs(self.weights * fake - self.weights * images), axis=[1, 2, 3])
+        contextual = tf.reduce_sum(tf.abs(weights * fake - weights * images), axis=[1, 2, 3])
         if self.lowres:
             contextual += tf.reduce_sum(tf.abs(_block_mean(fake) - _block_mean(images)), axis=[1, 2, 3])
         perceptual = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(logits), logits=logits)[:, 0]
         return contextual + self.lam * perceptual, fake
 
-    def loss_and_gradient(self, z: tf.Tensor, images: tf.Tensor):
+    def loss_and_gradient(self, z: tf.Tensor, images: tf.Tensor, weights=None):
         """(loss (N,), d sum(loss) / dz (N, z_dim), G(z))."""
         with tf.GradientTape() as tape:
             tape.watch(z)
-            loss, fake = self.loss(z, images)
+            loss, fake = self.loss(z, images, weights)
             total = tf.reduce_sum(loss)  # image i's gradient is that of its own loss
         return loss, tape.gradient(total, z), fake
 
@@ -102,7 +113,7 @@ class Completer:
         z = z - self.lr * m_hat / (tf.sqrt(v_hat) + self.eps)
         return tf.clip_by_value(z, -1.0, 1.0), (m, v)
 
-    def _hmc(self, z, grad, loss, images, i):
+    def _hmc(self, z, grad, loss, images, weights, i):
         """One Hamiltonian Monte Carlo proposal (hmcL leapfrog steps) and a per-image Metropolis test.
 
         Random numbers, in order: momentum v ~ N(0, I) (N, z_dim), then u ~ U(0, 1) (N,).
@@ -116,7 +127,7 @@ class Completer:
         for _ in tf.range(self.hmc_l):
             v = v - half * g
             z_new = tf.clip_by_value(z_new + self.hmc_eps * v, -1.0, 1.0)
-            new_loss, g, _ = self.loss_and_gradient(z_new, images)
+            new_loss, g, _ = self.loss_and_gradient(z_new, images, weights)
             v = v - half * g
         energy_old = beta * loss + tf.reduce_sum(v_old ** 2, axis=1) / 2.0
         energy_new = beta * new_loss + tf.reduce_sum(v ** 2, axis=1) / 2.0
@@ -124,7 +135,7 @@ class Completer:
         reject = u > accept  # never when accept >= 1, as u < 1
         return tf.where(reject[:, None], z, z_new)
 
-    def _run_chunk(self, z, state, images, start, steps):
+    def _run_chunk(self, z, state, images, weights, start, steps):
         """`steps` iterations from global iteration `start`; returns the new z and state,
         G(z) at the chunk's first iteration, and every iteration's loss and z."""
         losses = tf.TensorArray(tf.float32, size=steps)
@@ -132,11 +143,11 @@ class Completer:
         first_fake = tf.zeros_like(images)
         for k in tf.range(steps):
             i = start + k
-            loss, grad, fake = self.loss_and_gradient(z, images)
+            loss, grad, fake = self.loss_and_gradient(z, images, weights)
             first_fake = tf.cond(k == 0, lambda: fake, lambda: first_fake)
             losses, zs = losses.write(k, loss), zs.write(k, z)
             if self.approach == "hmc":
-                z = self._hmc(z, grad, loss, images, i)
+                z = self._hmc(z, grad, loss, images, weights, i)
             elif self.approach == "adam":
                 z, state = self._adam(z, grad, state, i)
             else:
@@ -152,15 +163,17 @@ class Completer:
         whole = getattr(self._replica_rngs[replica], distribution)(tf.concat([shape[:1] * replicas, shape[1:]], 0))
         return whole[replica * shape[0]:(replica + 1) * shape[0]]
 
-    def run(self, z, state, images, start: int, steps: int):
-        """Run `steps` iterations on the device (see _run_chunk), or spread over the replicas."""
+    def run(self, z, state, images, start: int, steps: int, weights=None):
+        """Run `steps` iterations on the device (see _run_chunk), or spread over the replicas;
+        weights: each image's W (see batch_weights)."""
         start, steps = tf.constant(start, tf.int32), tf.constant(steps, tf.int32)
+        weights = self.batch_weights(images, weights)
         if self.strategy is None:
-            return self._run(z, state, images, start, steps)
+            return self._run(z, state, images, weights, start, steps)
         for rng in self._replica_rngs or ():
             rng.reset(self.rng.state)
         split = self.model.distribute_batch
-        out = self._run(split(z), tuple(split(s) for s in state), split(images), start, steps)
+        out = self._run(split(z), tuple(split(s) for s in state), split(images), split(weights), start, steps)
         if self._replica_rngs:
             self.rng.reset(self._replica_rngs[0].state)
         z, state, fake, losses, zs = (self._gather(x, axis) for x, axis in zip(out, (0, 0, 0, 1, 1)))
@@ -175,20 +188,21 @@ class Completer:
             return tuple(self._gather(v, axis) for v in values)
         return tf.concat(self.strategy.experimental_local_results(values), axis=axis)
 
-    def best_of(self, images: tf.Tensor, candidates: int) -> tf.Tensor:
+    def best_of(self, images: tf.Tensor, candidates: int, weights=None) -> tf.Tensor:
         """Start z: for each image, the best of `candidates` random z by loss (one forward pass each)."""
+        weights = self.batch_weights(images, weights)
         best_z = self.rng.uniform([images.shape[0], self.model.z_dim], -1.0, 1.0)
-        best_loss, _ = self._loss(best_z, images)
+        best_loss, _ = self._loss(best_z, images, weights)
         for _ in range(candidates - 1):
             z = self.rng.uniform(best_z.shape, -1.0, 1.0)
-            loss, _ = self._loss(z, images)
+            loss, _ = self._loss(z, images, weights)
             better = loss < best_loss
             best_z, best_loss = tf.where(better[:, None], z, best_z), tf.minimum(loss, best_loss)
         return best_z
 
-    def initial_z(self, images: tf.Tensor, candidates: int = 0) -> tf.Tensor:
+    def initial_z(self, images: tf.Tensor, candidates: int = 0, weights=None) -> tf.Tensor:
         if candidates > 1:
-            return self.best_of(images, candidates)
+            return self.best_of(images, candidates, weights)
         return self.rng.uniform([images.shape[0], self.model.z_dim], -1.0, 1.0)
 
     def generate(self, z: tf.Tensor) -> tf.Tensor:

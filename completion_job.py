@@ -52,22 +52,23 @@ def unique_stems(paths: list) -> list[str]:
     return names
 
 
-def composite(images: np.ndarray, fill: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Known pixels from `images` (uint8, exactly), the rest from `fill` ([-1, 1] floats)."""
-    return np.where(mask[None] > 0.5, images, utils.to_uint8(fill)).astype(np.uint8)
+def composite(images: np.ndarray, fill: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Known pixels from `images` (uint8, exactly), the rest from `fill` ([-1, 1] floats);
+    masks: each image's, (N, S, S, 1)."""
+    return np.where(masks > 0.5, images, utils.to_uint8(fill)).astype(np.uint8)
 
 
 class CompletionJob:
     """complete.py's work: batches of images through the Completer, and every output file."""
 
-    def __init__(self, model: DCGAN, config, mask: np.ndarray):
+    def __init__(self, model: DCGAN, config, mask: np.ndarray | dict | None = None):
+        """mask: for `run`, one (S, S, C) mask for every image, or a dict from each input path to its own."""
         self.model, self.config, self.mask = model, config, mask
-        weights = utils.weighted_mask(mask) if config.weightedMask else None
-        self.completer = Completer(
-            model, mask, approach=config.approach, lam=config.lam, lr=config.lr, momentum=config.momentum,
+        self.completer = Completer(  # given each batch's masks, which may differ from image to image
+            model, approach=config.approach, lam=config.lam, lr=config.lr, momentum=config.momentum,
             beta1=config.beta1, beta2=config.beta2, eps=config.eps, hmc_beta=config.hmcBeta,
             hmc_eps=config.hmcEps, hmc_l=config.hmcL, hmc_anneal=config.hmcAnneal,
-            lowres=config.maskType == "lowres" and config.mask is None, weights=weights, seed=config.seed,
+            lowres=config.maskType == "lowres" and config.mask is None, seed=config.seed,
             xla=getattr(config, "xla", False))
 
     def run(self, paths: list) -> int:
@@ -78,6 +79,7 @@ class CompletionJob:
         if len(paths) == 0:
             utils.fail("no image could be read; nothing to complete", code=1)
         names = unique_stems(paths)
+        masks = self.masks_of(paths)
         batches = range(0, len(paths), config.batchSize)
         outputs = Path(config.outDir)
         total = len(batches) * config.nIter
@@ -85,9 +87,10 @@ class CompletionJob:
         final_losses = []
         for number, start in enumerate(batches):
             folder = outputs if len(batches) == 1 else outputs / f"batch_{number:03d}"
-            batch = images[start:start + config.batchSize]
-            final_losses.append(self.complete_batch(batch, folder, bar))
-            self.write_finals(batch, self.last_fill, names[start:start + config.batchSize], outputs / "final")
+            batch, batch_masks = images[start:start + config.batchSize], masks[start:start + config.batchSize]
+            final_losses.append(self.complete_batch(batch, batch_masks, folder, bar))
+            self.write_finals(batch, batch_masks, self.last_fill, names[start:start + config.batchSize],
+                              outputs / "final")
         bar.close()
         losses = np.concatenate(final_losses)
         where = outputs if len(batches) == 1 else outputs / "batch_*"
@@ -98,43 +101,55 @@ class CompletionJob:
             return 1
         return 0
 
-    def complete_batch(self, batch: np.ndarray, folder: Path, bar) -> np.ndarray:
-        """Optimise one batch, writing the original's outputs into folder; returns the final losses."""
-        config, mask, count = self.config, self.mask, len(batch)
+    def masks_of(self, paths: list) -> np.ndarray:
+        """Each input's mask, float32 (N, S, S, 1)."""
+        size = self.model.image_size
+        if not isinstance(self.mask, dict):
+            return np.broadcast_to(np.asarray(self.mask, np.float32)[..., :1], (len(paths), size, size, 1))
+        return np.stack([self.mask[Path(path)][..., :1] for path in paths]).astype(np.float32)
+
+    def complete_batch(self, batch: np.ndarray, masks: np.ndarray, folder: Path, bar) -> np.ndarray:
+        """Optimise one batch, each image with its mask (N, S, S, 1), writing the original's outputs
+        into folder; returns the final losses (G(z) is left in self.last_fill)."""
+        config, count = self.config, len(batch)
         # Pad a short batch to the batch size (one compiled shape; under a strategy, a multiple
         # of the replicas); the padding is discarded.
         replicas = self.model.strategy.num_replicas_in_sync if self.model.strategy is not None else 1
         padded = np.zeros((-(-config.batchSize // replicas) * replicas,) + batch.shape[1:], np.uint8)
         padded[:count] = batch
         y = tf.constant(utils.to_float(padded))
+        weights = np.zeros(padded.shape[:3] + (1,), np.float32)
+        weights[:count] = [utils.weighted_mask(m) for m in masks] if config.weightedMask else masks
+        w = tf.constant(weights)
         utils.save_grid(folder / "before.png", batch, rows=_rows(count))
-        utils.save_grid(folder / "masked.png", (batch * mask).astype(np.uint8), rows=_rows(count))
+        utils.save_grid(folder / "masked.png", (batch * masks).astype(np.uint8), rows=_rows(count))
         if config.maskType == "lowres" and config.mask is None:
             lowres = np.repeat(np.repeat(utils.block_mean(batch.astype(np.float32)), utils.LOWRES_FACTOR, 1),
                                utils.LOWRES_FACTOR, 2)
             utils.save_grid(folder / "lowres.png", np.rint(lowres).astype(np.uint8), rows=_rows(count))
-        z = self.completer.initial_z(y, config.zCandidates)
+        z = self.completer.initial_z(y, config.zCandidates, w)
         state = self.completer.initial_state(z)
         frames, logs = [], [[] for _ in range(count)]
         for start in range(0, config.nIter, config.outInterval):
             steps = min(config.outInterval, config.nIter - start)
-            z, state, fake, losses, zs = self.completer.run(z, state, y, start, steps)
-            frames.append(self.write_frame(folder, start, batch, fake.numpy()[:count]))
+            z, state, fake, losses, zs = self.completer.run(z, state, y, start, steps, w)
+            frames.append(self.write_frame(folder, start, batch, masks, fake.numpy()[:count]))
             self.append_logs(logs, start, losses.numpy()[:, :count], zs.numpy()[:, :count])
             bar.update(steps)
             bar.set_postfix(loss=f"{float(np.mean(losses.numpy()[-1, :count])):.4f}", refresh=False)
-        final_loss, fake = self.completer._loss(z, y)
+        final_loss, fake = self.completer._loss(z, y, w)
         fake = fake.numpy()[:count]
-        frames.append(self.write_frame(folder, config.nIter, batch, fake))
+        frames.append(self.write_frame(folder, config.nIter, batch, masks, fake))
         self.write_logs(folder / "logs", logs)
         _write_gif(folder / "completion.gif", frames)
         self.last_fill = fake
         return final_loss.numpy()[:count]
 
-    def write_frame(self, folder: Path, iteration: int, batch: np.ndarray, fake: np.ndarray) -> np.ndarray:
+    def write_frame(self, folder: Path, iteration: int, batch: np.ndarray, masks: np.ndarray,
+                    fake: np.ndarray) -> np.ndarray:
         rows = _rows(len(batch))
         utils.save_grid(folder / "hats_imgs" / f"{iteration:04d}.png", fake, rows=rows)
-        completed = utils.make_grid(composite(batch, fake, self.mask), rows)
+        completed = utils.make_grid(composite(batch, fake, masks), rows)
         utils.save_png(folder / "completed" / f"{iteration:04d}.png", completed)
         return completed
 
@@ -152,13 +167,14 @@ class CompletionJob:
             path = folder / f"hats_{image:02d}.log"
             utils.atomic_write(path, lambda tmp, lines=lines: Path(tmp).write_text("".join(lines)))
 
-    def write_finals(self, batch: np.ndarray, fake: np.ndarray, names: list, folder: Path) -> None:
+    def write_finals(self, batch: np.ndarray, masks: np.ndarray, fake: np.ndarray, names: list,
+                     folder: Path) -> None:
         """final/<name>.png: each input's completion (Poisson-blended with --blend poisson), and
         fill/<name>.png: the generator's whole image G(z) for it."""
-        completed = composite(batch, fake, self.mask)
-        for image, fill, done, name in zip(batch, utils.to_uint8(fake), completed, names):
+        completed = composite(batch, fake, masks)
+        for image, mask, fill, done, name in zip(batch, masks, utils.to_uint8(fake), completed, names):
             if self.config.blend == "poisson":
-                done = utils.poisson_blend(image, fill, self.mask)
+                done = utils.poisson_blend(image, fill, mask)
             utils.save_png(folder / f"{name}.png", done)
             utils.save_png(folder.parent / "fill" / f"{name}.png", fill)
 

@@ -252,6 +252,35 @@ def read_mask(path: str | os.PathLike, image_size: int) -> np.ndarray:
     return np.repeat(mask[:, :, None], 3, axis=2)
 
 
+def find_masks(folder: str | os.PathLike, images: Sequence[str | os.PathLike]) -> list[Path]:
+    """Each image's mask in folder: the file of the same name, else the one image file of the same
+    stem (masks/hopper.png for photos/hopper.jpg). Raises ImageError naming every image without one."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(IMAGE_EXTENSIONS))
+    by_stem: dict[str, list[Path]] = {}
+    for path in files:
+        by_stem.setdefault(path.stem, []).append(path)
+    found, missing = [], []
+    for image in map(Path, images):
+        same_name = folder / image.name
+        candidates = [same_name] if same_name in files else by_stem.get(image.stem, [])
+        if len(candidates) != 1:
+            missing.append(f"{image}" + (f" (several: {', '.join(p.name for p in candidates)})" if candidates else ""))
+        found.extend(candidates[:1])
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise ImageError(f"no mask in {folder} for {len(missing)} image(s): {shown} "
+                         f"(a mask has the image's file name, or its name with another image extension)")
+    return found
+
+
+def read_masks(folder: str | os.PathLike, images: Sequence[str | os.PathLike], image_size: int) -> dict:
+    """{Path(image): its mask from folder (see find_masks), as read_mask reads it}."""
+    paths = find_masks(folder, images)
+    masks = {path: read_mask(path, image_size) for path in sorted(set(paths))}
+    return {Path(image): masks[path] for image, path in zip(images, paths)}
+
+
 def block_mean(images: np.ndarray, factor: int = LOWRES_FACTOR) -> np.ndarray:
     """Mean over factor x factor blocks of (N, S, S, C) images (the lowres mask's known part)."""
     n, size, _, channels = images.shape
