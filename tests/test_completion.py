@@ -310,6 +310,41 @@ def test_adam_bias_correction_uses_the_global_iteration(model, images):
     assert np.abs(right.numpy() - wrong.numpy()).max() > 1e-3
 
 
+def test_batch_with_a_mask_per_image(model, images):
+    """Four images with four masks in one batch: each image's loss is the numpy objective with its
+    own mask, and its trajectory is the one it follows alone with that mask as the Completer's mask;
+    one mask given for every image is the Completer's mask."""
+    user = np.ones((SIZE, SIZE, 3), np.float32)
+    user[2:7, 9:15] = 0.0
+    masks = [utils.make_mask("center", SIZE), utils.make_mask("left", SIZE),
+             utils.make_mask("random", SIZE, rng=np.random.default_rng(2)), user]
+    weights = np.stack(masks)[..., :1]
+    lam, params = 0.3, UPDATE_CASES["adam"]
+    z0 = random_z(8, low=-0.95, high=0.95)
+    batch = Completer(model, approach="adam", lam=lam, **params)
+    fake = model.generator(tf.constant(z0), training=False).numpy()
+    logits = model.discriminator(tf.constant(fake), training=False)[1].numpy()[:, 0]
+    expected = np.array([np.abs(m * (f - y)).sum() for m, f, y in zip(masks, fake, images.numpy())])
+    loss, _ = batch.loss(tf.constant(z0), images, weights)
+    np.testing.assert_allclose(loss.numpy(), expected + lam * softplus(-logits), rtol=1e-5)
+    assert len({float(e) for e in expected}) == N
+
+    z = tf.constant(z0)
+    z_batch, _, _, losses, _ = batch.run(z, batch.initial_state(z), images, 0, 3, weights)
+    for i, mask in enumerate(masks):
+        alone = Completer(model, mask, approach="adam", lam=lam, **params)
+        zi = tf.constant(z0[i:i + 1])
+        z_alone, _, _, losses_alone, _ = alone.run(zi, alone.initial_state(zi), images[i:i + 1], 0, 3)
+        np.testing.assert_allclose(z_batch.numpy()[i], z_alone.numpy()[0], atol=1e-5)
+        np.testing.assert_allclose(losses.numpy()[:, i], losses_alone.numpy()[:, 0], rtol=1e-5)
+    assert np.abs(z_batch.numpy() - z0).max() > 0.02
+
+    shared = Completer(model, masks[0], lam=lam)
+    same = np.repeat(weights[:1], N, axis=0)
+    np.testing.assert_allclose(batch.loss(tf.constant(z0), images, same)[0].numpy(),
+                               shared.loss(tf.constant(z0), images)[0].numpy(), rtol=1e-6)
+
+
 # ----------------------------------------------------------------------------
 # Range recovery: the optimiser finds z* again from G(z*)'s known pixels
 # ----------------------------------------------------------------------------
