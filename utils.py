@@ -244,6 +244,21 @@ def read_mask(path: str | os.PathLike, image_size: int) -> np.ndarray:
     gray = read_rgb(path).mean(axis=2)
     if gray.shape != (image_size, image_size):
         gray = np.asarray(Image.fromarray(gray.astype(np.uint8)).resize((image_size, image_size), Image.Resampling.NEAREST))
+    return _binary_mask(path, gray)
+
+
+def read_photo_mask(path: str | os.PathLike, height: int, width: int) -> np.ndarray:
+    """A whole photo's mask image (white = keep, black = fill), which must be at the photo's size;
+    float32 (H, W, 3)."""
+    gray = read_rgb(path).mean(axis=2)
+    if gray.shape != (height, width):
+        raise ImageError(f"{path}: mask is {gray.shape[1]}x{gray.shape[0]}, not the photo's {width}x{height}")
+    return _binary_mask(path, gray)
+
+
+def _binary_mask(path: str | os.PathLike, gray: np.ndarray) -> np.ndarray:
+    """1 where gray >= 128 (keep), 0 elsewhere (fill), as (H, W, 3); a mask with nothing to fill
+    or nothing known is an ImageError."""
     mask = (gray >= 128).astype(np.float32)
     if mask.min() == 1.0:
         raise ImageError(f"{path}: mask is all white, so there is nothing to fill (black marks the pixels to fill)")

@@ -1,0 +1,213 @@
+"""complete.py --photos: content-aware fill of whole photos (the article's motivating use).
+
+For each face whose aligned crop covers a hole of the photo's mask: the face is detected and
+aligned as align_faces.py does, the mask is warped with the same transform, the crop is
+completed in the aligned frame (all faces of all photos in batches, each with its own mask),
+and the generator's fill is warped back with the inverse transform and Poisson-blended into
+the hole at the photo's resolution. Pixels outside the hole keep the photo's values exactly.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+import face_alignment
+import utils
+from completion_job import CompletionJob, unique_stems
+from model import DCGAN
+
+LANDMARKS = face_alignment.LANDMARKS["innerEyesAndBottomLip"]  # the article's alignment
+
+
+class PhotoError(Exception):
+    """A photo that cannot be completed; the message says why (the caller names the photo)."""
+
+
+@dataclass
+class Face:
+    """One face to complete: its transform, aligned crop, known pixels there, and the holes it fills."""
+    matrix: np.ndarray  # 2 x 3 affine, photo pixels -> aligned frame
+    crop: np.ndarray    # uint8 (S, S, 3), as align_faces.py writes it
+    mask: np.ndarray    # float32 (S, S, 1): 1 = known in the aligned frame
+    hole: np.ndarray    # bool (H, W): the photo pixels this face fills
+
+
+@dataclass
+class Photo:
+    path: Path
+    name: str
+    image: np.ndarray   # uint8 (H, W, 3)
+    known: np.ndarray   # bool (H, W)
+    faces: list[Face] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------
+# Geometry: the photo's holes in the aligned frame and back
+# ----------------------------------------------------------------------------
+
+def crop_region(matrix: np.ndarray, size: int, shape: tuple[int, int]) -> np.ndarray:
+    """bool (H, W): the photo pixels whose aligned position lies in the size x size crop."""
+    ones = np.ones((size, size), np.uint8)
+    return cv2.warpAffine(ones, matrix, (shape[1], shape[0]), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+
+
+def aligned_mask(hole: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """float32 (S, S, 1): 0 for every aligned pixel whose footprint in the photo touches the hole
+    (grown by a pixel, the reach of the crop's bilinear sampling) or lies outside the photo, else 1.
+
+    A crop pixel spans several photo pixels, so the hole is warped to a frame k times finer
+    (k photo pixels per aligned pixel, rounded up) and each k x k block counts as hole if any of it is.
+    """
+    k = max(1, math.ceil(1.0 / math.sqrt(abs(np.linalg.det(matrix[:, :2])))))
+    fine = np.hstack([k * matrix[:, :2], k * matrix[:, 2:] + (k - 1) / 2.0])  # pixel centres line up
+    grown = cv2.dilate(hole.astype(np.uint8), np.ones((3, 3), np.uint8))
+    warped = cv2.warpAffine(grown, fine, (size * k, size * k), flags=cv2.INTER_NEAREST,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=1)
+    unknown = warped.reshape(size, k, size, k).max(axis=(1, 3)) > 0
+    return (~unknown).astype(np.float32)[:, :, None]
+
+
+def fill_to_photo(fill: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The aligned fill (uint8 (S, S, 3)) warped back to the photo's frame with the inverse transform."""
+    return cv2.warpAffine(fill, matrix, (shape[1], shape[0]), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def blend_into(image: np.ndarray, fill: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Poisson-blend fill into image's hole (bool (H, W)); only a window around the hole is solved,
+    which gives the whole photo's result, as the blend only reaches a pixel beyond the hole."""
+    rows, cols = np.nonzero(hole)
+    top, left = max(rows.min() - 1, 0), max(cols.min() - 1, 0)
+    bottom, right = rows.max() + 2, cols.max() + 2
+    window = (slice(top, bottom), slice(left, right))
+    keep = (~hole[window]).astype(np.float32)[:, :, None]
+    out = image.copy()
+    out[window] = utils.poisson_blend(image[window], fill[window], keep)
+    return out
+
+
+# ----------------------------------------------------------------------------
+# Planning a photo: which face fills which hole
+# ----------------------------------------------------------------------------
+
+def plan_faces(image: np.ndarray, known: np.ndarray, size: int, detector, predictor) -> list[Face]:
+    """The faces to complete: each hole (a connected region of unknown pixels) goes to the largest
+    face whose aligned crop covers all of it. Raises PhotoError without a face, or for a hole that
+    no face's crop covers."""
+    hole = ~known
+    labels, count = ndimage.label(hole, structure=np.ones((3, 3)))
+    rects = face_alignment.find_faces(image, detector)
+    if not rects:
+        raise PhotoError("no face found")
+    owner = np.full(count + 1, -1)  # owner[label]: index of the face that fills that hole
+    matrices = []
+    for index, rect in enumerate(rects):
+        landmarks = face_alignment.find_landmarks(image, rect, predictor)
+        matrix = face_alignment.alignment_matrix(landmarks, size, LANDMARKS)
+        matrices.append((matrix, landmarks))
+        outside = np.zeros(count + 1, bool)
+        outside[np.unique(labels[hole & ~crop_region(matrix, size, hole.shape)])] = True
+        owner[(owner < 0) & ~outside] = index
+    uncovered = [label for label in range(1, count + 1) if owner[label] < 0]
+    if uncovered:
+        rows, cols = np.nonzero(labels == uncovered[0])
+        raise PhotoError(f"{len(uncovered)} of {count} hole(s) lie outside every face's aligned crop "
+                         f"({len(rects)} face(s) found), e.g. the one at x {cols.min()}-{cols.max()}, "
+                         f"y {rows.min()}-{rows.max()}")
+    faces = []
+    for index, (matrix, landmarks) in enumerate(matrices):
+        mine = np.isin(labels, np.nonzero(owner == index)[0]) & hole
+        if mine.any():
+            crop = face_alignment.warp(image, landmarks, size, LANDMARKS)
+            faces.append(Face(matrix, crop, aligned_mask(hole, matrix, size), mine))
+    return faces
+
+
+def complete_photo(photo: Photo, fills: list[np.ndarray]) -> np.ndarray:
+    """The photo with each face's fill (uint8 (S, S, 3)) warped back and blended into its holes."""
+    result = photo.image
+    for face, fill in zip(photo.faces, fills):
+        result = blend_into(result, fill_to_photo(fill, face.matrix, photo.image.shape[:2]), face.hole)
+    return result
+
+
+# ----------------------------------------------------------------------------
+# The job
+# ----------------------------------------------------------------------------
+
+class PhotoJob:
+    """complete.py --photos: plan every photo, complete all faces in batches, blend, write."""
+
+    def __init__(self, model: DCGAN, config):
+        self.model, self.config = model, config
+
+    def run(self, paths: list, mask: str) -> int:
+        """Complete each photo with its mask (a file, or a folder of masks named like the photos);
+        a photo that cannot be done is a one-line error, and the others are still done (exit 1)."""
+        if Path(mask).is_dir():
+            try:
+                masks = utils.find_masks(mask, paths)  # every photo's, before any work
+            except utils.ImageError as error:
+                utils.fail(str(error))
+        elif Path(mask).is_file():
+            masks = [Path(mask)] * len(paths)
+        else:
+            utils.fail(f"mask {mask} does not exist")
+        detector, predictor = face_alignment.load_models(face_alignment.default_predictor())
+        photos, failed = [], 0
+        for path, name, mask_path in zip(paths, unique_stems(paths), masks):
+            try:
+                photos.append(self.prepare(Path(path), name, mask_path, detector, predictor))
+            except (utils.ImageError, PhotoError) as error:
+                text = str(error)
+                print(f"error: {text if text.startswith(str(path)) else f'{path}: {text}'}", file=sys.stderr)
+                failed += 1
+        faces = [face for photo in photos for face in photo.faces]
+        if faces:
+            fills = iter(self.complete_faces(faces))
+            for photo in photos:
+                self.write(photo, complete_photo(photo, [next(fills) for _ in photo.faces]))
+            out = Path(self.config.outDir)
+            print(f"Completed {len(faces)} face(s) in {len(photos)} photo(s): results in {out / 'final'}, "
+                  f"side by side in {out / 'side_by_side'}, the aligned faces' optimisation in {out}.")
+        if failed:
+            print(f"error: {failed} of {len(paths)} photo(s) could not be completed", file=sys.stderr)
+            return 1
+        return 0
+
+    def prepare(self, path: Path, name: str, mask_path: Path, detector, predictor) -> Photo:
+        image = utils.read_rgb(path)
+        known = utils.read_photo_mask(mask_path, *image.shape[:2])[:, :, 0] > 0.5
+        faces = plan_faces(image, known, self.model.image_size, detector, predictor)
+        return Photo(path, name, image, known, faces)
+
+    def complete_faces(self, faces: list[Face]) -> list[np.ndarray]:
+        """Every face's fill G(z), uint8 (S, S, 3), completed in batches of --batchSize."""
+        from tqdm import tqdm
+
+        config, job = self.config, CompletionJob(self.model, self.config)
+        starts = range(0, len(faces), config.batchSize)
+        fills = []
+        with tqdm(total=len(starts) * config.nIter, desc="Completing", unit="it", dynamic_ncols=True,
+                  mininterval=0.5) as bar:
+            for number, start in enumerate(starts):
+                batch = faces[start:start + config.batchSize]
+                folder = Path(config.outDir) if len(starts) == 1 else Path(config.outDir) / f"batch_{number:03d}"
+                job.complete_batch(np.stack([f.crop for f in batch]), np.stack([f.mask for f in batch]), folder, bar)
+                fills.extend(utils.to_uint8(job.last_fill))
+        return fills
+
+    def write(self, photo: Photo, result: np.ndarray) -> None:
+        """final/<name>.png, and side_by_side/<name>.png: the photo with its hole in black | the result."""
+        out = Path(self.config.outDir)
+        utils.save_png(out / "final" / f"{photo.name}.png", result)
+        holed = np.where(photo.known[:, :, None], photo.image, 0).astype(np.uint8)
+        gap = np.full((result.shape[0], 8, 3), 255, np.uint8)
+        utils.save_png(out / "side_by_side" / f"{photo.name}.png", np.hstack([holed, gap, result]))
