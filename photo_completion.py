@@ -59,8 +59,8 @@ def crop_region(matrix: np.ndarray, size: int, shape: tuple[int, int]) -> np.nda
 
 
 def aligned_mask(hole: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """float32 (S, S, 1): 0 for every aligned pixel whose footprint in the photo touches the hole
-    (grown by a pixel, the reach of the crop's bilinear sampling) or lies outside the photo, else 1.
+    """float32 (S, S, 1): 0 for every aligned pixel whose footprint in the photo touches the hole or
+    reaches outside the photo (both grown by a pixel, the reach of the crop's bilinear sampling), else 1.
 
     A crop pixel spans several photo pixels, so the hole is warped to a frame k times finer
     (k photo pixels per aligned pixel, rounded up) and each k x k block counts as hole if any of it is.
@@ -68,6 +68,7 @@ def aligned_mask(hole: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     k = max(1, math.ceil(1.0 / math.sqrt(abs(np.linalg.det(matrix[:, :2])))))
     fine = np.hstack([k * matrix[:, :2], k * matrix[:, 2:] + (k - 1) / 2.0])  # pixel centres line up
     grown = cv2.dilate(hole.astype(np.uint8), np.ones((3, 3), np.uint8))
+    grown[[0, -1], :] = grown[:, [0, -1]] = 1
     warped = cv2.warpAffine(grown, fine, (size * k, size * k), flags=cv2.INTER_NEAREST,
                             borderMode=cv2.BORDER_CONSTANT, borderValue=1)
     unknown = warped.reshape(size, k, size, k).max(axis=(1, 3)) > 0
