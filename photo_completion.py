@@ -8,6 +8,7 @@ the hole at the photo's resolution. Pixels outside the hole keep the photo's val
 """
 from __future__ import annotations
 
+import copy
 import math
 import sys
 from dataclasses import dataclass, field
@@ -152,6 +153,8 @@ class PhotoJob:
     def run(self, paths: list, mask: str) -> int:
         """Complete each photo with its mask (a file, or a folder of masks named like the photos);
         a photo that cannot be done is a one-line error, and the others are still done (exit 1)."""
+        from tqdm import tqdm
+
         if Path(mask).is_dir():
             try:
                 masks = utils.find_masks(mask, paths)  # every photo's, before any work
@@ -163,12 +166,14 @@ class PhotoJob:
             utils.fail(f"mask {mask} does not exist")
         detector, predictor = face_alignment.load_models(face_alignment.default_predictor())
         photos, failed = [], 0
-        for path, name, mask_path in zip(paths, unique_stems(paths), masks):
+        todo = list(zip(paths, unique_stems(paths), masks))
+        for path, name, mask_path in tqdm(todo, desc="Finding faces", unit="photo", disable=len(todo) < 2,
+                                          leave=False):
             try:
                 photos.append(self.prepare(Path(path), name, mask_path, detector, predictor))
             except (utils.ImageError, PhotoError) as error:
                 text = str(error)
-                print(f"error: {text if text.startswith(str(path)) else f'{path}: {text}'}", file=sys.stderr)
+                tqdm.write(f"error: {text if text.startswith(str(path)) else f'{path}: {text}'}", file=sys.stderr)
                 failed += 1
         faces = [face for photo in photos for face in photo.faces]
         if faces:
@@ -193,7 +198,10 @@ class PhotoJob:
         """Every face's fill G(z), uint8 (S, S, 3), completed in batches of --batchSize."""
         from tqdm import tqdm
 
-        config, job = self.config, CompletionJob(self.model, self.config)
+        # No wider than the faces: a photo or two would otherwise pay for a whole padded batch.
+        config = copy.copy(self.config)
+        config.batchSize = min(config.batchSize, len(faces))
+        job = CompletionJob(self.model, config)
         starts = range(0, len(faces), config.batchSize)
         fills = []
         with tqdm(total=len(starts) * config.nIter, desc="Completing", unit="it", dynamic_ncols=True,
