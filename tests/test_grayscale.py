@@ -87,6 +87,13 @@ def test_complete_in_gray_on_a_grayscale_model(gray_run, tmp_path):
     for grid in ("before.png", "hats_imgs/0000.png", "completed/0002.png"):
         with Image.open(out / grid) as image:
             assert image.mode == "L", grid
+    # The lowres mask's block means, in one channel.
+    lowres = tmp_path / "lowres"
+    assert complete.main(["--checkpointDir", str(checkpoint), "--outDir", str(lowres), "--nIter", "1",
+                          "--maskType", "lowres", "--seed", "0", str(inputs[0])]) == 0
+    with Image.open(lowres / "lowres.png") as image, Image.open(inputs[0]) as source:
+        means = np.asarray(source, dtype=float).reshape(2, 8, 2, 8).mean(axis=(1, 3))
+        assert image.mode == "L" and np.abs(np.asarray(image, dtype=float)[::8, ::8] - means).max() <= 0.5
     frames = iio.imread(out / "completion.gif", index=None)  # (Pillow merges frames that did not change)
     assert frames.shape[-3:-1] == (16, 3 * 16)
     if frames.ndim == 4:  # GIF readers may give RGB(A): every frame is still gray
