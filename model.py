@@ -403,7 +403,11 @@ class DCGAN(tf.Module):
     def from_checkpoint(cls, checkpoint_dir: str | os.PathLike, **kwargs) -> "DCGAN":
         """Rebuild the model that wrote checkpoint_dir (from dcgan.json, or from the TF1 shapes) and load it."""
         hparams = read_hparams(checkpoint_dir)
-        model = cls(**hparams, **kwargs)
+        try:
+            model = cls(**hparams, **kwargs)
+        except (ValueError, TypeError) as error:  # a hand-edited dcgan.json
+            raise CheckpointError(f"{checkpoint_dir}: cannot build the model it describes "
+                                  f"({first_line(error)})") from None
         if not model.load(checkpoint_dir):
             raise CheckpointError(no_checkpoint_message(checkpoint_dir))
         return model

@@ -431,10 +431,14 @@ def test_a_checkpoint_of_neither_layout_says_what_each_expects(tmp_path, capsys)
         infer_hparams({"discriminator/d_bn0/beta": [8]}, "ckpt")
 
 
-def test_dcgan_json_with_an_unknown_layout_is_a_clear_error(tmp_path):
+def test_dcgan_json_with_a_layout_that_cannot_be_built_is_a_clear_error(tmp_path):
     (tmp_path / "dcgan.json").write_text(json.dumps(dict(SMALL, layout="2018")))
     with pytest.raises(CheckpointError, match=r"dcgan\.json: layout must be one of article, later, not '2018'"):
         read_hparams(tmp_path)
+    (tmp_path / "dcgan.json").write_text(json.dumps(dict(SMALL, image_size=256, layout="later")))
+    with pytest.raises(CheckpointError, match=r": cannot build the model it describes \(the later layout works up "
+                                              r"to 128x128, not 256"):
+        DCGAN.from_checkpoint(tmp_path)
 
 
 # ----------------------------------------------------------------------------
