@@ -1,15 +1,16 @@
 """Checkpoint formats: finding the newest checkpoint in a folder, this port's `dcgan.json`,
-and the original's TensorFlow 1 format (its variable names and shapes, and the model size
-they imply). Both formats share the `checkpoint` state file and the DCGAN.model-STEP prefix.
+and the original's TensorFlow 1 format (its variable names and shapes, and the layout and
+model size they imply; layouts.py names both layouts' variables). Both formats share the
+`checkpoint` state file and the DCGAN.model-STEP prefix.
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from pathlib import Path
 
+import layouts
 import utils
 
 utils.import_tensorflow_quietly()
@@ -83,7 +84,8 @@ def first_line(error: Exception) -> str:
 
 
 def read_hparams(checkpoint_dir: str | os.PathLike) -> dict:
-    """The model's hyper-parameters: dcgan.json, or inferred from an original TF1 checkpoint's shapes."""
+    """The model's hyper-parameters: dcgan.json, or inferred from an original TF1 checkpoint's
+    names and shapes (its layout included: `layout` is present only when it is not the article's)."""
     json_path = Path(checkpoint_dir) / HPARAMS_FILE
     if json_path.exists():
         keys = ("image_size", "z_dim", "gf_dim", "df_dim")
@@ -94,6 +96,9 @@ def read_hparams(checkpoint_dir: str | os.PathLike) -> dict:
             raise CheckpointError(f"{json_path}: unreadable ({first_line(error)})") from None
         if not isinstance(hparams, dict) or not all(isinstance(hparams.get(k), int) for k in keys):
             raise CheckpointError(f"{json_path}: expected integers {', '.join(keys)} (and c_dim)")
+        if hparams.get("layout", layouts.DEFAULT_LAYOUT) not in layouts.LAYOUTS:
+            raise CheckpointError(f"{json_path}: layout must be one of {', '.join(layouts.LAYOUTS)}, "
+                                  f"not {hparams['layout']!r}")
         return hparams
     path = latest_checkpoint(checkpoint_dir)
     if path is None:
@@ -106,17 +111,48 @@ def read_hparams(checkpoint_dir: str | os.PathLike) -> dict:
 
 
 def infer_hparams(shapes: dict, path: str = "checkpoint") -> dict:
-    """Hyper-parameters from the variable shapes of an original (TF1) checkpoint."""
+    """The layout and model size of an original (TF1) checkpoint, from its variables' names and shapes.
+
+    The layout its names point to is tried first, then the other; the first whose every
+    variable is there with the expected shape wins (extra variables, such as Adam's slots,
+    are ignored). If neither fits, the error names the first variable that is missing or
+    has another shape, and what each layout expects.
+    """
+    first = layouts.likely_layout(shapes)
+    fits = {}
+    for layout in sorted(layouts.LAYOUTS, key=lambda name: name != first):
+        hparams, expected, problem = _fit(shapes, layout)
+        if problem is None:
+            return layouts.with_layout(hparams, layout)
+        fits[layout] = (expected, problem)
+    name = fits[first][1]
+    found = f"variable {name} has shape {list(shapes[name])}" if name in shapes else f"no variable {name}"
+    wants = []
+    for layout in layouts.LAYOUTS:
+        expected, problem = fits[layout]
+        if expected is None:
+            need = f"has no size that fits {problem}" if problem in shapes else f"needs {problem}"
+            wants.append(f"the {layout} layout {need} ({layouts.SUMMARY[layout]})")
+        else:
+            shape = f"{name} {expected[name]}" if name in expected else f"no {name}"
+            wants.append(f"the {layout} layout expects {shape} ({layouts.SUMMARY[layout]})")
+    raise CheckpointError(f"{path}: fits neither layout of the original's checkpoints: {found}; {'; '.join(wants)}")
+
+
+def _fit(shapes: dict, layout: str) -> tuple[dict | None, dict | None, str | None]:
+    """(hparams, expected shapes, the first variable missing or shaped otherwise, or None if all fit)."""
     try:
-        z_dim, start_units = shapes["generator/g_h0_lin/Matrix"]
-        _, _, c_dim, df_dim = shapes["discriminator/d_h0_conv/w"]
-        _, _, _, start_channels = shapes["generator/g_h1/w"]
+        hparams = layouts.guess_hparams(shapes, layout)
     except KeyError as missing:
-        raise CheckpointError(f"{path}: not a DCGAN checkpoint (no variable {missing})") from None
-    layers = sum(1 for name in shapes if name.startswith("generator/g_h") and name.endswith("/w"))
-    start_size = int(round(math.sqrt(start_units // start_channels)))
-    return dict(image_size=start_size * 2 ** layers, z_dim=z_dim, gf_dim=start_channels // 2 ** (layers - 1),
-                df_dim=df_dim, c_dim=c_dim)
+        return None, None, missing.args[0]
+    try:
+        expected = layouts.expected_shapes(**hparams, layout=layout)
+    except (ValueError, ZeroDivisionError):  # shapes that no size of this layout has
+        return None, None, "generator/g_h0_lin/Matrix"
+    for name, shape in expected.items():
+        if name not in shapes or list(shapes[name]) != shape:
+            return hparams, expected, name
+    return hparams, expected, None
 
 
 # ----------------------------------------------------------------------------

@@ -18,13 +18,13 @@ utils.import_tensorflow_quietly()
 import tensorflow as tf  # noqa: E402
 
 
-def read_inputs(paths: list, image_size: int) -> tuple[list, np.ndarray, list[str]]:
-    """Read the images to complete as uint8 (N, S, S, 3); unreadable ones are named and skipped,
-    images of another size are resized with one warning."""
+def read_inputs(paths: list, image_size: int, channels: int = 3) -> tuple[list, np.ndarray, list[str]]:
+    """Read the images to complete as uint8 (N, S, S, channels); unreadable ones are named and
+    skipped, images of another size are resized with one warning."""
     kept, images, errors, resized = [], [], [], []
     for path in paths:
         try:
-            image = utils.read_rgb(path)
+            image = utils.read_image(path, channels)
         except utils.ImageError as error:
             errors.append(str(error))
             utils.warn(f"{error}; skipped")
@@ -36,7 +36,7 @@ def read_inputs(paths: list, image_size: int) -> tuple[list, np.ndarray, list[st
     if resized:
         shown = ", ".join(resized[:3]) + (f" and {len(resized) - 3} more" if len(resized) > 3 else "")
         utils.warn(f"{len(resized)} image(s) are not {image_size}x{image_size} and were resized: {shown}")
-    array = np.stack(images) if images else np.zeros((0, image_size, image_size, 3), np.uint8)
+    array = np.stack(images) if images else np.zeros((0, image_size, image_size, channels), np.uint8)
     return kept, array, errors
 
 
@@ -75,7 +75,7 @@ class CompletionJob:
         from tqdm import tqdm
 
         config = self.config
-        paths, images, errors = read_inputs(paths, self.model.image_size)
+        paths, images, errors = read_inputs(paths, self.model.image_size, self.model.c_dim)
         if len(paths) == 0:
             utils.fail("no image could be read; nothing to complete", code=1)
         names = unique_stems(paths)
@@ -187,4 +187,7 @@ def _rows(count: int) -> int:
 def _write_gif(path: Path, frames: list) -> None:
     """The article's ImageMagick GIF of completed/*.png, with imageio."""
     import imageio.v3 as iio
-    utils.atomic_write(path, lambda tmp: iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=100, loop=0))
+    stack = np.stack(frames)
+    stack = stack[..., 0] if stack.shape[-1] == 1 else stack  # grayscale frames: (T, H, W)
+    utils.atomic_write(path, lambda tmp: iio.imwrite(tmp, stack, extension=".gif", duration=100, loop=0,
+                                                     is_batch=True))

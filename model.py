@@ -7,7 +7,6 @@ random generator), and knows how to train one step and save and load itself.
 from __future__ import annotations
 
 import functools
-import math
 import os
 import re
 from pathlib import Path
@@ -22,19 +21,11 @@ import tensorflow as tf  # noqa: E402
 import distribute  # noqa: E402
 from checkpoints import (CHECKPOINT_NAME, HPARAMS_FILE, OBJECT_GRAPH_KEY, CheckpointError,  # noqa: E402
                          first_line, latest_checkpoint, no_checkpoint_message, read_hparams, variable_name)
+import layouts  # noqa: E402
+from layouts import num_layers  # noqa: E402,F401  (model.num_layers, for bench/)
 from ops import BatchNorm, Conv2d, Conv2dTranspose, Linear, leaky_relu  # noqa: E402
 
 SAMPLE_COUNT = 64                   # the fixed sample z: an 8x8 grid
-
-
-def is_valid_image_size(size: int) -> bool:
-    return size >= 8 and size & (size - 1) == 0
-
-
-def num_layers(image_size: int) -> int:
-    """Stride-2 layers per network: 4 as in the original, 3 at 8x8."""
-    return min(4, int(math.log2(image_size)))
-
 
 LOSS_NAMES = ("d_loss", "d_loss_real", "d_loss_fake", "g_loss")
 
@@ -46,34 +37,31 @@ def sigmoid_cross_entropy(logits: tf.Tensor, label: float) -> tf.Tensor:
 
 
 # ----------------------------------------------------------------------------
-# Networks
+# Networks (layer names and widths: layouts.py)
 # ----------------------------------------------------------------------------
 
 class Generator(tf.Module):
     """z (N, z_dim) in [-1, 1] -> images (N, S, S, c_dim) in [-1, 1].
 
-    At 64x64: g_h0_lin 100 -> 4x4x512, then transposed convs to 8x8x256,
-    16x16x128, 32x32x64 (each with batch norm and ReLU) and 64x64x3 (tanh).
+    At 64x64 in the article's layout: g_h0_lin 100 -> 4x4x512, then transposed convs to
+    8x8x256, 16x16x128, 32x32x64 (each with batch norm and ReLU) and 64x64x3 (tanh).
     """
 
-    def __init__(self, image_size: int, z_dim: int, gf_dim: int, c_dim: int, compute_dtype=None):
+    def __init__(self, image_size: int, z_dim: int, gf_dim: int, c_dim: int, compute_dtype=None,
+                 layout: str = layouts.DEFAULT_LAYOUT):
         super().__init__(name="generator")
-        layers = num_layers(image_size)
-        self.start_size = image_size // 2 ** layers
-        self.start_channels = gf_dim * 2 ** (layers - 1)
+        self.start_size, widths = layouts.generator_plan(layout, image_size, gf_dim, c_dim)
+        self.start_channels = widths[0]
         self.compute_dtype = compute_dtype
         dtype = dict(compute_dtype=compute_dtype)
+        self.layers = len(widths) - 1
         with self.name_scope:
-            self.g_h0_lin = Linear(z_dim, self.start_size ** 2 * self.start_channels, "g_h0_lin", **dtype)
-            self.g_bn0 = BatchNorm(self.start_channels, "g_bn0", **dtype)
-            channels = self.start_channels
-            for i in range(1, layers + 1):
-                out = c_dim if i == layers else channels // 2
-                setattr(self, f"g_h{i}", Conv2dTranspose(channels, out, f"g_h{i}", **dtype))
-                if i < layers:
-                    setattr(self, f"g_bn{i}", BatchNorm(out, f"g_bn{i}", **dtype))
-                channels = out
-        self.layers = layers
+            self.g_h0_lin = Linear(z_dim, self.start_size ** 2 * widths[0], "g_h0_lin", **dtype)
+            self.g_bn0 = BatchNorm(widths[0], "g_bn0", **dtype)
+            for i in range(1, self.layers + 1):
+                setattr(self, f"g_h{i}", Conv2dTranspose(widths[i - 1], widths[i], f"g_h{i}", **dtype))
+                if i < self.layers:
+                    setattr(self, f"g_bn{i}", BatchNorm(widths[i], f"g_bn{i}", **dtype))
 
     def __call__(self, z: tf.Tensor, training: bool) -> tf.Tensor:
         h = self.g_h0_lin(z)
@@ -88,33 +76,33 @@ class Generator(tf.Module):
 class Discriminator(tf.Module):
     """images (N, S, S, c_dim) -> (probability, logit), each (N, 1).
 
-    At 64x64: convs to 32x32x64 (leaky ReLU), 16x16x128, 8x8x256, 4x4x512 (each
-    with batch norm and leaky ReLU), then d_h3_lin 8192 -> 1.
+    At 64x64: convs to 32x32x64 (leaky ReLU), 16x16x128, 8x8x256, 4x4x512 (each with batch
+    norm and leaky ReLU), then a linear layer 8192 -> 1 (d_h3_lin in the article's layout).
     """
 
-    def __init__(self, image_size: int, df_dim: int, c_dim: int, compute_dtype=None):
+    def __init__(self, image_size: int, df_dim: int, c_dim: int, compute_dtype=None,
+                 layout: str = layouts.DEFAULT_LAYOUT):
         super().__init__(name="discriminator")
-        layers = num_layers(image_size)
-        self.layers = layers
+        widths, end_size = layouts.discriminator_widths(image_size, df_dim)
+        self.layers = len(widths)
+        self.bn_names, self.linear_name = layouts.discriminator_names(layout, self.layers)
         self.compute_dtype = compute_dtype
         dtype = dict(compute_dtype=compute_dtype)
-        end_size = image_size // 2 ** layers
         with self.name_scope:
             channels = c_dim
-            for i in range(layers):
-                out = df_dim * 2 ** i
+            for i, out in enumerate(widths):
                 setattr(self, f"d_h{i}_conv", Conv2d(channels, out, f"d_h{i}_conv", **dtype))
                 if i > 0:
-                    setattr(self, f"d_bn{i}", BatchNorm(out, f"d_bn{i}", **dtype))
+                    setattr(self, self.bn_names[i - 1], BatchNorm(out, self.bn_names[i - 1], **dtype))
                 channels = out
             self.flat_dim = end_size ** 2 * channels
-            setattr(self, f"d_h{layers - 1}_lin", Linear(self.flat_dim, 1, f"d_h{layers - 1}_lin", **dtype))
+            setattr(self, self.linear_name, Linear(self.flat_dim, 1, self.linear_name, **dtype))
 
     def __call__(self, images: tf.Tensor, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
         h = leaky_relu(self.d_h0_conv(images))
         for i in range(1, self.layers):
-            h = leaky_relu(getattr(self, f"d_bn{i}")(getattr(self, f"d_h{i}_conv")(h), training))
-        logits = getattr(self, f"d_h{self.layers - 1}_lin")(tf.reshape(h, [-1, self.flat_dim]))
+            h = leaky_relu(getattr(self, self.bn_names[i - 1])(getattr(self, f"d_h{i}_conv")(h), training))
+        logits = getattr(self, self.linear_name)(tf.reshape(h, [-1, self.flat_dim]))
         if self.compute_dtype is not None:
             logits = tf.cast(logits, tf.float32)  # losses in float32
         return tf.sigmoid(logits), logits
@@ -163,21 +151,22 @@ class DCGAN(tf.Module):
 
     def __init__(self, image_size: int = 64, z_dim: int = 100, gf_dim: int = 64, df_dim: int = 64,
                  c_dim: int = 3, learning_rate: float = 0.0002, beta1: float = 0.5, seed: int | None = None,
-                 compute_dtype=None):
+                 compute_dtype=None, layout: str = layouts.DEFAULT_LAYOUT):
         """Build it under `strategy.scope()` to train or complete with a tf.distribute strategy;
-        compute_dtype "float16" or "bfloat16" computes in that type (variables stay float32)."""
+        compute_dtype "float16" or "bfloat16" computes in that type (variables stay float32);
+        layout "article" (the default) or "later": the original's two eras (layouts.py)."""
         super().__init__(name="dcgan")
-        if not is_valid_image_size(image_size):
-            raise ValueError(f"image_size must be a power of two >= 8, not {image_size}")
+        layouts.check(layout, image_size)
         self.image_size, self.z_dim, self.gf_dim, self.df_dim, self.c_dim = image_size, z_dim, gf_dim, df_dim, c_dim
+        self.layout = layout
         # The strategy whose scope built the model; None: the default strategy (one device).
         self.strategy = tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
         self.compute_dtype = distribute.compute_dtype(compute_dtype.name if isinstance(compute_dtype, tf.DType)
                                                       else compute_dtype)
         if seed is not None:
             tf.random.set_seed(seed)
-        self.generator = Generator(image_size, z_dim, gf_dim, c_dim, compute_dtype=self.compute_dtype)
-        self.discriminator = Discriminator(image_size, df_dim, c_dim, compute_dtype=self.compute_dtype)
+        self.generator = Generator(image_size, z_dim, gf_dim, c_dim, compute_dtype=self.compute_dtype, layout=layout)
+        self.discriminator = Discriminator(image_size, df_dim, c_dim, compute_dtype=self.compute_dtype, layout=layout)
         self.d_optim = Adam(self.discriminator.trainable_variables, learning_rate, beta1, name="d_optim")
         self.g_optim = Adam(self.generator.trainable_variables, learning_rate, beta1, name="g_optim")
         # Training bookkeeping, checkpointed so that a restart continues where it stopped.
@@ -202,8 +191,9 @@ class DCGAN(tf.Module):
     # -- description -------------------------------------------------------
     @property
     def hparams(self) -> dict:
-        return dict(image_size=self.image_size, z_dim=self.z_dim, gf_dim=self.gf_dim,
-                    df_dim=self.df_dim, c_dim=self.c_dim)
+        """What dcgan.json records: the model's size, and its layout when it is not the article's."""
+        return layouts.with_layout(dict(image_size=self.image_size, z_dim=self.z_dim, gf_dim=self.gf_dim,
+                                        df_dim=self.df_dim, c_dim=self.c_dim), self.layout)
 
     @property
     def model_variables(self) -> list[tf.Variable]:
@@ -384,6 +374,9 @@ class DCGAN(tf.Module):
         except (tf.errors.OpError, ValueError) as error:
             raise CheckpointError(f"{path}: not a readable checkpoint ({first_line(error)})") from None
         original = OBJECT_GRAPH_KEY not in shapes
+        if original and layouts.likely_layout(shapes) != self.layout:
+            raise CheckpointError(f"{path}: has the original's {layouts.likely_layout(shapes)} layout, but {self!r} "
+                                  f"has the {self.layout} layout (from_checkpoint builds the checkpoint's own)")
         for var in self.model_variables:
             name = variable_name(var)
             key = name if original else f"{name}/.ATTRIBUTES/VARIABLE_VALUE"
@@ -410,7 +403,11 @@ class DCGAN(tf.Module):
     def from_checkpoint(cls, checkpoint_dir: str | os.PathLike, **kwargs) -> "DCGAN":
         """Rebuild the model that wrote checkpoint_dir (from dcgan.json, or from the TF1 shapes) and load it."""
         hparams = read_hparams(checkpoint_dir)
-        model = cls(**hparams, **kwargs)
+        try:
+            model = cls(**hparams, **kwargs)
+        except (ValueError, TypeError) as error:  # a hand-edited dcgan.json
+            raise CheckpointError(f"{checkpoint_dir}: cannot build the model it describes "
+                                  f"({first_line(error)})") from None
         if not model.load(checkpoint_dir):
             raise CheckpointError(no_checkpoint_message(checkpoint_dir))
         return model

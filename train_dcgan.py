@@ -19,7 +19,7 @@ import utils
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
 
 
-MODEL_DEFAULTS = dict(image_size=64, z_dim=100, gf_dim=64, df_dim=64)  # the original's
+MODEL_DEFAULTS = dict(image_size=64, z_dim=100, gf_dim=64, df_dim=64, c_dim=3)  # the original's
 
 
 def image_size(text: str) -> int:
@@ -52,6 +52,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="generator filters in the last layer (default: the checkpoint's, else 64)")
     parser.add_argument("--df_dim", type=utils.positive_int, default=None,
                         help="discriminator filters in the first layer (default: the checkpoint's, else 64)")
+    parser.add_argument("--c_dim", type=int, choices=(1, 3), default=None,
+                        help="image channels: 3 (RGB) or 1 (grayscale) (default: the checkpoint's when resuming, "
+                             "else 1 if every dataset image is single-channel, else 3)")
     parser.add_argument("--crop", action="store_true", help="centre-crop images to a square before resizing")
     parser.add_argument("--seed", type=int, default=None, help="random seed, for reproducible runs")
     parser.add_argument("--sample_every", type=utils.positive_int, default=100, help="write a sample grid every N steps")
@@ -71,7 +74,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if not os.path.isdir(args.dataset):
         utils.fail(f"dataset folder {args.dataset} does not exist")
-    if not utils.list_images(args.dataset):
+    paths = utils.list_images(args.dataset)
+    if not paths:
         utils.fail(f"no .png/.jpg/.jpeg images in dataset folder {args.dataset}")
 
     from checkpoints import CheckpointError, latest_checkpoint, read_hparams  # imports TensorFlow quietly
@@ -87,17 +91,21 @@ def main(argv=None) -> int:
     if args.batch_size % strategy.num_replicas_in_sync:
         utils.fail(f"--batch_size {args.batch_size} (the global batch) does not divide over "
                    f"{strategy.num_replicas_in_sync} replicas")
-    asked = dict(image_size=args.image_size, z_dim=args.z_dim, gf_dim=args.gf_dim, df_dim=args.df_dim)
+    asked = dict(image_size=args.image_size, z_dim=args.z_dim, gf_dim=args.gf_dim, df_dim=args.df_dim,
+                 c_dim=args.c_dim)
     try:
-        # Resuming: the checkpoint's shape unless a flag asks for another (an error); new: the original's.
-        saved = read_hparams(args.checkpoint_dir) if latest_checkpoint(args.checkpoint_dir) else MODEL_DEFAULTS
-        differ = {k: (v, saved[k]) for k, v in asked.items() if v is not None and saved is not MODEL_DEFAULTS
-                  and saved.get(k) != v}
+        # Resuming: the checkpoint's model (layout included) unless a flag asks for another (an error);
+        # new: the original's, in gray when every image is.
+        saved = read_hparams(args.checkpoint_dir) if latest_checkpoint(args.checkpoint_dir) else {}
+        differ = {k: (v, saved[k]) for k, v in asked.items() if v is not None and k in saved and saved[k] != v}
         if differ:
             name, (value, found) = next(iter(differ.items()))
             utils.fail(f"--{name} {value} does not match the checkpoint in {args.checkpoint_dir} "
                        f"({name}={found}); use another --checkpoint_dir or the same {name}")
-        hparams = {k: saved[k] if v is None else v for k, v in asked.items()}
+        if not saved and args.c_dim is None and utils.dataset_channels(paths) == 1:
+            print(f"Every image in {args.dataset} is single-channel: training a grayscale model (--c_dim 1).")
+            asked["c_dim"] = 1
+        hparams = {**MODEL_DEFAULTS, **saved, **{k: v for k, v in asked.items() if v is not None}}
         with strategy.scope():  # the model's variables, its optimisers' slots and its counters
             model = DCGAN(**hparams, learning_rate=args.learning_rate, beta1=args.beta1, seed=args.seed,
                           compute_dtype=args.mixed_precision)

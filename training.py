@@ -38,21 +38,21 @@ def image_dataset(images: np.ndarray, batch_size: int, seed: int | None = None) 
 
 
 def streaming_dataset(paths: list, image_size: int, crop: bool, batch_size: int, errors: list,
-                      seed: int | None = None) -> tf.data.Dataset:
+                      seed: int | None = None, channels: int = 3) -> tf.data.Dataset:
     """For datasets too big to hold in memory: decode files on the fly, in parallel.
 
     Unreadable files are dropped and their errors appended to `errors`.
     """
     def load(path):
         try:
-            return utils.load_image(path.decode(), image_size, crop), True
+            return utils.load_image(path.decode(), image_size, crop, channels), True
         except utils.ImageError as error:
             errors.append(str(error))
-            return np.zeros((image_size, image_size, 3), np.uint8), False
+            return np.zeros((image_size, image_size, channels), np.uint8), False
 
     def decode(path):
         image, ok = tf.numpy_function(load, [path], [tf.uint8, tf.bool], stateful=False)
-        return tf.ensure_shape(image, [image_size, image_size, 3]), ok
+        return tf.ensure_shape(image, [image_size, image_size, channels]), ok
 
     return (tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
             .shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
@@ -91,28 +91,28 @@ class Trainer:
 
     # -- data --------------------------------------------------------------
     def dataset(self) -> tuple[tf.data.Dataset, int]:
-        config, size = self.config, self.model.image_size
+        config, size, channels = self.config, self.model.image_size, self.model.c_dim
         paths = utils.list_images(config.dataset)
         if not paths:
             utils.fail(f"no .png/.jpg/.jpeg images in dataset folder {config.dataset}")
         if config.train_size < len(paths):
             paths = paths[:int(config.train_size)]
         errors: list[str] = []
-        self.streaming = len(paths) * size * size * 3 > memory_budget()
+        self.streaming = len(paths) * size * size * channels > memory_budget()
         seed = config.seed
         if seed is None and distribute.worker_count(self.strategy) > 1:
             # Workers must shuffle alike to shard the data: a seed from the generator's
             # state, which every worker received from the chief.
             seed = int(self.model.rng.state.numpy()[-1] % (2 ** 31))
         if not self.streaming:
-            images, loaded, errors = utils.load_images(paths, size, crop=config.crop)
+            images, loaded, errors = utils.load_images(paths, size, crop=config.crop, channels=channels)
             if errors:
                 utils.warn(utils.describe_bad_files(errors))
             count, dataset = len(loaded), image_dataset(images, config.batch_size, seed)
         else:
             print(f"Dataset of {len(paths)} images does not fit in memory: decoding on the fly.")
             count, dataset = len(paths), streaming_dataset(paths, size, config.crop, config.batch_size, errors,
-                                                           seed)
+                                                           seed, channels)
         self.decode_errors = errors
         if count < config.batch_size:
             utils.fail(f"dataset folder {config.dataset} has {count} readable images, "

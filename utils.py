@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")  # Pillow's single-channel modes (LA: with alpha)
 MASK_TYPES = ("random", "center", "left", "right", "top", "bottom", "full", "grid", "lowres")
 LOWRES_FACTOR = 8  # the lowres mask keeps an 8x-downsampled copy of the image
 
@@ -67,6 +68,29 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
         raise ImageError(f"{path}: cannot read image ({reason})") from None
 
 
+def read_image(path: str | os.PathLike, channels: int = 3) -> np.ndarray:
+    """Read an image file as uint8 (H, W, channels): RGB (3), or gray (1) with Pillow's
+    ITU-R 601 luma, which leaves a grayscale file's values as they are."""
+    rgb = read_rgb(path)
+    if channels == 3:
+        return rgb
+    return np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.uint8)[:, :, None]
+
+
+def is_single_channel(path: str | os.PathLike) -> bool:
+    """Whether an image file is grayscale, from its header (no decoding); False if unreadable."""
+    try:
+        with Image.open(path) as image:
+            return image.mode in GRAY_MODES
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+        return False
+
+
+def dataset_channels(paths: Sequence[str | os.PathLike]) -> int:
+    """1 when every image is single-channel, else 3 (stops at the first colour image)."""
+    return 1 if paths and all(is_single_channel(path) for path in paths) else 3
+
+
 def _to_rgb(image: Image.Image) -> np.ndarray:
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # Pillow clips these to 8 bits instead of scaling; scale by hand.
@@ -93,16 +117,17 @@ def center_crop(image: np.ndarray) -> np.ndarray:
 
 
 def resize(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize a uint8 image to size x size (bicubic, area-like when shrinking)."""
+    """Resize a uint8 image (H, W, C) to size x size (bicubic, area-like when shrinking)."""
     if image.shape[0] == size and image.shape[1] == size:
         return image
-    pil = Image.fromarray(image)
-    return np.asarray(pil.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=2.0), dtype=np.uint8)
+    pil = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
+    resized = np.asarray(pil.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=2.0), dtype=np.uint8)
+    return resized.reshape(size, size, image.shape[2])
 
 
-def load_image(path: str | os.PathLike, image_size: int, crop: bool = False) -> np.ndarray:
-    """Read an image as uint8 (image_size, image_size, 3): optional centre crop, then resize."""
-    image = read_rgb(path)
+def load_image(path: str | os.PathLike, image_size: int, crop: bool = False, channels: int = 3) -> np.ndarray:
+    """Read an image as uint8 (image_size, image_size, channels): optional centre crop, then resize."""
+    image = read_image(path, channels)
     if crop:
         image = center_crop(image)
     return resize(image, image_size)
@@ -145,10 +170,12 @@ def _umask() -> int:
 
 
 def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write a uint8 image (H, W, 3) or float image in [-1, 1] as PNG, atomically."""
+    """Write a uint8 image (H, W, 3) or (H, W, 1) (a grayscale PNG), or a float image in [-1, 1], atomically."""
     array = np.asarray(image)
     if array.dtype != np.uint8:
         array = to_uint8(array)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
     atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))
 
 
@@ -304,10 +331,11 @@ def block_mean(images: np.ndarray, factor: int = LOWRES_FACTOR) -> np.ndarray:
 
 
 def load_images(paths: Sequence[str | os.PathLike], image_size: int, crop: bool = False,
-                workers: int | None = None, progress: bool = True) -> tuple[np.ndarray, list[Path], list[str]]:
+                workers: int | None = None, progress: bool = True,
+                channels: int = 3) -> tuple[np.ndarray, list[Path], list[str]]:
     """Decode many images in parallel threads (Pillow releases the GIL while decoding).
 
-    Returns (uint8 array (N, S, S, 3), the paths that loaded, one error per file that did not).
+    Returns (uint8 array (N, S, S, channels), the paths that loaded, one error per file that did not).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -315,7 +343,7 @@ def load_images(paths: Sequence[str | os.PathLike], image_size: int, crop: bool 
 
     def load(path):
         try:
-            return load_image(path, image_size, crop), None
+            return load_image(path, image_size, crop, channels), None
         except ImageError as error:
             return None, str(error)
 
@@ -329,7 +357,7 @@ def load_images(paths: Sequence[str | os.PathLike], image_size: int, crop: bool 
                 loaded.append(Path(path))
             else:
                 errors.append(error)
-    array = np.stack(images) if images else np.zeros((0, image_size, image_size, 3), np.uint8)
+    array = np.stack(images) if images else np.zeros((0, image_size, image_size, channels), np.uint8)
     return array, loaded, errors
 
 

@@ -27,6 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 import convert_checkpoint  # noqa: E402
 import checkpoints  # noqa: E402
+import layouts  # noqa: E402
+import utils  # noqa: E402
 import train_dcgan  # noqa: E402
 from checkpoints import CheckpointError, infer_hparams, latest_checkpoint, read_hparams  # noqa: E402
 from model import DCGAN  # noqa: E402
@@ -115,6 +117,34 @@ def _discriminator(image, df_dim):
         return tf.nn.sigmoid(h4), h4
 
 
+def _generator_later(z, batch, image_size, gf_dim, c_dim):
+    """The later revision's generator: from 4x4, widths gf_dim * 8, 8, 4, 2, ... built in its loop."""
+    with v1.variable_scope("generator"):
+        h = tf.reshape(_linear(z, gf_dim * 8 * 4 * 4, "g_h0_lin"), [-1, 4, 4, gf_dim * 8])
+        h = tf.nn.relu(_batch_norm(h, "g_bn0"))
+        i, depth_mul, size = 1, 8, 8
+        while size < image_size:
+            h = _deconv2d(h, [batch, size, size, gf_dim * depth_mul], f"g_h{i}")
+            h = tf.nn.relu(_batch_norm(h, f"g_bn{i}"))
+            i, depth_mul, size = i + 1, depth_mul // 2, size * 2
+        return tf.nn.tanh(_deconv2d(h, [batch, size, size, c_dim], f"g_h{i}"))
+
+
+def _discriminator_later(image, df_dim):
+    """The later revision's discriminator: batch norms d_bn0..d_bn2, last layer d_h4_lin."""
+    with v1.variable_scope("discriminator"):
+        h0 = _lrelu(_conv2d(image, df_dim, "d_h0_conv"))
+        h1 = _lrelu(_batch_norm(_conv2d(h0, df_dim * 2, "d_h1_conv"), "d_bn0"))
+        h2 = _lrelu(_batch_norm(_conv2d(h1, df_dim * 4, "d_h2_conv"), "d_bn1"))
+        h3 = _lrelu(_batch_norm(_conv2d(h2, df_dim * 8, "d_h3_conv"), "d_bn2"))
+        flat = int(np.prod(h3.shape[1:]))  # its hard-coded 8192 at 64x64
+        h4 = _linear(tf.reshape(h3, [-1, flat]), 1, "d_h4_lin")
+        return tf.nn.sigmoid(h4), h4
+
+
+NETWORKS = {"article": (_generator, _discriminator), "later": (_generator_later, _discriminator_later)}
+
+
 def _random_value(rng, name, shape):
     """Random values of a sensible scale for each kind of variable."""
     leaf = name.rsplit("/", 1)[-1]
@@ -129,14 +159,20 @@ def _random_value(rng, name, shape):
 
 
 def write_tf1_checkpoint(folder: Path, step: int, image_size: int, z_dim: int, gf_dim: int, df_dim: int,
-                         c_dim: int, batch: int = 2, seed: int = 0) -> dict:
-    """Save the original's model with random values to folder/DCGAN.model-STEP; return its outputs."""
+                         c_dim: int, batch: int = 2, seed: int = 0, layout: str = "article",
+                         adam: bool = False) -> dict:
+    """Save the original's model (of the article's or the later layout) with random values to
+    folder/DCGAN.model-STEP; return its outputs. adam: also its Adam slots, as the original's
+    Saver wrote them after training."""
     rng = np.random.default_rng(seed)
     z = rng.uniform(-1, 1, (batch, z_dim)).astype(np.float32)
     x = rng.uniform(-1, 1, (batch, image_size, image_size, c_dim)).astype(np.float32)
+    generator, discriminator = NETWORKS[layout]
     with tf.Graph().as_default() as graph:
-        images = _generator(tf.constant(z), batch, image_size, gf_dim, c_dim)
-        _, logits = _discriminator(tf.constant(x), df_dim)
+        images = generator(tf.constant(z), batch, image_size, gf_dim, c_dim)
+        _, logits = discriminator(tf.constant(x), df_dim)
+        if adam:
+            v1.train.AdamOptimizer(0.0002, beta1=0.5).minimize(tf.reduce_mean(logits) + tf.reduce_mean(images))
         variables = v1.global_variables()
         placeholders = [v1.placeholder(tf.float32, var.shape) for var in variables]
         assigns = [v1.assign(var, ph) for var, ph in zip(variables, placeholders)]
@@ -149,8 +185,9 @@ def write_tf1_checkpoint(folder: Path, step: int, image_size: int, z_dim: int, g
             images, logits = sess.run([images, logits])
             folder.mkdir(parents=True, exist_ok=True)
             prefix = saver.save(sess, str(folder / "DCGAN.model"), global_step=step)
+    hparams = dict(image_size=image_size, z_dim=z_dim, gf_dim=gf_dim, df_dim=df_dim, c_dim=c_dim)
     return dict(folder=folder, prefix=prefix, step=step, z=z, x=x, images=images, logits=logits,
-                hparams=dict(image_size=image_size, z_dim=z_dim, gf_dim=gf_dim, df_dim=df_dim, c_dim=c_dim))
+                hparams=hparams if layout == "article" else dict(hparams, layout=layout))
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +203,19 @@ def tf1_small(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tf1_gray(tmp_path_factory):
     return write_tf1_checkpoint(tmp_path_factory.mktemp("tf1_gray"), 12, **GRAY, seed=2)
+
+
+@pytest.fixture(scope="module")
+def tf1_later(tmp_path_factory):
+    """The later revision's 64x64 model."""
+    return write_tf1_checkpoint(tmp_path_factory.mktemp("tf1_later"), 12001, **DEFAULTS, seed=3, layout="later")
+
+
+@pytest.fixture(scope="module")
+def tf1_later_small(tmp_path_factory):
+    """A small one, Adam's slots included, as the later revision's Saver wrote them after training."""
+    return write_tf1_checkpoint(tmp_path_factory.mktemp("tf1_later_small"), 9, **SMALL, batch=3, seed=4,
+                                layout="later", adam=True)
 
 
 def assert_close(actual, expected, what):
@@ -279,6 +329,119 @@ def test_a_moved_folder_loads_from_where_it_is_now(tf1_small, tmp_path):
 
 
 # ----------------------------------------------------------------------------
+# The later revision's layout
+# ----------------------------------------------------------------------------
+
+def test_the_later_layout_is_recognised_and_gives_the_originals_outputs(tf1_later):
+    written = dict(tf.train.list_variables(tf1_later["prefix"]))
+    # What the later revision wrote: renamed D layers and doubled G widths.
+    assert written["generator/g_h1/w"] == [5, 5, 512, 512] and written["discriminator/d_h4_lin/Matrix"] == [8192, 1]
+    assert "discriminator/d_bn0/beta" in written and "discriminator/d_bn3/beta" not in written
+    assert read_hparams(tf1_later["folder"]) == dict(DEFAULTS, layout="later")
+    model = DCGAN.from_checkpoint(tf1_later["folder"])
+    assert model.original_format and model.layout == "later"
+    assert repr(model) == "DCGAN(image_size=64, z_dim=100, gf_dim=64, df_dim=64, c_dim=3, layout=later)"
+    assert_same_outputs(model, tf1_later)
+
+
+def test_the_later_layout_at_16x16(tf1_later_small):
+    written = dict(tf.train.list_variables(tf1_later_small["prefix"]))
+    assert "generator/g_h1/w/Adam" in written and "beta1_power" in written  # ignored: this port's Adam starts afresh
+    assert read_hparams(tf1_later_small["folder"]) == dict(SMALL, layout="later")
+    model = DCGAN(**SMALL, layout="later")
+    assert model.load(tf1_later_small["folder"])
+    assert_same_outputs(model, tf1_later_small)
+    with pytest.raises(CheckpointError) as error:
+        DCGAN(**SMALL).load(tf1_later_small["folder"])  # the article's layout asked for explicitly
+    assert str(error.value) == (f"{tf1_later_small['prefix']}: has the original's later layout, but "
+                                f"DCGAN(image_size=16, z_dim=16, gf_dim=8, df_dim=8, c_dim=3) has the article layout "
+                                f"(from_checkpoint builds the checkpoint's own)")
+
+
+def test_fine_tuning_and_converting_keep_the_later_layout(tf1_later_small, tmp_path, capsys):
+    folder = copy_checkpoint(tf1_later_small, tmp_path / "ckpt")
+    data = tmp_path / "data"
+    write_dataset(data, 8, 16)
+    assert train_dcgan.main([str(a) for a in (
+        "--dataset", data, "--batch_size", 8, "--epoch", 1, "--seed", 0, "--checkpoint_dir", folder,
+        "--sample_dir", tmp_path / "samples", "--log_dir", tmp_path / "logs")]) == 0
+    assert f"Resuming from {folder / 'DCGAN.model-9'} at step 0 {ORIGINAL_NOTE}" in capsys.readouterr().out
+    assert json.loads((folder / "dcgan.json").read_text()) == dict(SMALL, layout="later")
+    tuned = DCGAN.from_checkpoint(folder)
+    assert not tuned.original_format and tuned.layout == "later" and int(tuned.step) == 1
+    trained = tuned.generator(tf.constant(tf1_later_small["z"]), training=False).numpy()
+    assert 0 < np.max(np.abs(trained - tf1_later_small["images"])) < 0.5
+    dst = tmp_path / "converted"
+    assert convert_checkpoint.main([str(tf1_later_small["folder"]), str(dst)]) == 0
+    assert json.loads((dst / "dcgan.json").read_text()) == dict(SMALL, layout="later")
+    assert_same_outputs(DCGAN.from_checkpoint(dst), tf1_later_small)
+
+
+def test_complete_runs_on_a_later_layout_checkpoint(tf1_later_small, tmp_path, capsys):
+    import complete
+    images = write_dataset(tmp_path / "images", 2, 16)
+    out = tmp_path / "out"
+    assert complete.main([str(a) for a in ("--checkpointDir", tf1_later_small["folder"], "--outDir", out,
+                                           "--nIter", 2, "--outInterval", 1, "--batchSize", 2, "--seed", 0,
+                                           *images)]) == 0
+    known = utils.make_mask("center", 16)[:, :, 0] > 0.5
+    for path in images:
+        completed = np.asarray(Image.open(out / "final" / f"{path.stem}.png")).astype(int)
+        original = np.asarray(Image.open(path)).astype(int)
+        assert np.abs(completed - original)[known].max() <= 1
+        assert np.abs(completed - original)[~known].mean() > 10
+
+
+def write_tf1_variables(folder: Path, shapes: dict) -> str:
+    """A TF1 checkpoint holding zeros of these names and shapes."""
+    with tf.Graph().as_default() as graph:
+        for name, shape in shapes.items():
+            v1.get_variable(name, shape, initializer=v1.zeros_initializer())
+        with v1.Session(graph=graph) as sess:
+            sess.run(v1.global_variables_initializer())
+            folder.mkdir(parents=True, exist_ok=True)
+            return v1.train.Saver().save(sess, str(folder / "DCGAN.model"), global_step=3)
+
+
+def test_a_checkpoint_of_neither_layout_says_what_each_expects(tmp_path, capsys):
+    import complete
+    # The article's names with the later revision's widths in G.
+    shapes = dict(layouts.expected_shapes(**SMALL), **{"generator/g_h1/w": [5, 5, 64, 64]})
+    prefix = write_tf1_variables(tmp_path / "hybrid", shapes)
+    expected = (f"{prefix}: fits neither layout of the original's checkpoints: variable generator/g_h1/w has shape "
+                f"[5, 5, 64, 64]; the article layout expects generator/g_h1/w [5, 5, 32, 64] "
+                f"({layouts.SUMMARY['article']}); the later layout expects generator/g_h1/w [5, 5, 64, 64] "
+                f"({layouts.SUMMARY['later']})")
+    with pytest.raises(SystemExit) as exit_:
+        complete.main(["--checkpointDir", str(tmp_path / "hybrid"), "--outDir", str(tmp_path / "out"), "x.png"])
+    assert exit_.value.code == 2
+    assert error_line(capsys.readouterr().err) == f"error: {expected}"
+    assert not (tmp_path / "out").exists()
+    # A missing variable: named, with what each layout has in its place.
+    shapes = layouts.expected_shapes(**SMALL)
+    del shapes["discriminator/d_h3_lin/Matrix"]
+    with pytest.raises(CheckpointError) as error:
+        infer_hparams(shapes, "ckpt")
+    assert str(error.value) == (
+        f"ckpt: fits neither layout of the original's checkpoints: no variable discriminator/d_h3_lin/Matrix; "
+        f"the article layout expects discriminator/d_h3_lin/Matrix [64, 1] ({layouts.SUMMARY['article']}); "
+        f"the later layout expects no discriminator/d_h3_lin/Matrix ({layouts.SUMMARY['later']})")
+    with pytest.raises(CheckpointError, match=r"^ckpt: fits neither .*: no variable generator/g_h0_lin/Matrix; "
+                                              r"the article layout needs generator/g_h0_lin/Matrix"):
+        infer_hparams({"discriminator/d_bn0/beta": [8]}, "ckpt")
+
+
+def test_dcgan_json_with_a_layout_that_cannot_be_built_is_a_clear_error(tmp_path):
+    (tmp_path / "dcgan.json").write_text(json.dumps(dict(SMALL, layout="2018")))
+    with pytest.raises(CheckpointError, match=r"dcgan\.json: layout must be one of article, later, not '2018'"):
+        read_hparams(tmp_path)
+    (tmp_path / "dcgan.json").write_text(json.dumps(dict(SMALL, image_size=256, layout="later")))
+    with pytest.raises(CheckpointError, match=r": cannot build the model it describes \(the later layout works up "
+                                              r"to 128x128, not 256"):
+        DCGAN.from_checkpoint(tmp_path)
+
+
+# ----------------------------------------------------------------------------
 # Clear errors
 # ----------------------------------------------------------------------------
 
@@ -360,13 +523,13 @@ def test_train_cli_errors_are_one_line(tf1_gray, tmp_path, capsys):
     result = run_script("train_dcgan.py", *common, "--checkpoint_dir", junk)
     assert result.returncode != 0
     assert f"error: {junk / 'checkpoint'}: not a readable checkpoint state file" in error_line(result.stderr)
-    # A grayscale original checkpoint into the 3-channel model: the first variable that differs.
+    # A grayscale original checkpoint asked to train in colour: the flag that disagrees.
     with pytest.raises(SystemExit) as exit_:  # in-process, to save a TensorFlow start-up
-        train_dcgan.main([str(a) for a in common] + ["--checkpoint_dir", str(tf1_gray["folder"])])
+        train_dcgan.main([str(a) for a in common] + ["--c_dim", "3", "--checkpoint_dir", str(tf1_gray["folder"])])
     assert exit_.value.code == 2
-    assert error_line(capsys.readouterr().err) == (f"error: {tf1_gray['prefix']}: variable generator/g_h4/biases has shape "
-                                         f"[1] in the checkpoint but [3] in "
-                                         f"DCGAN(image_size=32, z_dim=8, gf_dim=4, df_dim=4, c_dim=3)")
+    assert error_line(capsys.readouterr().err) == (f"error: --c_dim 3 does not match the checkpoint in "
+                                                   f"{tf1_gray['folder']} (c_dim=1); use another --checkpoint_dir "
+                                                   f"or the same c_dim")
     assert not (tmp_path / "samples").exists()
 
 

@@ -89,6 +89,26 @@ def test_load_image_crop_and_resize(tmp_path):
     np.testing.assert_array_equal(utils.load_image(tmp_path / "flat.png", 16, crop=True), 77)
 
 
+def test_gray_images_read_resize_and_write_in_one_channel(tmp_path):
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, (12, 10), dtype=np.uint8)
+    Image.fromarray(gray, "L").save(tmp_path / "gray.png")
+    Image.fromarray(gray, "L").convert("I;16").save(tmp_path / "gray16.png")
+    colour = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    Image.fromarray(colour).save(tmp_path / "colour.png")
+    assert np.array_equal(utils.read_image(tmp_path / "gray.png", 1)[:, :, 0], gray)  # values kept exactly
+    # Colour to gray: ITU-R 601 luma (0.299 R + 0.587 G + 0.114 B), rounded.
+    luma = colour.astype(float) @ np.array([0.299, 0.587, 0.114])
+    assert np.abs(utils.read_image(tmp_path / "colour.png", 1)[:, :, 0] - luma).max() <= 1
+    assert [utils.is_single_channel(tmp_path / n) for n in ("gray.png", "gray16.png", "colour.png")] == \
+        [True, True, False]
+    loaded = utils.load_image(tmp_path / "gray.png", 8, crop=True, channels=1)
+    assert loaded.shape == (8, 8, 1) and loaded.dtype == np.uint8
+    utils.save_grid(tmp_path / "grid.png", np.stack([loaded, 255 - loaded]), rows=1)
+    with Image.open(tmp_path / "grid.png") as grid:
+        assert grid.mode == "L" and np.array_equal(np.asarray(grid), np.hstack([loaded, 255 - loaded])[:, :, 0])
+
+
 def test_to_float():
     x = np.array([0, 1, 127, 128, 254, 255], np.uint8)
     y = utils.to_float(x)
