@@ -368,10 +368,10 @@ def test_kill_9_while_training_and_saving_then_resume(base, tmp_path, capsys):
         process = subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             if moment == "saving":
-                wait_for(saving, process)
+                assert wait_for(saving, process), "no save seen in progress"
             else:
                 previous = (folder / "checkpoint").read_text()
-                wait_for(lambda: just_saved(previous), process)
+                assert wait_for(lambda: just_saved(previous), process), "no new checkpoint seen"
         finally:
             process.kill()  # SIGKILL: no handler runs
             process.wait()
