@@ -74,18 +74,18 @@ def memory_budget() -> int:
         return 2 ** 31
 
 
-def readable_at_least(paths: list, image_size: int, crop: bool, count: int) -> bool:
-    """Whether `count` of the files can be decoded (reads until it has found them)."""
+def count_readable(paths: list, image_size: int, crop: bool, up_to: int) -> int:
+    """How many of the files can be decoded, counting no further than up_to."""
     found = 0
     for path in paths:
+        if found >= up_to:
+            break
         try:
             utils.load_image(path, image_size, crop)
+            found += 1
         except utils.ImageError:
-            continue
-        found += 1
-        if found >= count:
-            return True
-    return False
+            pass
+    return found
 
 
 class StopTraining(Exception):
@@ -129,7 +129,8 @@ class Trainer:
         else:
             print(f"Dataset of {len(paths)} images does not fit in memory: decoding on the fly.")
             # A batch's worth of readable files must exist, or the endless stream would find none.
-            count = len(paths) if readable_at_least(paths, size, config.crop, config.batch_size) else 0
+            readable = count_readable(paths, size, config.crop, up_to=config.batch_size)
+            count = len(paths) if readable == config.batch_size else readable
         self.decode_errors = errors
         if count < config.batch_size:
             utils.fail(f"dataset folder {config.dataset} has {count} readable images, "
