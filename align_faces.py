@@ -47,10 +47,19 @@ _worker: dict = {}
 
 
 def init_worker(options: dict) -> None:
-    """Load the dlib models once per worker process, not once per photo."""
+    """Load the dlib models once per worker process, not once per photo. Never raises: a pool
+    restarts a worker whose initializer fails, forever; process() reports the error instead."""
     _worker.update(options)
     cv2.setNumThreads(1)  # the parallelism comes from the worker processes
-    _worker["detector"], _worker["predictor"] = load_models(options["predictor"], options["detector_kind"])
+    try:
+        _worker["detector"], _worker["predictor"] = load_models(options["predictor"], options["detector_kind"])
+    except Exception as error:  # a corrupt model file: dlib raises RuntimeError
+        _worker["model_error"] = model_error(options["predictor"], error)
+
+
+def model_error(predictor: str, error: Exception) -> str:
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"{predictor}: cannot load the dlib models ({reason})"
 
 
 def face_path(target: str, index: int) -> Path:
@@ -61,6 +70,8 @@ def face_path(target: str, index: int) -> Path:
 def process(job: Job) -> Result:
     """Align one photo; every failure becomes a counted Result, never a traceback."""
     options = _worker
+    if "model_error" in options:
+        return Result("model_error", job.source, message=options["model_error"])
     try:
         rgb = utils.read_rgb(job.source)
     except utils.ImageError as error:
@@ -132,7 +143,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("mode", choices=["align"], help="only 'align', as in the article's command")
     parser.add_argument("landmarks", choices=list(LANDMARKS), help="which three landmarks the warp uses")
     parser.add_argument("outputDir", help="aligned faces go here, keeping the input's sub-folders")
-    parser.add_argument("--size", type=int, default=96, help="output side in pixels (default: %(default)s; the article uses 64)")
+    parser.add_argument("--size", type=utils.positive_int, default=96, help="output side in pixels (default: %(default)s; the article uses 64)")
     multi = parser.add_mutually_exclusive_group()
     multi.add_argument("--skipMulti", action="store_true", help="skip photos with more than one face")
     multi.add_argument("--allFaces", action="store_true",
@@ -141,29 +152,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="dlib 68-point shape predictor (default: the one in face-recognition-models)")
     parser.add_argument("--detector", choices=["hog", "cnn"], default="hog",
                         help="dlib's HOG frontal detector (default, as OpenFace) or its slower CNN detector")
-    parser.add_argument("--upsample", type=int, default=1, help="times the detector upsamples, to find smaller faces (default: %(default)s)")
-    parser.add_argument("--maxSide", type=int, default=1024,
+    parser.add_argument("--upsample", type=utils.non_negative_int, default=1, help="times the detector upsamples, to find smaller faces (default: %(default)s)")
+    parser.add_argument("--maxSide", type=utils.non_negative_int, default=1024,
                         help="detect faces on a copy shrunk to this longest side; 0: never shrink (default: %(default)s)")
     parser.add_argument("--flat", action="store_true",
                         help="write all faces into outputDir itself, named after their relative path")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel processes (default: %(default)s, the CPU count)")
+    parser.add_argument("--workers", type=utils.positive_int, default=os.cpu_count() or 1, help="parallel processes (default: %(default)s, the CPU count)")
     parser.add_argument("--verbose", action="store_true", help="name every photo that was not aligned")
-    args = parser.parse_args(argv)
-    if args.size < 1 or args.workers < 1 or args.upsample < 0 or args.maxSide < 0:
-        parser.error("--size and --workers must be >= 1, --upsample and --maxSide >= 0")
-    return args
+    return parser.parse_args(argv)
 
 
+@utils.expected_errors
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     input_dir, output_dir = Path(args.inputDir), Path(args.outputDir)
     if not input_dir.is_dir():
-        utils.fail(f"input folder {input_dir} does not exist")
+        utils.fail(f"input folder {input_dir} does not exist" if not input_dir.exists()
+                   else f"{input_dir}: input folder is a file, not a folder")
     if args.dlibFacePredictor is None:
         import face_recognition_models
         args.dlibFacePredictor = face_recognition_models.pose_predictor_model_location()
     if not os.path.isfile(args.dlibFacePredictor):
         utils.fail(f"dlib face predictor {args.dlibFacePredictor} not found")
+    utils.output_folder(output_dir, "output folder")
 
     jobs = plan(input_dir, output_dir, args.flat)
     todo = [job for job in jobs if not is_done(job, args.allFaces)]
@@ -181,6 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             pool = multiprocessing.Pool(workers, initializer=init_worker, initargs=(options,))
             results = pool.imap_unordered(process, todo)
         for result in tqdm(results, total=len(todo), unit="photo", disable=not todo):
+            if result.status == "model_error":
+                if pool is not None:
+                    pool.terminate()
+                utils.fail(result.message)
             counts[result.status] += 1
             faces += result.faces
             if result.status == "failed":
@@ -198,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             pool.close()
             pool.join()
     print(summary(counts, faces), flush=True)
-    return 0
+    return utils.EXIT_PARTIAL if counts["failed"] else utils.EXIT_OK
 
 
 if __name__ == "__main__":

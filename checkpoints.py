@@ -20,9 +20,10 @@ HPARAMS_FILE = "dcgan.json"        # the model's hyper-parameters, beside its ch
 CHECKPOINT_NAME = "DCGAN.model"     # the original's checkpoint prefix: DCGAN.model-STEP
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"  # present in TF2 checkpoints only
 STATE_FILE = "checkpoint"           # names the newest checkpoint, in both formats
+HPARAM_KEYS = ("image_size", "z_dim", "gf_dim", "df_dim", "c_dim", "layout")  # what dcgan.json may hold
 
 
-class CheckpointError(Exception):
+class CheckpointError(utils.UserError):
     """A checkpoint that cannot be loaded into this model; the message says why."""
 
 
@@ -96,9 +97,17 @@ def read_hparams(checkpoint_dir: str | os.PathLike) -> dict:
             raise CheckpointError(f"{json_path}: unreadable ({first_line(error)})") from None
         if not isinstance(hparams, dict) or not all(isinstance(hparams.get(k), int) for k in keys):
             raise CheckpointError(f"{json_path}: expected integers {', '.join(keys)} (and c_dim)")
+        unknown = sorted(set(hparams) - set(HPARAM_KEYS))
+        if unknown:
+            raise CheckpointError(f"{json_path}: unknown key {unknown[0]!r} (expected {', '.join(HPARAM_KEYS)})")
         if hparams.get("layout", layouts.DEFAULT_LAYOUT) not in layouts.LAYOUTS:
             raise CheckpointError(f"{json_path}: layout must be one of {', '.join(layouts.LAYOUTS)}, "
                                   f"not {hparams['layout']!r}")
+        sizes = {k: v for k, v in hparams.items() if k != "layout"}
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sizes.values()):
+            raise CheckpointError(f"{json_path}: every value but layout must be a positive integer")
+        if not utils.is_valid_image_size(hparams["image_size"]):
+            raise CheckpointError(f"{json_path}: image_size must be a power of two >= 8, not {hparams['image_size']}")
         return hparams
     path = latest_checkpoint(checkpoint_dir)
     if path is None:

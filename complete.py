@@ -18,6 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chat
 import utils
 
 
+UNIT = utils.number_in(0.0, 1.0, high_open=True)  # Adam's betas and the momentum: in [0, 1)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -25,24 +28,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     # The original's flags and defaults.
     parser.add_argument("--approach", choices=("momentum", "adam", "hmc"), default="momentum",
                         help="momentum: the article's projected gradient descent; adam and hmc: the repository's")
-    parser.add_argument("--lr", type=float, default=0.01, help="step size (momentum, adam)")
-    parser.add_argument("--beta1", type=float, default=0.9, help="Adam beta1")
-    parser.add_argument("--beta2", type=float, default=0.999, help="Adam beta2")
-    parser.add_argument("--eps", type=float, default=1e-8, help="Adam epsilon")
-    parser.add_argument("--hmcBeta", type=float, default=0.2, help="HMC inverse temperature")
-    parser.add_argument("--hmcEps", type=float, default=0.001, help="HMC leapfrog step")
+    parser.add_argument("--lr", type=utils.positive_float, default=0.01, help="step size (momentum, adam)")
+    parser.add_argument("--beta1", type=UNIT, default=0.9, help="Adam beta1")
+    parser.add_argument("--beta2", type=UNIT, default=0.999, help="Adam beta2")
+    parser.add_argument("--eps", type=utils.positive_float, default=1e-8, help="Adam epsilon")
+    parser.add_argument("--hmcBeta", type=utils.positive_float, default=0.2, help="HMC inverse temperature")
+    parser.add_argument("--hmcEps", type=utils.positive_float, default=0.001, help="HMC leapfrog step")
     parser.add_argument("--hmcL", type=utils.positive_int, default=100, help="HMC leapfrog steps per iteration")
-    parser.add_argument("--hmcAnneal", type=float, default=1.0, help="HMC: hmcBeta *= hmcAnneal each iteration")
+    parser.add_argument("--hmcAnneal", type=utils.positive_float, default=1.0, help="HMC: hmcBeta *= hmcAnneal each iteration")
     parser.add_argument("--nIter", type=utils.positive_int, default=1000, help="iterations")
-    parser.add_argument("--imgSize", type=int, default=None,
+    parser.add_argument("--imgSize", type=utils.positive_int, default=None,
                         help="image size; must match the checkpoint's model (default: the checkpoint's, 64 "
                              "for the original's)")
-    parser.add_argument("--lam", type=float, default=0.1, help="weight of the perceptual loss")
+    parser.add_argument("--lam", type=utils.non_negative_float, default=0.1, help="weight of the perceptual loss")
     parser.add_argument("--checkpointDir", default="checkpoint", help="the trained model")
     parser.add_argument("--outDir", default="completions", help="output folder")
     parser.add_argument("--outInterval", type=utils.positive_int, default=50, help="write images every N iterations")
     parser.add_argument("--maskType", choices=utils.MASK_TYPES, default="center", help="which pixels to fill")
-    parser.add_argument("--centerScale", type=float, default=0.25,
+    parser.add_argument("--centerScale", type=utils.number_in(0.0, 0.5), default=0.25,
                         help="center mask: the hole spans [S*scale, S*(1-scale))")
     # New in this port.
     parser.add_argument("--photos", nargs="+", metavar="PHOTO", default=None,
@@ -51,7 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--mask", metavar="FILE|DIR", default=None,
                         help="your own mask image (white = keep, black = fill), or a folder with one per image "
                              "(same file name, or same name with another image extension); overrides --maskType")
-    parser.add_argument("--momentum", type=float, default=0.9, help="momentum of the article's update")
+    parser.add_argument("--momentum", type=UNIT, default=0.9, help="momentum of the article's update")
     parser.add_argument("--batchSize", type=utils.positive_int, default=64, help="images optimised together")
     parser.add_argument("--seed", type=int, default=None, help="random seed (z, random mask, HMC)")
     parser.add_argument("--blend", choices=("none", "poisson"), default="none",
@@ -71,11 +74,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                      "give the images to complete, or --photos PHOTO...")
     if args.photos and args.mask is None:
         parser.error("--photos needs --mask: white = keep, black = fill, at the photo's size")
-    if not 0.0 <= args.centerScale <= 0.5:
-        parser.error(f"--centerScale must be in [0, 0.5], not {args.centerScale}")
     return args
 
 
+@utils.expected_errors
 def main(argv=None) -> int:
     args = parse_args(argv)
     from checkpoints import CheckpointError, latest_checkpoint  # imports TensorFlow quietly
@@ -105,6 +107,7 @@ def main(argv=None) -> int:
         utils.fail(f"--imgSize {args.imgSize} does not match the checkpoint in {args.checkpointDir}, "
                    f"whose model is {model.image_size}x{model.image_size}")
     size = model.image_size
+    utils.output_folder(args.outDir, "output folder")
     if args.photos:
         from photo_completion import PhotoJob
         return PhotoJob(model, args).run(args.photos, args.mask)
@@ -120,7 +123,6 @@ def main(argv=None) -> int:
         if args.maskType == "lowres" and size % utils.LOWRES_FACTOR:
             utils.fail(f"the lowres mask needs an image size divisible by {utils.LOWRES_FACTOR}, not {size}")
         mask = utils.make_mask(args.maskType, size, args.centerScale, rng=np.random.default_rng(args.seed))
-    os.makedirs(args.outDir, exist_ok=True)
     return CompletionJob(model, args, mask).run(args.imgs)
 
 

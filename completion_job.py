@@ -4,7 +4,6 @@ and final/ and fill/ under each input's name).
 """
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
@@ -41,14 +40,19 @@ def read_inputs(paths: list, image_size: int, channels: int = 3) -> tuple[list, 
 
 
 def unique_stems(paths: list) -> list[str]:
-    """Output names from input names; a repeated name gets _1, _2, ... so nothing is overwritten."""
-    seen: dict[str, int] = {}
+    """Output names from input names. A repeated name gets _1, _2, ..., skipping every name that
+    is taken or that is another input's own name, so nothing is overwritten."""
+    stems = [Path(path).stem for path in paths]
+    own = {stem.casefold() for stem in stems}  # casefold: macOS and Windows file names ignore case
+    used: set[str] = set()
     names = []
-    for path in paths:
-        stem = Path(path).stem
-        count = seen.get(stem, 0)
-        seen[stem] = count + 1
-        names.append(stem if count == 0 else f"{stem}_{count}")
+    for stem in stems:
+        name, suffix = stem, 0
+        while name.casefold() in used or (suffix and name.casefold() in own):
+            suffix += 1
+            name = f"{stem}_{suffix}"
+        used.add(name.casefold())
+        names.append(name)
     return names
 
 
@@ -64,11 +68,12 @@ class CompletionJob:
     def __init__(self, model: DCGAN, config, mask: np.ndarray | dict | None = None):
         """mask: for `run`, one (S, S, C) mask for every image, or a dict from each input path to its own."""
         self.model, self.config, self.mask = model, config, mask
+        self.lowres = config.maskType == "lowres" and config.mask is None
         self.completer = Completer(  # given each batch's masks, which may differ from image to image
             model, approach=config.approach, lam=config.lam, lr=config.lr, momentum=config.momentum,
             beta1=config.beta1, beta2=config.beta2, eps=config.eps, hmc_beta=config.hmcBeta,
             hmc_eps=config.hmcEps, hmc_l=config.hmcL, hmc_anneal=config.hmcAnneal,
-            lowres=config.maskType == "lowres" and config.mask is None, seed=config.seed,
+            lowres=self.lowres, seed=config.seed,
             xla=getattr(config, "xla", False))
 
     def run(self, paths: list) -> int:
@@ -77,7 +82,7 @@ class CompletionJob:
         config = self.config
         paths, images, errors = read_inputs(paths, self.model.image_size, self.model.c_dim)
         if len(paths) == 0:
-            utils.fail("no image could be read; nothing to complete", code=1)
+            utils.fail(f"no image could be read, nothing to complete ({utils.describe_bad_files(errors)})")
         names = unique_stems(paths)
         masks = self.masks_of(paths)
         batches = range(0, len(paths), config.batchSize)
@@ -97,8 +102,8 @@ class CompletionJob:
         print(f"Completed {len(paths)} image(s) in {len(batches)} batch(es), mean final loss {losses.mean():.4f}: "
               f"results in {outputs / 'final'}, the optimisation in {where} (completion.gif).")
         if errors:
-            print(f"error: {len(errors)} image(s) could not be read and were skipped", file=sys.stderr)
-            return 1
+            print(f"error: {utils.describe_bad_files(errors)}; the other images were completed", file=sys.stderr)
+            return utils.EXIT_PARTIAL
         return 0
 
     def masks_of(self, paths: list) -> np.ndarray:
@@ -121,12 +126,11 @@ class CompletionJob:
         weights = np.zeros(padded.shape[:3] + (1,), np.float32)
         weights[:count] = [utils.weighted_mask(m) for m in masks] if config.weightedMask else masks
         w = tf.constant(weights)
-        utils.save_grid(folder / "before.png", batch, rows=_rows(count))
-        utils.save_grid(folder / "masked.png", (batch * masks).astype(np.uint8), rows=_rows(count))
-        if config.maskType == "lowres" and config.mask is None:
-            lowres = np.repeat(np.repeat(utils.block_mean(batch.astype(np.float32)), utils.LOWRES_FACTOR, 1),
-                               utils.LOWRES_FACTOR, 2)
-            utils.save_grid(folder / "lowres.png", np.rint(lowres).astype(np.uint8), rows=_rows(count))
+        utils.save_grid(folder / "before.png", batch)
+        # The hole is 0 in [-1, 1], mid-grey, as the original's masked.png shows it.
+        utils.save_grid(folder / "masked.png", utils.to_float(batch) * masks)
+        if self.lowres:
+            utils.save_grid(folder / "lowres.png", _lowres(utils.to_float(batch)))
         z = self.completer.initial_z(y, config.zCandidates, w)
         state = self.completer.initial_state(z)
         frames, logs = [], [[] for _ in range(count)]
@@ -140,16 +144,17 @@ class CompletionJob:
         final_loss, fake = self.completer._loss(z, y, w)
         fake = fake.numpy()[:count]
         frames.append(self.write_frame(folder, config.nIter, batch, masks, fake))
-        self.write_logs(folder / "logs", logs)
+        self.write_logs(folder / "logs", logs, self.model.z_dim)
         _write_gif(folder / "completion.gif", frames)
         self.last_fill = fake
         return final_loss.numpy()[:count]
 
     def write_frame(self, folder: Path, iteration: int, batch: np.ndarray, masks: np.ndarray,
                     fake: np.ndarray) -> np.ndarray:
-        rows = _rows(len(batch))
-        utils.save_grid(folder / "hats_imgs" / f"{iteration:04d}.png", fake, rows=rows)
-        completed = utils.make_grid(composite(batch, fake, masks), rows)
+        utils.save_grid(folder / "hats_imgs" / f"{iteration:04d}.png", fake)
+        if self.lowres:  # what the lowres loss compares: G(z)'s block means
+            utils.save_grid(folder / "hats_imgs" / f"{iteration:04d}.lowres.png", _lowres(fake))
+        completed = utils.make_grid(composite(batch, fake, masks))
         utils.save_png(folder / "completed" / f"{iteration:04d}.png", completed)
         return completed
 
@@ -161,11 +166,13 @@ class CompletionJob:
                 lines.append(f"{start + k} {losses[k, image]:.6f} {z_text}\n")
 
     @staticmethod
-    def write_logs(folder: Path, logs: list) -> None:
-        """logs/hats_NN.log: one line per iteration: iteration, loss, then z (written once, in bulk)."""
+    def write_logs(folder: Path, logs: list, z_dim: int) -> None:
+        """logs/hats_NN.log: the original's header line `iter loss z0 z1 ...`, then one line per
+        iteration: iteration, loss, then z (written once, in bulk)."""
+        header = "iter loss " + " ".join(f"z{i}" for i in range(z_dim)) + "\n"
         for image, lines in enumerate(logs):
             path = folder / f"hats_{image:02d}.log"
-            utils.atomic_write(path, lambda tmp, lines=lines: Path(tmp).write_text("".join(lines)))
+            utils.atomic_write(path, lambda tmp, lines=lines: Path(tmp).write_text(header + "".join(lines)))
 
     def write_finals(self, batch: np.ndarray, masks: np.ndarray, fake: np.ndarray, names: list,
                      folder: Path) -> None:
@@ -179,9 +186,10 @@ class CompletionJob:
             utils.save_png(folder.parent / "fill" / f"{name}.png", fill)
 
 
-def _rows(count: int) -> int:
-    """Grid rows for count images in 8 columns, as the original's save_images."""
-    return max(1, int(math.ceil(count / 8)))
+def _lowres(images: np.ndarray) -> np.ndarray:
+    """Images in [-1, 1] as the lowres mask sees them: block means, blown up to full size."""
+    means = utils.block_mean(np.asarray(images, dtype=np.float32))
+    return np.repeat(np.repeat(means, utils.LOWRES_FACTOR, 1), utils.LOWRES_FACTOR, 2)
 
 
 def _write_gif(path: Path, frames: list) -> None:

@@ -10,20 +10,18 @@ training resumed from the converted checkpoint starts Adam afresh.
 """
 import argparse
 
+import utils
 
+
+@utils.expected_errors
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("src", help="folder holding the original's checkpoint (DCGAN.model-N, `checkpoint`)")
     parser.add_argument("dst", help="new folder for the converted checkpoint and dcgan.json")
     args = parser.parse_args(argv)
 
-    import utils
-    from checkpoints import CheckpointError
-    from model import convert_checkpoint
-    try:
-        print(f"Wrote {convert_checkpoint(args.src, args.dst)}")
-    except CheckpointError as error:
-        utils.fail(str(error))
+    from model import convert_checkpoint  # CheckpointError: a one-line error, by expected_errors
+    print(f"Wrote {convert_checkpoint(args.src, args.dst)}")
     return 0
 
 

@@ -33,7 +33,13 @@ def split_cpu() -> int:
     text = os.environ.get(LOGICAL_CPUS_ENV, "").strip()
     if not text:
         return 1
-    count = int(text)
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise utils.UserError(f"{LOGICAL_CPUS_ENV}={text}: must be a positive integer (the number of logical CPU "
+                              f"devices), or unset")
     cpu = tf.config.list_physical_devices("CPU")[0]
     current = tf.config.get_logical_device_configuration(cpu)
     if count > 1 and not current:

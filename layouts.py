@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 import re
 
+from utils import is_valid_image_size
+
 LAYOUTS = ("article", "later")
 DEFAULT_LAYOUT = "article"
 KERNEL = 5  # every conv and transposed conv of the original is 5x5, stride 2
@@ -26,10 +28,6 @@ SUMMARY = {  # each layout at 64x64 with the default widths, for messages
     "later": "at 64x64: generator 4x4x512-8x8x512-16x16x256-32x32x128, discriminator d_bn0..d_bn2 and d_h4_lin",
 }
 LATER_MAX_SIZE = 128  # past it the later layout's loop runs out of filters (gf_dim * (8 // 16) = 0)
-
-
-def is_valid_image_size(size: int) -> bool:
-    return size >= 8 and size & (size - 1) == 0
 
 
 def num_layers(image_size: int) -> int:

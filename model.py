@@ -6,9 +6,11 @@ random generator), and knows how to train one step and save and load itself.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -357,8 +359,16 @@ class DCGAN(tf.Module):
         """Write DCGAN.model-STEP and dcgan.json; the previous checkpoint stays valid until this one is whole."""
         if step is not None:
             self.step.assign(step)
-        utils.save_json(Path(checkpoint_dir) / HPARAMS_FILE, self.hparams)
-        return self._manager(checkpoint_dir).save(checkpoint_number=int(self.step.numpy()))
+        number = int(self.step.numpy())
+        try:
+            utils.save_json(Path(checkpoint_dir) / HPARAMS_FILE, self.hparams)
+            return self._manager(checkpoint_dir).save(checkpoint_number=number)
+        except (OSError, tf.errors.OpError) as error:  # a full disk, a folder that went away, ...
+            _remove_partial_checkpoint(checkpoint_dir, number)
+            full = getattr(error, "errno", None) == errno.ENOSPC or "No space left" in str(error)
+            reason = "no space left on the device" if full else first_line(error)
+            raise CheckpointError(f"{checkpoint_dir}: cannot save the checkpoint of step {number} ({reason}); "
+                                  f"the previous checkpoint there is kept") from None
 
     def load(self, checkpoint_dir: str | os.PathLike) -> bool:
         """Restore the newest checkpoint in checkpoint_dir (this port's or the original's TF1 format).
@@ -413,6 +423,20 @@ class DCGAN(tf.Module):
         return model
 
 
+
+
+def _remove_partial_checkpoint(checkpoint_dir: str | os.PathLike, number: int) -> None:
+    """Delete what a failed save of DCGAN.model-NUMBER left (its temporary folder, a part of its
+    files), unless the state file names that checkpoint, so that a full disk gets its space back."""
+    folder, prefix = Path(checkpoint_dir), f"{CHECKPOINT_NAME}-{number}"
+    shutil.rmtree(folder / f"{prefix}_temp", ignore_errors=True)
+    try:
+        if latest_checkpoint(folder) == str(folder / prefix):
+            return
+    except CheckpointError:
+        pass
+    for path in folder.glob(f"{prefix}.*"):
+        path.unlink(missing_ok=True)
 
 
 def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> str:

@@ -14,7 +14,7 @@ setup(
     long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     license="MIT",
-    python_requires=">=3.10,<3.13",
+    python_requires=">=3.10,<3.14",  # the Pythons TensorFlow 2.21 supports (3.10 to 3.13)
     # Every top-level module: the five scripts and the modules they import (tests/test_packaging.py checks).
     py_modules=["train_dcgan", "complete", "align_faces", "simple_distributions", "convert_checkpoint",
                 "model", "layouts", "ops", "utils", "distribute", "checkpoints", "training", "completion",

@@ -59,12 +59,13 @@ def plot_2d(path: Path, rng: np.random.Generator, count: int = 200) -> None:
     save(figure, path)
 
 
+@utils.expected_errors
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--outDir", default=".", help="folder for the three PNG files")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the samples")
     args = parser.parse_args(argv)
-    out = Path(args.outDir)
+    out = utils.output_folder(args.outDir, "output folder")
     rng = np.random.default_rng(args.seed)
     plt.style.use("seaborn-v0_8-whitegrid")  # the article's figures used seaborn's whitegrid
     plot_pdf(out / "normal-pdf.png")

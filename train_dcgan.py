@@ -24,7 +24,7 @@ MODEL_DEFAULTS = dict(image_size=64, z_dim=100, gf_dim=64, df_dim=64, c_dim=3)  
 
 def image_size(text: str) -> int:
     value = int(text)
-    if value < 8 or value & (value - 1):
+    if not utils.is_valid_image_size(value):
         raise argparse.ArgumentTypeError(f"must be a power of two >= 8 (8, 16, 32, 64, 128, ...), not {value}")
     return value
 
@@ -34,9 +34,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     # The original's flags and defaults.
     parser.add_argument("--epoch", type=utils.positive_int, default=25, help="epochs to train")
-    parser.add_argument("--learning_rate", type=float, default=0.0002, help="Adam learning rate")
-    parser.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (momentum term)")
-    parser.add_argument("--train_size", type=float, default=math.inf, help="use at most this many images")
+    parser.add_argument("--learning_rate", type=utils.positive_float, default=0.0002, help="Adam learning rate")
+    parser.add_argument("--beta1", type=utils.number_in(0.0, 1.0, high_open=True), default=0.5,
+                        help="Adam beta1 (momentum term), in [0, 1)")
+    parser.add_argument("--train_size", type=utils.number_in(1.0, math.inf), default=math.inf,
+                        help="use at most this many images")
     parser.add_argument("--batch_size", type=utils.positive_int, default=64, help="images per step")
     parser.add_argument("--image_size", type=image_size, default=None,
                         help="image height and width, a power of two (default: the checkpoint's when resuming, else 64)")
@@ -60,7 +62,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--sample_every", type=utils.positive_int, default=100, help="write a sample grid every N steps")
     parser.add_argument("--save_every", type=utils.positive_int, default=500, help="save a checkpoint every N steps")
     parser.add_argument("--xla", action="store_true", help="compile the training step with XLA (helps on GPUs)")
-    parser.add_argument("--time_limit", type=float, default=None, metavar="MINUTES",
+    parser.add_argument("--time_limit", type=utils.positive_float, default=None, metavar="MINUTES",
                         help="stop (with a checkpoint) after this many minutes; run again to continue")
     parser.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
                         help="default: one device; mirrored: all GPUs of this machine; multiworker: the "
@@ -70,10 +72,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@utils.expected_errors
 def main(argv=None) -> int:
     args = parse_args(argv)
     if not os.path.isdir(args.dataset):
-        utils.fail(f"dataset folder {args.dataset} does not exist")
+        utils.fail(f"dataset folder {args.dataset} does not exist" if not os.path.exists(args.dataset)
+                   else f"{args.dataset}: dataset folder is a file, not a folder")
     paths = utils.list_images(args.dataset)
     if not paths:
         utils.fail(f"no .png/.jpg/.jpeg images in dataset folder {args.dataset}")
@@ -106,6 +110,10 @@ def main(argv=None) -> int:
             print(f"Every image in {args.dataset} is single-channel: training a grayscale model (--c_dim 1).")
             asked["c_dim"] = 1
         hparams = {**MODEL_DEFAULTS, **saved, **{k: v for k, v in asked.items() if v is not None}}
+        # Every folder the run writes, made (and found writable) before the long work starts.
+        for folder, what in ((args.checkpoint_dir, "checkpoint folder"), (args.sample_dir, "sample folder"),
+                             (args.log_dir, "TensorBoard log folder")):
+            utils.output_folder(folder, what)
         with strategy.scope():  # the model's variables, its optimisers' slots and its counters
             model = DCGAN(**hparams, learning_rate=args.learning_rate, beta1=args.beta1, seed=args.seed,
                           compute_dtype=args.mixed_precision)

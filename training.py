@@ -41,7 +41,9 @@ def streaming_dataset(paths: list, image_size: int, crop: bool, batch_size: int,
                       seed: int | None = None, channels: int = 3) -> tf.data.Dataset:
     """For datasets too big to hold in memory: decode files on the fly, in parallel.
 
-    Unreadable files are dropped and their errors appended to `errors`.
+    Unreadable files are dropped and their errors appended to `errors`. The file list repeats
+    (reshuffled on every pass), so every epoch gets its full count of batches however many
+    files turn out unreadable; the caller has made sure that a batch's worth can be read.
     """
     def load(path):
         try:
@@ -56,6 +58,7 @@ def streaming_dataset(paths: list, image_size: int, crop: bool, batch_size: int,
 
     return (tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
             .shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+            .repeat()
             .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
             .filter(lambda image, ok: ok)
             .map(lambda image, ok: to_unit_range(image))
@@ -69,6 +72,20 @@ def memory_budget() -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
     except (ValueError, OSError, AttributeError):
         return 2 ** 31
+
+
+def count_readable(paths: list, image_size: int, crop: bool, channels: int, up_to: int) -> int:
+    """How many of the files can be decoded, counting no further than up_to."""
+    found = 0
+    for path in paths:
+        if found >= up_to:
+            break
+        try:
+            utils.load_image(path, image_size, crop, channels)
+            found += 1
+        except utils.ImageError:
+            pass
+    return found
 
 
 class StopTraining(Exception):
@@ -108,15 +125,18 @@ class Trainer:
             images, loaded, errors = utils.load_images(paths, size, crop=config.crop, channels=channels)
             if errors:
                 utils.warn(utils.describe_bad_files(errors))
-            count, dataset = len(loaded), image_dataset(images, config.batch_size, seed)
+            count = len(loaded)
         else:
             print(f"Dataset of {len(paths)} images does not fit in memory: decoding on the fly.")
-            count, dataset = len(paths), streaming_dataset(paths, size, config.crop, config.batch_size, errors,
-                                                           seed, channels)
+            # A batch's worth of readable files must exist, or the endless stream would find none.
+            readable = count_readable(paths, size, config.crop, channels, up_to=config.batch_size)
+            count = len(paths) if readable == config.batch_size else readable
         self.decode_errors = errors
         if count < config.batch_size:
             utils.fail(f"dataset folder {config.dataset} has {count} readable images, "
                        f"fewer than one batch of {config.batch_size} (lower --batch_size)")
+        dataset = (image_dataset(images, config.batch_size, seed) if not self.streaming else
+                   streaming_dataset(paths, size, config.crop, config.batch_size, errors, seed, channels))
         return dataset, count // config.batch_size
 
     # -- signals -----------------------------------------------------------
@@ -245,11 +265,17 @@ class Trainer:
                     if self.deadline is not None and time.monotonic() > self.deadline:
                         self.out_of_time = True
                     stopping = self.stop_signal is not None or self.out_of_time
-                if (step % config.sample_every == 0 or step == total_steps or stopping) and self.chief:
-                    self._write_samples(out, step, epoch, index)
+                # The checkpoint first: a failure to write the grid must not lose it.
                 if step % config.save_every == 0 or step == total_steps or stopping:
                     self._save()
                     last_saved = step
+                if (step % config.sample_every == 0 or step == total_steps or stopping) and self.chief:
+                    try:
+                        self._write_samples(out, step, epoch, index)
+                    except (OSError, utils.UserError):
+                        if last_saved != step and self.strategy is None:
+                            self._save()  # keep the steps trained so far, then report the failure
+                        raise
                 if stopping:
                     bar.close()
                     return last_saved

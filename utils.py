@@ -6,12 +6,15 @@ align_faces.py and the tests of these pieces start fast.
 """
 from __future__ import annotations
 
+import argparse
+import errno
+import functools
 import json
 import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import Callable, NoReturn, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -22,31 +25,122 @@ MASK_TYPES = ("random", "center", "left", "right", "top", "bottom", "full", "gri
 LOWRES_FACTOR = 8  # the lowres mask keeps an 8x-downsampled copy of the image
 
 
-class ImageError(Exception):
+class UserError(Exception):
+    """An expected failure (bad input, bad file, bad environment): the scripts print its
+    message, which names the path and the problem, as one line; never a traceback."""
+
+
+class ImageError(UserError):
     """An image file that cannot be read; the message names the file."""
 
 
+# Exit codes of every script (README, "Exit codes").
+EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
+
+
 # ----------------------------------------------------------------------------
-# Messages
+# Messages and argument types
 # ----------------------------------------------------------------------------
+
+def is_valid_image_size(size: int) -> bool:
+    """The model's image sizes: powers of two >= 8."""
+    return size >= 8 and size & (size - 1) == 0
+
 
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
-    import argparse
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, not {value}")
+    return value
+
+
+def number_in(low: float, high: float, low_open: bool = False, high_open: bool = False) -> Callable[[str], float]:
+    """argparse type: a finite number in [low, high] ("(" / ")" ends with low_open / high_open)."""
+    shown = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+        if value != value or value < low or value > high or (low_open and value == low) \
+                or (high_open and value == high):
+            raise argparse.ArgumentTypeError(f"must be in {shown}, not {text}")
+        return value
+    parse.__name__ = "number"  # argparse names the type in its "invalid ... value" message
+    return parse
+
+
+positive_float = number_in(0.0, float("inf"), low_open=True, high_open=True)
+non_negative_float = number_in(0.0, float("inf"), high_open=True)
+
+
 def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
-def fail(message: str, code: int = 2) -> NoReturn:
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     """Print a one-line error and exit, never a traceback."""
     print(f"error: {message}", file=sys.stderr, flush=True)
     raise SystemExit(code)
+
+
+def describe_os_error(error: OSError) -> str:
+    """'PATH: problem' for an OSError (a full disk, a file where a folder is meant, ...)."""
+    problem = error.strerror or str(error) or type(error).__name__
+    if error.errno == errno.ENOSPC:
+        problem = "no space left on the device"
+    path = error.filename if error.filename is not None else None
+    return f"{path}: {problem}" if path is not None else problem
+
+
+def expected_errors(main: Callable) -> Callable:
+    """Decorate a script's main: the one place where every expected failure (UserError, an
+    OSError such as a full disk) becomes a one-line `error: PATH: problem` and exit code 2.
+    Unexpected errors (bugs) keep their traceback."""
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except UserError as error:
+            fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+        except OSError as error:
+            fail(describe_os_error(error))
+    return wrapper
+
+
+def output_folder(path: str | os.PathLike, what: str) -> Path:
+    """Create the folder a script will write (with its parents), and prove that a file can be
+    written in it, before any long work starts. Raises UserError naming the path."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder}: is a file, not a folder ({what})")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".write-test"):
+            pass
+    except OSError as error:
+        raise UserError(f"{folder}: cannot write the {what} here ({describe_os_error(error)})") from None
+    return folder
+
+
+def input_folder(path: str | os.PathLike, what: str) -> Path:
+    """A folder the script reads: it must exist and be a folder. Raises UserError naming the path."""
+    folder = Path(path)
+    if not folder.exists():
+        raise UserError(f"{folder}: {what} does not exist")
+    if not folder.is_dir():
+        raise UserError(f"{folder}: {what} is a file, not a folder")
+    return folder
 
 
 # ----------------------------------------------------------------------------
@@ -187,11 +281,18 @@ def save_json(path: str | os.PathLike, data: dict) -> None:
     atomic_write(path, write)
 
 
+GRID_COLUMNS = 8  # the original's save_images: 8 images to a row
+
+
 def make_grid(images: np.ndarray, rows: int | None = None) -> np.ndarray:
-    """Tile a batch (N, H, W, C) into one image of rows x cols tiles (the original's merge())."""
+    """Tile a batch (N, H, W, C) into one image (the original's merge()): 8 tiles to a row
+    (fewer when there are fewer images), or `rows` rows of equal length when given."""
     count, height, width, channels = images.shape
-    rows = rows or int(np.ceil(np.sqrt(count)))
-    cols = int(np.ceil(count / rows))
+    if rows:
+        cols = int(np.ceil(count / rows))
+    else:
+        cols = max(1, min(GRID_COLUMNS, count))
+        rows = max(1, int(np.ceil(count / cols)))
     grid = np.zeros((rows * height, cols * width, channels), dtype=images.dtype)
     for index, image in enumerate(images):
         row, col = divmod(index, cols)
@@ -200,7 +301,7 @@ def make_grid(images: np.ndarray, rows: int | None = None) -> np.ndarray:
 
 
 def save_grid(path: str | os.PathLike, images: np.ndarray, rows: int | None = None) -> None:
-    """Write a batch of images in [-1, 1] (or uint8) as one grid PNG; 64 images give 8x8."""
+    """Write a batch of images in [-1, 1] (or uint8) as one grid PNG, 8 to a row; 64 images give 8x8."""
     array = np.asarray(images)
     if array.dtype != np.uint8:
         array = to_uint8(array)

@@ -32,7 +32,7 @@ A_IMAGES = ["a/im0.png", "a/im1.png", "a/im2.png"]
 RUNS = {
     "base": (["--nIter", "4", "--outInterval", "2"], A_IMAGES),
     "multi": (["--batchSize", "2", "--nIter", "3", "--outInterval", "2"],
-              A_IMAGES + ["big.png", "bad.png", "b/im0.png"]),
+              A_IMAGES + ["big.png", "bad.png", "b/im0.png", "c/im0_1.png"]),
     "poisson": (["--nIter", "4", "--outInterval", "2", "--blend", "poisson"], A_IMAGES),
     "weighted": (["--nIter", "4", "--outInterval", "2", "--weightedMask"], A_IMAGES),
     "adam_lowres": (["--nIter", "2", "--outInterval", "1", "--approach", "adam", "--maskType", "lowres"],
@@ -71,11 +71,12 @@ def make_checkpoint(folder: Path) -> None:
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
-    """Inputs and the checkpoint: 16x16 PNGs in a/ and b/ (b/im0.png shares a/im0.png's stem),
+    """Inputs and the checkpoint: 16x16 PNGs in a/, b/ and c/ (b/im0.png shares a/im0.png's stem; c/im0_1.png
+    has the name a repeat of im0 would first get),
     one 20x20 PNG, one text file named .png, a user mask, an empty checkpoint folder."""
     root = tmp_path_factory.mktemp("complete_cli")
     rng = np.random.default_rng(0)
-    for name in A_IMAGES + ["b/im0.png"]:
+    for name in A_IMAGES + ["b/im0.png", "c/im0_1.png"]:
         (root / name).parent.mkdir(exist_ok=True)
         Image.fromarray(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)).save(root / name)
     Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(root / "big.png")
@@ -136,9 +137,9 @@ def inputs(work: Path, names) -> np.ndarray:
 
 
 def tiles(grid: np.ndarray, count: int) -> np.ndarray:
-    """Undo make_grid: rows = ceil(count / 8) as the original's save_images."""
-    rows = max(1, math.ceil(count / 8))
-    cols = math.ceil(count / rows)
+    """Undo make_grid: 8 columns (fewer for fewer images), rows = ceil(count / 8), as the original's save_images."""
+    cols = min(8, count)
+    rows = math.ceil(count / cols)
     assert grid.shape == (rows * SIZE, cols * SIZE, 3)
     return np.stack([grid[(k // cols) * SIZE:(k // cols + 1) * SIZE, (k % cols) * SIZE:(k % cols + 1) * SIZE]
                      for k in range(count)])
@@ -148,13 +149,20 @@ def frame_names(n_iter: int, interval: int) -> list[str]:
     return [f"{i:04d}.png" for i in sorted(set(range(0, n_iter, interval)) | {n_iter})]
 
 
-def check_batch_outputs(folder: Path, images: np.ndarray, mask: np.ndarray, n_iter: int, interval: int) -> None:
+def check_batch_outputs(folder: Path, images: np.ndarray, mask: np.ndarray, n_iter: int, interval: int,
+                        lowres: bool = False) -> None:
     """The original's outputs of one batch, and known pixels kept exactly."""
     count, known = len(images), mask[:, :, 0] > 0.5
     np.testing.assert_array_equal(tiles(read(folder / "before.png"), count), images)
-    np.testing.assert_array_equal(tiles(read(folder / "masked.png"), count), (images * mask).astype(np.uint8))
+    # The hole is grey (0 in [-1, 1]), as in the original's masked.png.
+    np.testing.assert_array_equal(tiles(read(folder / "masked.png"), count), np.where(mask > 0.5, images, 128))
     names = frame_names(n_iter, interval)
-    assert sorted(p.name for p in (folder / "hats_imgs").iterdir()) == names
+    lowres_names = [name.replace(".png", ".lowres.png") for name in names] if lowres else []
+    assert sorted(p.name for p in (folder / "hats_imgs").iterdir()) == sorted(names + lowres_names)
+    for name in lowres_names:  # G(z)'s 8x8 block means, blown up, as the original's NNNN.lowres.png
+        hats = tiles(read(folder / "hats_imgs" / name.replace(".lowres", "")), count).astype(np.float64)
+        blown = np.repeat(np.repeat(utils.block_mean(hats), 8, axis=1), 8, axis=2)
+        assert np.abs(tiles(read(folder / "hats_imgs" / name), count) - blown).max() <= 1.01
     assert sorted(p.name for p in (folder / "completed").iterdir()) == names
     for name in names:
         completed = tiles(read(folder / "completed" / name), count)
@@ -167,6 +175,8 @@ def check_batch_outputs(folder: Path, images: np.ndarray, mask: np.ndarray, n_it
     assert logs == [f"hats_{k:02d}.log" for k in range(count)]
     for log in logs:
         lines = (folder / "logs" / log).read_text().splitlines()
+        assert lines[0] == "iter loss " + " ".join(f"z{k}" for k in range(Z_DIM))  # the original's header
+        lines = lines[1:]
         assert len(lines) == n_iter
         for i, line in enumerate(lines):
             fields = line.split()
@@ -209,14 +219,15 @@ def test_several_batches_bad_file_and_same_stems(work, runs):
     warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:") and "resized" in line]
     assert len(warnings) == 1 and "big.png" in warnings[0], done.stderr
     out = work / "out_multi"
-    good = A_IMAGES + ["big.png", "b/im0.png"]
+    good = A_IMAGES + ["big.png", "b/im0.png", "c/im0_1.png"]
     images = inputs(work, good)
     assert sorted(p.name for p in out.glob("batch_*")) == ["batch_000", "batch_001", "batch_002"]
-    for number, start in enumerate(range(0, 5, 2)):
+    for number, start in enumerate(range(0, 6, 2)):
         check_batch_outputs(out / f"batch_{number:03d}", images[start:start + 2], CENTER, n_iter=3, interval=2)
     assert not (out / "before.png").exists() and not (out / "completed").exists()
-    finals = check_finals(out, images, ["im0", "im1", "im2", "big", "im0_1"], CENTER)
-    assert np.any(finals[0] != finals[4])  # a/im0 and b/im0 kept apart
+    # b/im0 cannot be im0_1: that is c/im0_1's own name.
+    finals = check_finals(out, images, ["im0", "im1", "im2", "big", "im0_2", "im0_1"], CENTER)
+    assert np.any(finals[0] != finals[4]) and np.any(finals[4] != finals[5])  # three completions kept apart
 
 
 def test_poisson_blend_and_weighted_mask_change_only_the_hole(work, runs):
@@ -233,7 +244,7 @@ def test_adam_with_lowres_mask(work, runs):
     ok(runs, "adam_lowres")
     out, images = work / "out_adam_lowres", inputs(work, A_IMAGES)
     mask = utils.make_mask("lowres", SIZE)
-    check_batch_outputs(out, images, mask, n_iter=2, interval=1)
+    check_batch_outputs(out, images, mask, n_iter=2, interval=1, lowres=True)
     check_finals(out, images, ["im0", "im1", "im2"], mask)
     blocks = utils.block_mean(images.astype(np.float32))
     expected = np.rint(np.repeat(np.repeat(blocks, 8, axis=1), 8, axis=2)).astype(np.uint8)

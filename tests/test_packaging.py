@@ -29,13 +29,19 @@ def packaged_modules() -> set[str]:
     raise AssertionError("setup.py lists no py_modules")
 
 
-def test_every_module_a_script_imports_is_packaged():
+def needed_modules() -> set[str]:
+    """The scripts and every project module they import, directly or not."""
     needed, todo = set(), list(SCRIPTS)
     while todo:
         module = todo.pop()
         if module not in needed:
             needed.add(module)
             todo.extend(local_imports(module))
+    return needed
+
+
+def test_every_module_a_script_imports_is_packaged():
+    needed = needed_modules()
     assert needed - packaged_modules() == set()
     assert {"distribute", "checkpoints", "training", "completion", "completion_job"} <= needed
 
@@ -70,3 +76,42 @@ def test_modules_are_small_and_say_their_job():
         text = (ROOT / f"{module}.py").read_text()
         assert len(text.splitlines()) <= 520, f"{module}.py has {len(text.splitlines())} lines"
         assert ast.get_docstring(ast.parse(text)), f"{module}.py has no docstring"
+
+
+def setup_keyword(name: str):
+    for node in ast.walk(ast.parse((ROOT / "setup.py").read_text())):
+        if isinstance(node, ast.keyword) and node.arg == name:
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"setup.py has no {name}")
+
+
+def test_python_requires_admits_every_python_that_tensorflow_supports():
+    """A python_requires narrower than TensorFlow's refuses users whose Python TensorFlow runs on."""
+    import re
+    from importlib.metadata import metadata
+
+    from packaging.specifiers import SpecifierSet
+
+    classifiers = metadata("tensorflow").get_all("Classifier")
+    versions = [m.group(1) for c in classifiers if (m := re.fullmatch(r"Programming Language :: Python :: (3\.\d+)", c))]
+    assert versions, "TensorFlow's metadata names no Python versions"
+    allowed = SpecifierSet(setup_keyword("python_requires"))
+    assert [v for v in versions if v not in allowed] == []
+
+
+def test_the_wheel_holds_every_module_the_scripts_import(tmp_path):
+    """`pip install .` (not editable) gets its modules from the wheel, not from the checkout."""
+    import subprocess
+    import sys
+    import zipfile
+
+    source = tmp_path / "src"  # a clean copy: a stale build/ folder would hide a missing module
+    source.mkdir()
+    for name in ["setup.py", "requirements.txt", "README.md", *(f"{m}.py" for m in LOCAL)]:
+        if (ROOT / name).exists():
+            (source / name).write_bytes((ROOT / name).read_bytes())
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path / "dist"), str(source)], check=True, capture_output=True, timeout=300)
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    packaged = {Path(name).stem for name in zipfile.ZipFile(wheel).namelist() if name.endswith(".py")}
+    assert needed_modules() - packaged == set()

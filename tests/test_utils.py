@@ -161,3 +161,12 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     os.umask(umask)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask
     assert not [p for p in tmp_path.iterdir() if p.name != "out.png"]  # no temporary file left
+
+
+def test_grids_are_8_to_a_row_as_the_originals_save_images():
+    images = np.arange(9 * 2 * 2 * 3, dtype=np.uint8).reshape(9, 2, 2, 3)
+    grid = utils.make_grid(images)
+    assert grid.shape == (4, 16, 3)  # 2 rows of 8 tiles, not 2 rows of 5
+    np.testing.assert_array_equal(grid[2:4, 0:2], images[8])
+    assert not grid[2:4, 2:].any()  # the rest of the last row is empty
+    assert utils.make_grid(images[:3]).shape == (2, 6, 3)  # fewer than 8: one row
