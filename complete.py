@@ -15,6 +15,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
 
+import masking
 import utils
 
 
@@ -44,7 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--checkpointDir", default="checkpoint", help="the trained model")
     parser.add_argument("--outDir", default="completions", help="output folder")
     parser.add_argument("--outInterval", type=utils.positive_int, default=50, help="write images every N iterations")
-    parser.add_argument("--maskType", choices=utils.MASK_TYPES, default="center", help="which pixels to fill")
+    parser.add_argument("--maskType", choices=masking.MASK_TYPES, default="center", help="which pixels to fill")
     parser.add_argument("--centerScale", type=utils.number_in(0.0, 0.5), default=0.25,
                         help="center mask: the hole spans [S*scale, S*(1-scale))")
     # New in this port.
@@ -107,22 +108,22 @@ def main(argv=None) -> int:
         utils.fail(f"--imgSize {args.imgSize} does not match the checkpoint in {args.checkpointDir}, "
                    f"whose model is {model.image_size}x{model.image_size}")
     size = model.image_size
-    utils.output_folder(args.outDir, "output folder")
     if args.photos:
         from photo_completion import PhotoJob
         return PhotoJob(model, args).run(args.photos, args.mask)
     if args.mask is not None:
         try:
             if os.path.isdir(args.mask):  # each image's own mask, all read before any work starts
-                mask = utils.read_masks(args.mask, args.imgs, size)
+                mask = masking.read_masks(args.mask, args.imgs, size)
             else:
-                mask = utils.read_mask(args.mask, size)
+                mask = masking.read_mask(args.mask, size)
         except utils.ImageError as error:
             utils.fail(str(error))
     else:
-        if args.maskType == "lowres" and size % utils.LOWRES_FACTOR:
-            utils.fail(f"the lowres mask needs an image size divisible by {utils.LOWRES_FACTOR}, not {size}")
-        mask = utils.make_mask(args.maskType, size, args.centerScale, rng=np.random.default_rng(args.seed))
+        if args.maskType == "lowres" and size % masking.LOWRES_FACTOR:
+            utils.fail(f"the lowres mask needs an image size divisible by {masking.LOWRES_FACTOR}, not {size}")
+        mask = masking.make_mask(args.maskType, size, args.centerScale, rng=np.random.default_rng(args.seed))
+    utils.output_folder(args.outDir, "output folder")
     return CompletionJob(model, args, mask).run(args.imgs)
 
 

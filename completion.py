@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+import masking
 import utils
 from model import DCGAN
 
@@ -209,7 +210,7 @@ class Completer:
         return self.model.generator(z, training=False)
 
 
-def _block_mean(images: tf.Tensor, factor: int = utils.LOWRES_FACTOR) -> tf.Tensor:
+def _block_mean(images: tf.Tensor, factor: int = masking.LOWRES_FACTOR) -> tf.Tensor:
     """Means of factor x factor blocks, as the original's lowres images."""
     size, channels = images.shape[1], images.shape[-1]
     blocks = tf.reshape(images, [-1, size // factor, factor, size // factor, factor, channels])

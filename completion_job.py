@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+import masking
 import utils
 from completion import Completer
 from model import DCGAN
@@ -124,7 +125,7 @@ class CompletionJob:
         padded[:count] = batch
         y = tf.constant(utils.to_float(padded))
         weights = np.zeros(padded.shape[:3] + (1,), np.float32)
-        weights[:count] = [utils.weighted_mask(m) for m in masks] if config.weightedMask else masks
+        weights[:count] = [masking.weighted_mask(m) for m in masks] if config.weightedMask else masks
         w = tf.constant(weights)
         utils.save_grid(folder / "before.png", batch)
         # The hole is 0 in [-1, 1], mid-grey, as the original's masked.png shows it.
@@ -181,15 +182,15 @@ class CompletionJob:
         completed = composite(batch, fake, masks)
         for image, mask, fill, done, name in zip(batch, masks, utils.to_uint8(fake), completed, names):
             if self.config.blend == "poisson":
-                done = utils.poisson_blend(image, fill, mask)
+                done = masking.poisson_blend(image, fill, mask)
             utils.save_png(folder / f"{name}.png", done)
             utils.save_png(folder.parent / "fill" / f"{name}.png", fill)
 
 
 def _lowres(images: np.ndarray) -> np.ndarray:
     """Images in [-1, 1] as the lowres mask sees them: block means, blown up to full size."""
-    means = utils.block_mean(np.asarray(images, dtype=np.float32))
-    return np.repeat(np.repeat(means, utils.LOWRES_FACTOR, 1), utils.LOWRES_FACTOR, 2)
+    means = masking.block_mean(np.asarray(images, dtype=np.float32))
+    return np.repeat(np.repeat(means, masking.LOWRES_FACTOR, 1), masking.LOWRES_FACTOR, 2)
 
 
 def _write_gif(path: Path, frames: list) -> None:

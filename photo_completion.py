@@ -19,6 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 import face_alignment
+import masking
 import utils
 from completion_job import CompletionJob, unique_stems
 from model import DCGAN
@@ -91,7 +92,7 @@ def blend_into(image: np.ndarray, fill: np.ndarray, hole: np.ndarray) -> np.ndar
     window = (slice(top, bottom), slice(left, right))
     keep = (~hole[window]).astype(np.float32)[:, :, None]
     out = image.copy()
-    out[window] = utils.poisson_blend(image[window], fill[window], keep)
+    out[window] = masking.poisson_blend(image[window], fill[window], keep)
     return out
 
 
@@ -157,13 +158,14 @@ class PhotoJob:
 
         if Path(mask).is_dir():
             try:
-                masks = utils.find_masks(mask, paths)  # every photo's, before any work
+                masks = masking.find_masks(mask, paths)  # every photo's, before any work
             except utils.ImageError as error:
                 utils.fail(str(error))
         elif Path(mask).is_file():
             masks = [Path(mask)] * len(paths)
         else:
             utils.fail(f"mask {mask} does not exist")
+        utils.output_folder(self.config.outDir, "output folder")
         detector, predictor = face_alignment.load_models(face_alignment.default_predictor())
         photos, failed = [], 0
         todo = list(zip(paths, unique_stems(paths), masks))
@@ -190,7 +192,7 @@ class PhotoJob:
 
     def prepare(self, path: Path, name: str, mask_path: Path, detector, predictor) -> Photo:
         image = utils.read_rgb(path)
-        known = utils.read_photo_mask(mask_path, *image.shape[:2])[:, :, 0] > 0.5
+        known = masking.read_photo_mask(mask_path, *image.shape[:2])[:, :, 0] > 0.5
         faces = plan_faces(image, known, self.model.image_size, detector, predictor)
         return Photo(path, name, image, known, faces)
 

@@ -17,7 +17,7 @@ setup(
     python_requires=">=3.10,<3.14",  # the Pythons TensorFlow 2.21 supports (3.10 to 3.13)
     # Every top-level module: the five scripts and the modules they import (tests/test_packaging.py checks).
     py_modules=["train_dcgan", "complete", "align_faces", "simple_distributions", "convert_checkpoint",
-                "model", "layouts", "ops", "utils", "distribute", "checkpoints", "training", "completion",
+                "model", "layouts", "ops", "utils", "masking", "distribute", "checkpoints", "training", "completion",
                 "completion_job", "face_alignment", "photo_completion"],
     install_requires=requirements,
     extras_require={"test": ["pytest>=7"], "gpu": ["tensorflow[and-cuda]>=2.16"]},

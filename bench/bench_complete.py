@@ -15,7 +15,7 @@ from common import (add_device_flags, build_model, completion_iteration_flops, d
                     print_flops, tf, torch_reference)
 
 import completion
-import utils
+import masking
 
 
 def main() -> None:
@@ -32,7 +32,7 @@ def main() -> None:
     strategy, dcgan = build_model(args, args.imgSize)
     per_image = completion_iteration_flops(dcgan)
     print_flops(dcgan, per_image, "one completion iteration")
-    mask = utils.make_mask("center", args.imgSize)
+    mask = masking.make_mask("center", args.imgSize)
     completer = completion.Completer(dcgan, mask, approach=args.approach, seed=0, xla=args.xla)
     images = tf.random.uniform([args.batchSize, args.imgSize, args.imgSize, 3], -1.0, 1.0)
 

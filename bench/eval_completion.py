@@ -17,7 +17,7 @@ images, as a table and then as one JSON object on the last line. Methods:
 
 The DCGAN methods run the completion command line in a subprocess; one that
 fails is reported as failed and the others still run. The mask is
-utils.make_mask(maskType, size, centerScale, rng=np.random.default_rng(seed)),
+masking.make_mask(maskType, size, centerScale, rng=np.random.default_rng(seed)),
 drawn once for all images, which is the call complete.py makes for --seed, so a
 random mask is the same pixels in both. Every method's completions are written
 to OUT/<method>/final/<stem>.png, a picture comparing them (rows: masked input,
@@ -46,6 +46,7 @@ for _path in (str(ROOT), str(BENCH)):
         sys.path.insert(0, _path)
 
 import metrics  # noqa: E402
+import masking  # noqa: E402
 import utils  # noqa: E402
 
 COMPLETE_SCRIPT = "complete.py"   # run with cwd = the repository root
@@ -58,7 +59,7 @@ BASELINE_METHODS = ("opencv_telea", "opencv_ns", "mean_colour")
 METHODS = tuple(DCGAN_METHODS) + BASELINE_METHODS
 COMPARISON_ROWS = ("opencv_telea", "opencv_ns", "dcgan", "dcgan+poisson")
 # Masks with both known pixels and a hole (full has no hole; lowres keeps no pixel).
-EVAL_MASK_TYPES = tuple(m for m in utils.MASK_TYPES if m not in ("full", "lowres"))
+EVAL_MASK_TYPES = tuple(m for m in masking.MASK_TYPES if m not in ("full", "lowres"))
 METRIC_KEYS = ("psnr_hole", "ssim_hole", "psnr_full", "ssim_full")
 KNOWN_TOLERANCE = 2.0  # mean absolute difference (0..255) allowed on known pixels of a completion
 
@@ -69,7 +70,7 @@ KNOWN_TOLERANCE = 2.0  # mean absolute difference (0..255) allowed on known pixe
 
 def eval_mask(mask_type: str, size: int, center_scale: float = 0.25, seed: int = 0) -> np.ndarray:
     """The mask every method and metric uses: float32 (S, S, 3), 1 = known, 0 = hole."""
-    return utils.make_mask(mask_type, size, center_scale, rng=np.random.default_rng(seed))
+    return masking.make_mask(mask_type, size, center_scale, rng=np.random.default_rng(seed))
 
 
 def known_pixels(mask: np.ndarray) -> np.ndarray:
@@ -214,7 +215,7 @@ def blend_dcgan_fills(dcgan_dir: Path, paths: Sequence[Path], truth: np.ndarray,
             return None, str(error)
         if fill.shape != (size, size, 3):
             return None, f"{dcgan_dir / 'fill' / path.name} is not {size}x{size}"
-        blended.append(utils.poisson_blend(image, fill, mask))
+        blended.append(masking.poisson_blend(image, fill, mask))
     return np.stack(blended), None
 
 
@@ -338,7 +339,7 @@ def main(argv=None) -> int:
     report = {
         "mask": args.maskType, "images": len(paths), "image_size": size, "nIter": args.nIter,
         "seed": args.seed, "centerScale": args.centerScale, "psnr_cap": metrics.PSNR_CAP,
-        "mask_call": f"utils.make_mask({args.maskType!r}, {size}, {args.centerScale}, "
+        "mask_call": f"masking.make_mask({args.maskType!r}, {size}, {args.centerScale}, "
                      f"rng=np.random.default_rng({args.seed}))",
         "comparison": str(comparison), "methods": results,
     }

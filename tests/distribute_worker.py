@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import completion  # noqa: E402  (imports TensorFlow quietly; no device initialised yet)
 import model as M  # noqa: E402
 import distribute  # noqa: E402
-import utils  # noqa: E402
+import masking  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
 HPARAMS = dict(image_size=16, z_dim=8, gf_dim=4, df_dim=4)
@@ -84,7 +84,7 @@ def main(out: Path) -> None:
     with strategy.scope():
         bf16 = M.DCGAN(**HPARAMS, seed=7, compute_dtype="bfloat16")
     out_bf16 = bf16.train_step(images)
-    completer = completion.Completer(bf16, utils.make_mask("center", 16), seed=0)
+    completer = completion.Completer(bf16, masking.make_mask("center", 16), seed=0)
     z = completer.initial_z(images)
     z, state, fake, losses, zs = completer.run(z, completer.initial_state(z), images, 0, 3)
     results["bf16"] = dict(

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import convert_checkpoint  # noqa: E402
 import checkpoints  # noqa: E402
 import layouts  # noqa: E402
-import utils  # noqa: E402
+import masking  # noqa: E402
 import train_dcgan  # noqa: E402
 from checkpoints import CheckpointError, infer_hparams, latest_checkpoint, read_hparams  # noqa: E402
 from model import DCGAN  # noqa: E402
@@ -384,7 +384,7 @@ def test_complete_runs_on_a_later_layout_checkpoint(tf1_later_small, tmp_path, c
     assert complete.main([str(a) for a in ("--checkpointDir", tf1_later_small["folder"], "--outDir", out,
                                            "--nIter", 2, "--outInterval", 1, "--batchSize", 2, "--seed", 0,
                                            *images)]) == 0
-    known = utils.make_mask("center", 16)[:, :, 0] > 0.5
+    known = masking.make_mask("center", 16)[:, :, 0] > 0.5
     for path in images:
         completed = np.asarray(Image.open(out / "final" / f"{path.stem}.png")).astype(int)
         original = np.asarray(Image.open(path)).astype(int)

@@ -22,6 +22,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import masking  # noqa: E402
 import utils  # noqa: E402
 
 SIZE, Z_DIM, GAIN = 16, 16, 10.0
@@ -161,7 +162,7 @@ def check_batch_outputs(folder: Path, images: np.ndarray, mask: np.ndarray, n_it
     assert sorted(p.name for p in (folder / "hats_imgs").iterdir()) == sorted(names + lowres_names)
     for name in lowres_names:  # G(z)'s 8x8 block means, blown up, as the original's NNNN.lowres.png
         hats = tiles(read(folder / "hats_imgs" / name.replace(".lowres", "")), count).astype(np.float64)
-        blown = np.repeat(np.repeat(utils.block_mean(hats), 8, axis=1), 8, axis=2)
+        blown = np.repeat(np.repeat(masking.block_mean(hats), 8, axis=1), 8, axis=2)
         assert np.abs(tiles(read(folder / "hats_imgs" / name), count) - blown).max() <= 1.01
     assert sorted(p.name for p in (folder / "completed").iterdir()) == names
     for name in names:
@@ -193,7 +194,7 @@ def check_finals(folder: Path, images: np.ndarray, stems, mask: np.ndarray) -> n
     return finals
 
 
-CENTER = utils.make_mask("center", SIZE)
+CENTER = masking.make_mask("center", SIZE)
 
 
 # ----------------------------------------------------------------------------
@@ -243,10 +244,10 @@ def test_poisson_blend_and_weighted_mask_change_only_the_hole(work, runs):
 def test_adam_with_lowres_mask(work, runs):
     ok(runs, "adam_lowres")
     out, images = work / "out_adam_lowres", inputs(work, A_IMAGES)
-    mask = utils.make_mask("lowres", SIZE)
+    mask = masking.make_mask("lowres", SIZE)
     check_batch_outputs(out, images, mask, n_iter=2, interval=1, lowres=True)
     check_finals(out, images, ["im0", "im1", "im2"], mask)
-    blocks = utils.block_mean(images.astype(np.float32))
+    blocks = masking.block_mean(images.astype(np.float32))
     expected = np.rint(np.repeat(np.repeat(blocks, 8, axis=1), 8, axis=2)).astype(np.uint8)
     np.testing.assert_array_equal(tiles(read(out / "lowres.png"), 3), expected)
 
@@ -254,7 +255,7 @@ def test_adam_with_lowres_mask(work, runs):
 def test_hmc_with_z_candidates_and_random_mask(work, runs):
     ok(runs, "hmc")
     out, images = work / "out_hmc", inputs(work, A_IMAGES)
-    mask = utils.make_mask("random", SIZE, rng=np.random.default_rng(0))  # --seed 0
+    mask = masking.make_mask("random", SIZE, rng=np.random.default_rng(0))  # --seed 0
     check_batch_outputs(out, images, mask, n_iter=2, interval=2)
     check_finals(out, images, ["im0", "im1", "im2"], mask)
 
@@ -262,7 +263,7 @@ def test_hmc_with_z_candidates_and_random_mask(work, runs):
 def test_user_mask_hole_is_filled(work, runs):
     ok(runs, "usermask")
     out, images = work / "out_usermask", inputs(work, A_IMAGES[:2])
-    mask = utils.read_mask(work / "user_mask.png", SIZE)
+    mask = masking.read_mask(work / "user_mask.png", SIZE)
     hole = mask[:, :, 0] < 0.5
     assert hole[1:6, 8:15].all() and hole.sum() == 5 * 7
     check_batch_outputs(out, images, mask, n_iter=2, interval=2)

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import complete  # noqa: E402
+import masking  # noqa: E402
 import utils  # noqa: E402
 
 SIZE = 16
@@ -70,7 +71,7 @@ def tiles(grid: np.ndarray, count: int) -> list[np.ndarray]:
 def test_each_image_its_own_mask_in_one_batch(work, capsys):
     out = run(work, "out_dir", "masks", capsys)
     images = [utils.resize(utils.read_rgb(work / name), SIZE) for name in IMAGES]
-    masks = [utils.read_mask(work / "masks" / f"im{k}.png", SIZE) for k in range(3)]
+    masks = [masking.read_mask(work / "masks" / f"im{k}.png", SIZE) for k in range(3)]
     holes = [mask[:, :, 0] < 0.5 for mask in masks]
     assert [hole.sum() for hole in holes] == [64, 5 * 7, 6 * 16]  # three different holes
     assert not list(out.glob("batch_*"))  # one batch

@@ -1,6 +1,5 @@
-"""Completion maths, in-process: masks, the objective and its gradient, the update
-rules against numpy reimplementations of the original's formulas, range recovery, zCandidates,
-Poisson blending and the weighted mask.
+"""Completion maths, in-process: the objective and its gradient, the update
+rules against numpy reimplementations of the original's formulas, range recovery, zCandidates.
 
 The references here are written from the original's formulas (its complete.py and the
 article), not from the port's code.
@@ -13,12 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import utils  # noqa: E402
+import masking  # noqa: E402
 from completion import Completer  # noqa: E402
 from model import DCGAN  # noqa: E402
 
@@ -56,86 +54,6 @@ def random_z(seed: int, n: int = N, low: float = -1.0, high: float = 1.0) -> np.
     return np.random.default_rng(seed).uniform(low, high, (n, Z_DIM)).astype(np.float32)
 
 
-# ----------------------------------------------------------------------------
-# Masks: the original's definitions, written out here
-# ----------------------------------------------------------------------------
-
-def expected_mask(mask_type: str, size: int, scale: float, seed: int = 0) -> np.ndarray:
-    m = np.ones((size, size), np.float32)
-    half = size // 2
-    if mask_type == "center":
-        lo, hi = int(size * scale), int(size * (1 - scale))
-        m[lo:hi, lo:hi] = 0
-    elif mask_type == "left":
-        m[:, :half] = 0
-    elif mask_type == "right":
-        m[:, half:] = 0
-    elif mask_type == "top":
-        m[:half, :] = 0
-    elif mask_type == "bottom":
-        m[half:, :] = 0
-    elif mask_type == "random":
-        m[np.random.default_rng(seed).random((size, size)) < 0.2] = 0
-    elif mask_type == "full":
-        pass
-    elif mask_type == "grid":
-        m[:] = 0
-        m[::4, ::4] = 1
-    elif mask_type == "lowres":
-        m[:] = 0
-    return np.repeat(m[:, :, None], 3, axis=2)
-
-
-@pytest.mark.parametrize("size", [16, 64])
-@pytest.mark.parametrize("scale", [0.25, 0.3])
-@pytest.mark.parametrize("mask_type", utils.MASK_TYPES)
-def test_mask_matches_original_definition(mask_type, size, scale):
-    mask = utils.make_mask(mask_type, size, scale, rng=np.random.default_rng(5))
-    assert mask.shape == (size, size, 3) and mask.dtype == np.float32
-    np.testing.assert_array_equal(mask, expected_mask(mask_type, size, scale, seed=5))
-
-
-def test_center_mask_bounds_by_hand():
-    # int(16 * 0.3) = 4, int(16 * 0.7) = 11: rows/cols 4..10 are the hole.
-    mask = utils.make_mask("center", 16, 0.3)[:, :, 0]
-    assert mask[4:11, 4:11].max() == 0 and mask.sum() == 16 * 16 - 7 * 7
-    # The random mask drops about 20% of the pixels.
-    random = utils.make_mask("random", 64, rng=np.random.default_rng(0))[:, :, 0]
-    assert 0.17 < 1 - random.mean() < 0.23
-
-
-def test_read_mask_white_keeps_black_fills_and_resizes(tmp_path):
-    big = np.full((32, 32), 255, np.uint8)
-    big[8:16, 4:20] = 0          # even-aligned, so a 2x nearest shrink is exact
-    big[0:2, 0:2] = 100          # dark gray is "fill" (< 128)
-    big[30:32, 30:32] = 200      # light gray is "keep"
-    path = tmp_path / "mask.png"
-    Image.fromarray(big, "L").save(path)
-    mask = utils.read_mask(path, 16)
-    expected = np.ones((16, 16), np.float32)
-    expected[4:8, 2:10] = 0
-    expected[0, 0] = 0
-    assert mask.shape == (16, 16, 3) and mask.dtype == np.float32
-    np.testing.assert_array_equal(mask, np.repeat(expected[:, :, None], 3, axis=2))
-    # An RGB mask of the right size is used as is.
-    rgb = np.repeat(big[::2, ::2, None], 3, axis=2)
-    Image.fromarray(rgb).save(tmp_path / "rgb.png")
-    np.testing.assert_array_equal(utils.read_mask(tmp_path / "rgb.png", 16), mask)
-
-
-@pytest.mark.parametrize("content", ["white", "black", "text"])
-def test_read_mask_rejects_useless_or_unreadable_masks(tmp_path, content):
-    path = tmp_path / f"{content}.png"
-    if content == "text":
-        path.write_text("not an image\n")
-    else:
-        Image.fromarray(np.full((16, 16), 255 if content == "white" else 0, np.uint8), "L").save(path)
-    with pytest.raises(utils.ImageError) as error:
-        utils.read_mask(path, 16)
-    assert str(path) in str(error.value)
-    if content != "text":
-        assert content in str(error.value)
-
 
 # ----------------------------------------------------------------------------
 # The objective and its gradient
@@ -149,11 +67,11 @@ def softplus(x):
 def test_loss_matches_numpy(model, images, variant):
     lam = 0.37
     if variant == "lowres":
-        mask = utils.make_mask("lowres", SIZE)
+        mask = masking.make_mask("lowres", SIZE)
         weights = mask
     else:
-        mask = utils.make_mask("center", SIZE)
-        weights = utils.weighted_mask(mask) if variant == "weighted" else mask
+        mask = masking.make_mask("center", SIZE)
+        weights = masking.weighted_mask(mask) if variant == "weighted" else mask
     completer = Completer(model, mask, lam=lam, lowres=variant == "lowres",
                           weights=weights if variant == "weighted" else None)
     z = tf.constant(random_z(1))
@@ -162,7 +80,7 @@ def test_loss_matches_numpy(model, images, variant):
     y = images.numpy()
     expected = np.abs(weights * fake - weights * y).sum(axis=(1, 2, 3)) + lam * softplus(-logits)
     if variant == "lowres":
-        expected += np.abs(utils.block_mean(fake) - utils.block_mean(y)).sum(axis=(1, 2, 3))
+        expected += np.abs(masking.block_mean(fake) - masking.block_mean(y)).sum(axis=(1, 2, 3))
     loss, fake_out = completer.loss(z, images)
     np.testing.assert_allclose(fake_out.numpy(), fake, atol=1e-6)
     np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-5)
@@ -170,7 +88,7 @@ def test_loss_matches_numpy(model, images, variant):
 
 
 def test_gradient_matches_finite_differences_and_is_per_image(model, images):
-    mask = utils.make_mask("center", SIZE)
+    mask = masking.make_mask("center", SIZE)
     completer = Completer(model, mask, lam=0.5)
     z0 = random_z(2)
     loss, grad, _ = completer.loss_and_gradient(tf.constant(z0), images)
@@ -279,7 +197,7 @@ UPDATE_CASES = {
 def test_update_rule_matches_numpy_reference(model, images, approach):
     params = UPDATE_CASES[approach]
     seed = 21
-    mask = utils.make_mask("center", SIZE)
+    mask = masking.make_mask("center", SIZE)
     completer = Completer(model, mask, approach=approach, lam=0.1, seed=seed, **params)
     z0 = random_z(4, low=-0.95, high=0.95)
     trajectory, z_end, decisions = reference_trajectory(completer, images, z0, approach, params, seed)
@@ -301,7 +219,7 @@ def test_update_rule_matches_numpy_reference(model, images, approach):
 def test_adam_bias_correction_uses_the_global_iteration(model, images):
     """Restarting the count at each chunk (i = 0 again) would give another trajectory."""
     params = UPDATE_CASES["adam"]
-    mask = utils.make_mask("center", SIZE)
+    mask = masking.make_mask("center", SIZE)
     completer = Completer(model, mask, approach="adam", lam=0.1, **params)
     z0 = tf.constant(random_z(4, low=-0.95, high=0.95))
     z, state, *_ = completer.run(z0, completer.initial_state(z0), images, 0, 2)
@@ -316,8 +234,8 @@ def test_batch_with_a_mask_per_image(model, images):
     one mask given for every image is the Completer's mask."""
     user = np.ones((SIZE, SIZE, 3), np.float32)
     user[2:7, 9:15] = 0.0
-    masks = [utils.make_mask("center", SIZE), utils.make_mask("left", SIZE),
-             utils.make_mask("random", SIZE, rng=np.random.default_rng(2)), user]
+    masks = [masking.make_mask("center", SIZE), masking.make_mask("left", SIZE),
+             masking.make_mask("random", SIZE, rng=np.random.default_rng(2)), user]
     weights = np.stack(masks)[..., :1]
     lam, params = 0.3, UPDATE_CASES["adam"]
     z0 = random_z(8, low=-0.95, high=0.95)
@@ -366,7 +284,7 @@ def test_range_recovery_from_known_pixels():
     """
     bound, iters, lr = 22.0, 400, 0.0005
     model = scaled_model(seed=3)
-    mask = utils.make_mask("center", SIZE)
+    mask = masking.make_mask("center", SIZE)
     hole = mask[:, :, 0] < 0.5
     z_star = random_z(1, low=-0.8, high=0.8)
     y = model.generate(tf.constant(z_star))
@@ -388,7 +306,7 @@ def test_range_recovery_from_known_pixels():
 
 def test_best_of_candidates_is_the_per_image_minimum(model, images):
     candidates, seed = 5, 8
-    mask = utils.make_mask("center", SIZE)
+    mask = masking.make_mask("center", SIZE)
     completer = Completer(model, mask, lam=0.1, seed=seed)
     best = completer.best_of(images, candidates).numpy()
     # The same draws, in the same order, from a copy of the generator.
@@ -406,58 +324,3 @@ def test_best_of_candidates_is_the_per_image_minimum(model, images):
     np.testing.assert_array_equal(again.initial_z(images, candidates).numpy(), best)
     single = Completer(model, mask, lam=0.1, seed=seed)
     np.testing.assert_array_equal(single.initial_z(images, 1).numpy(), draws[0])
-
-
-# ----------------------------------------------------------------------------
-# Poisson blending and the weighted mask
-# ----------------------------------------------------------------------------
-
-@pytest.mark.parametrize("mask_type", ["center", "left", "random"])
-def test_poisson_blend_keeps_known_pixels_and_reproduces_shifted_fill(mask_type):
-    rng = np.random.default_rng(4)
-    image = rng.integers(20, 200, (16, 16, 3)).astype(np.uint8)
-    mask = utils.make_mask(mask_type, 16, rng=np.random.default_rng(1))
-    known = mask[:, :, 0] > 0.5
-    # The fill is the image plus a constant: its gradients are the image's, so the blend
-    # must give the image back inside the hole.
-    shifted = (image.astype(np.int64) + 40).astype(np.uint8)
-    blended = utils.poisson_blend(image, shifted, mask)
-    assert blended.dtype == np.uint8 and blended.shape == image.shape
-    assert np.abs(blended.astype(int) - image.astype(int)).max() <= 1
-    # A fill with other gradients changes the hole, never the known pixels.
-    other = rng.integers(0, 256, (16, 16, 3)).astype(np.uint8)
-    blended = utils.poisson_blend(image, other, mask)
-    np.testing.assert_array_equal(blended[known], image[known])
-    assert np.any(blended[~known] != image[~known])
-    assert np.any(blended[~known] != other[~known])
-
-
-def test_weighted_mask_matches_paper_definition():
-    """W_i = M_i * (missing pixels in the 7x7 window around i) / 49, the window mirrored at
-    the border ('symm': ..., 2, 1, 0 | 0, 1, 2, ...)."""
-    size = 10
-    known = np.ones((size, size), np.float32)
-    known[3:7, 0:4] = 0   # a hole touching the left border
-    known[8, 8] = 0       # and a single missing pixel near a corner
-
-    def mirror(k):
-        return -k - 1 if k < 0 else (2 * size - k - 1 if k >= size else k)
-
-    expected = np.zeros((size, size))
-    for r in range(size):
-        for c in range(size):
-            if not known[r, c]:
-                continue
-            missing = sum(1 - known[mirror(r + dr), mirror(c + dc)]
-                          for dr in range(-3, 4) for dc in range(-3, 4))
-            expected[r, c] = missing / 49.0
-    weights = utils.weighted_mask(np.repeat(known[:, :, None], 3, axis=2))
-    assert weights.shape == (size, size, 3)
-    for channel in range(3):
-        np.testing.assert_allclose(weights[:, :, channel], expected, atol=1e-6)
-    # By hand: at (2, 4) the window covers hole rows 3..5 and cols 1..3: 9 missing. At the
-    # corner (0, 0) rows -3..3 mirror to 2, 1, 0, 0, 1, 2, 3 (hole row 3 once) and cols
-    # -3..3 to 2, 1, 0, 0, 1, 2, 3 (all in the hole): 7 missing (zero padding would give 4).
-    assert expected[2, 4] == pytest.approx(9 / 49)
-    assert expected[0, 0] == pytest.approx(7 / 49)
-    assert expected[3, 0] == 0

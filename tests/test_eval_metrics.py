@@ -16,6 +16,7 @@ sys.path.insert(0, str(ROOT))
 
 import eval_completion  # noqa: E402
 import metrics  # noqa: E402
+import masking  # noqa: E402
 import utils  # noqa: E402
 
 C1, C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
@@ -110,7 +111,7 @@ def test_ssim_is_the_map_averaged_over_the_region():
 
 def test_differences_outside_the_hole_do_not_change_hole_metrics():
     truth = random_image(5, 32)
-    mask = utils.make_mask("center", 32)       # hole: rows/cols 8..23
+    mask = masking.make_mask("center", 32)       # hole: rows/cols 8..23
     completed = truth.copy()
     completed[8:24, 8:24] = random_image(6, 16)
     scores = metrics.completion_scores(completed, truth, mask)
@@ -145,21 +146,21 @@ def test_mean_colour_fills_with_the_known_mean():
     image = np.zeros((8, 8, 3), np.uint8)
     image[:, :4] = (10, 20, 30)
     image[:, 4:] = (30, 40, 50)
-    mask = utils.make_mask("center", 8, 0.25)   # hole 2..5: known pixels are half each colour
+    mask = masking.make_mask("center", 8, 0.25)   # hole 2..5: known pixels are half each colour
     filled = eval_completion.fill_mean_colour(image, mask)
     assert tuple(filled[4, 4]) == (20, 30, 40)
 
 
 def test_opencv_fills_a_flat_image_with_its_colour():
     image = np.full((32, 32, 3), (40, 120, 200), np.uint8)
-    mask = utils.make_mask("center", 32)
+    mask = masking.make_mask("center", 32)
     for method in ("opencv_telea", "opencv_ns"):
         filled = eval_completion.BASELINES[method](image, mask)
         assert np.abs(filled.astype(int) - image).max() <= 4  # Telea's weights leave a few levels
 
 
 def test_eval_mask_is_the_documented_call():
-    expected = utils.make_mask("random", 64, 0.25, rng=np.random.default_rng(3))
+    expected = masking.make_mask("random", 64, 0.25, rng=np.random.default_rng(3))
     np.testing.assert_array_equal(eval_completion.eval_mask("random", 64, 0.25, seed=3), expected)
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 import complete
 import train_dcgan
-import utils
+import masking
 from model import DCGAN
 
 SIZE = 128
@@ -50,4 +50,4 @@ def test_the_256_model_starts_at_16x16_and_runs():
     images = model.generate(tf.random.uniform([2, 4], -1, 1))
     assert images.shape == (2, 256, 256, 3) and float(tf.reduce_max(tf.abs(images))) <= 1.0
     assert model.discriminator(images, training=False)[1].shape == (2, 1)
-    assert utils.make_mask("center", 256).shape[:2] == (256, 256)
+    assert masking.make_mask("center", 256).shape[:2] == (256, 256)

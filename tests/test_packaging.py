@@ -60,8 +60,8 @@ def test_no_module_imports_a_script():
 
 def test_imports_flow_one_way():
     # scripts -> completion_job/training -> completion -> model -> checkpoints/ops/distribute -> layouts/utils
-    order = ["utils", "layouts", "face_alignment", "ops", "distribute", "checkpoints", "model", "completion",
-             "completion_job", "photo_completion", "training"]
+    order = ["utils", "masking", "layouts", "face_alignment", "ops", "distribute", "checkpoints", "model",
+             "completion", "completion_job", "photo_completion", "training"]
     for rank, module in enumerate(order):
         later = set(order[rank + 1:])
         top_level = {node.module if isinstance(node, ast.ImportFrom) else alias.name

@@ -1,0 +1,173 @@
+"""Completion masks (1 = known pixel, 0 = fill): the original's mask types, users' mask files
+(one for every image, one per image in a folder, or one at a whole photo's size), the
+lowres block means, the paper's weighted mask and Poisson blending of a fill into its hole.
+Needs only numpy, Pillow and SciPy (no TensorFlow).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from utils import IMAGE_EXTENSIONS, ImageError, read_rgb
+
+
+MASK_TYPES = ("random", "center", "left", "right", "top", "bottom", "full", "grid", "lowres")
+LOWRES_FACTOR = 8  # the lowres mask keeps an 8x-downsampled copy of the image
+
+
+def make_mask(mask_type: str, image_size: int, center_scale: float = 0.25,
+              rng: np.random.Generator | None = None) -> np.ndarray:
+    """The original's masks (plus right, top, bottom) as float32 (S, S, 3)."""
+    size = image_size
+    mask = np.ones((size, size), dtype=np.float32)
+    if mask_type == "random":
+        rng = rng if rng is not None else np.random.default_rng()
+        mask[rng.random((size, size)) < 0.2] = 0.0  # each pixel missing with probability 0.2
+    elif mask_type == "center":
+        low, high = int(size * center_scale), int(size * (1.0 - center_scale))
+        mask[low:high, low:high] = 0.0
+    elif mask_type == "left":
+        mask[:, :size // 2] = 0.0
+    elif mask_type == "right":
+        mask[:, size // 2:] = 0.0
+    elif mask_type == "top":
+        mask[:size // 2, :] = 0.0
+    elif mask_type == "bottom":
+        mask[size // 2:, :] = 0.0
+    elif mask_type == "full":
+        pass
+    elif mask_type == "grid":
+        mask[:, :] = 0.0
+        mask[::4, ::4] = 1.0
+    elif mask_type == "lowres":
+        mask[:, :] = 0.0  # no pixel is known, only the block means
+    else:
+        raise ValueError(f"unknown mask type {mask_type!r}; choose from {', '.join(MASK_TYPES)}")
+    return np.repeat(mask[:, :, None], 3, axis=2)
+
+
+def read_mask(path: str | os.PathLike, image_size: int) -> np.ndarray:
+    """A user's mask image: white = keep, black = fill, resized to image_size; float32 (S, S, 3)."""
+    gray = read_rgb(path).mean(axis=2)
+    if gray.shape != (image_size, image_size):
+        gray = np.asarray(Image.fromarray(gray.astype(np.uint8)).resize((image_size, image_size), Image.Resampling.NEAREST))
+    return _binary_mask(path, gray)
+
+
+def read_photo_mask(path: str | os.PathLike, height: int, width: int) -> np.ndarray:
+    """A whole photo's mask image (white = keep, black = fill), which must be at the photo's size;
+    float32 (H, W, 3)."""
+    gray = read_rgb(path).mean(axis=2)
+    if gray.shape != (height, width):
+        raise ImageError(f"{path}: mask is {gray.shape[1]}x{gray.shape[0]}, not the photo's {width}x{height}")
+    return _binary_mask(path, gray)
+
+
+def _binary_mask(path: str | os.PathLike, gray: np.ndarray) -> np.ndarray:
+    """1 where gray >= 128 (keep), 0 elsewhere (fill), as (H, W, 3); a mask with nothing to fill
+    or nothing known is an ImageError."""
+    mask = (gray >= 128).astype(np.float32)
+    if mask.min() == 1.0:
+        raise ImageError(f"{path}: mask is all white, so there is nothing to fill (black marks the pixels to fill)")
+    if mask.max() == 0.0:
+        raise ImageError(f"{path}: mask is all black, so no pixel is known (white marks the pixels to keep)")
+    return np.repeat(mask[:, :, None], 3, axis=2)
+
+
+def find_masks(folder: str | os.PathLike, images: Sequence[str | os.PathLike]) -> list[Path]:
+    """Each image's mask in folder: the file of the same name, else the one image file of the same
+    stem (masks/hopper.png for photos/hopper.jpg). Raises ImageError naming every image without one."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(IMAGE_EXTENSIONS))
+    by_stem: dict[str, list[Path]] = {}
+    for path in files:
+        by_stem.setdefault(path.stem, []).append(path)
+    found, missing = [], []
+    for image in map(Path, images):
+        same_name = folder / image.name
+        candidates = [same_name] if same_name in files else by_stem.get(image.stem, [])
+        if len(candidates) != 1:
+            missing.append(f"{image}" + (f" (several: {', '.join(p.name for p in candidates)})" if candidates else ""))
+        found.extend(candidates[:1])
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise ImageError(f"no mask in {folder} for {len(missing)} image(s): {shown} "
+                         f"(a mask has the image's file name, or its name with another image extension)")
+    return found
+
+
+def read_masks(folder: str | os.PathLike, images: Sequence[str | os.PathLike], image_size: int) -> dict:
+    """{Path(image): its mask from folder (see find_masks), as read_mask reads it}."""
+    paths = find_masks(folder, images)
+    masks = {path: read_mask(path, image_size) for path in sorted(set(paths))}
+    return {Path(image): masks[path] for image, path in zip(images, paths)}
+
+
+def block_mean(images: np.ndarray, factor: int = LOWRES_FACTOR) -> np.ndarray:
+    """Mean over factor x factor blocks of (N, S, S, C) images (the lowres mask's known part)."""
+    n, size, _, channels = images.shape
+    blocks = images.reshape(n, size // factor, factor, size // factor, factor, channels)
+    return blocks.mean(axis=(2, 4))
+
+
+def weighted_mask(mask: np.ndarray, window: int = 7) -> np.ndarray:
+    """Yeh et al.'s weighted mask: each known pixel weighs the share of missing pixels in the
+    window x window square around it (so known pixels next to the hole count most); 0 in the hole."""
+    from scipy.signal import convolve2d
+
+    known = mask[:, :, 0]
+    kernel = np.ones((window, window), dtype=np.float32) / window ** 2
+    missing_share = convolve2d(1.0 - known, kernel, mode="same", boundary="symm")
+    weights = (known * missing_share).astype(np.float32)
+    return np.repeat(weights[:, :, None], mask.shape[2], axis=2)
+
+
+def poisson_blend(image: np.ndarray, fill: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Poisson-blend `fill` into the hole (mask == 0) of `image` (Perez et al. 2003, as in the paper).
+
+    Inside the hole the result keeps fill's gradients, and meets image's known pixels at the
+    hole's border; known pixels are unchanged. Solves one sparse linear system per image
+    (the image border is a Neumann boundary, so holes that touch it work too).
+    Returns uint8. A mask with no known pixel returns `fill` unchanged.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.linalg import splu
+
+    hole = mask[:, :, 0] < 0.5
+    if not hole.any() or hole.all():
+        return np.where(hole[:, :, None], fill, image).astype(np.uint8)
+    height, width = hole.shape
+    index = -np.ones(hole.shape, dtype=np.int64)
+    index[hole] = np.arange(hole.sum())
+    target, source = image.astype(np.float64), fill.astype(np.float64)
+    rows, cols, values = [], [], []
+    rhs = np.zeros((int(hole.sum()), image.shape[2]))
+    ys, xs = np.nonzero(hole)
+    diagonal = np.zeros(len(ys))
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        ny, nx = ys + dy, xs + dx
+        inside = (ny >= 0) & (ny < height) & (nx >= 0) & (nx < width)
+        p, qy, qx = index[ys[inside], xs[inside]], ny[inside], nx[inside]
+        diagonal[inside] += 1
+        # Guidance field: the fill's own gradient.
+        rhs[p] += source[ys[inside], xs[inside]] - source[qy, qx]
+        neighbour_in_hole = hole[qy, qx]
+        rows.append(p[neighbour_in_hole])
+        cols.append(index[qy[neighbour_in_hole], qx[neighbour_in_hole]])
+        values.append(-np.ones(neighbour_in_hole.sum()))
+        # Dirichlet boundary: known neighbours take the image's values.
+        known = ~neighbour_in_hole
+        rhs[p[known]] += target[qy[known], qx[known]]
+    n = len(ys)
+    rows.append(np.arange(n))
+    cols.append(np.arange(n))
+    values.append(diagonal)
+    matrix = coo_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    solution = splu(matrix.tocsc()).solve(rhs)
+    out = target.copy()
+    out[hole] = solution
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
