@@ -7,10 +7,9 @@ Masks each image, fills the hole with every method, and prints PSNR (dB) and
 SSIM over the filled region (the hole) and over the whole image, means over the
 images, as a table and then as one JSON object on the last line. Methods:
 
-  dcgan            complete.py (the DCGAN, default flags)
-  dcgan+poisson    the dcgan run's fill (fill/<stem>.png) Poisson-blended into the image, as
-                   complete.py --blend poisson does (no second optimisation)
-  dcgan+weighted   complete.py --weightedMask
+  dcgan            complete.py with its defaults (adam, the weighted mask, Poisson blending)
+  dcgan_article    complete.py as the article ran it: --approach momentum --no-weightedMask
+                   --blend none (the momentum update, the plain L1 loss, the fill pasted in)
   opencv_telea     cv2.inpaint, INPAINT_TELEA, radius 3
   opencv_ns        cv2.inpaint, INPAINT_NS, radius 3
   mean_colour      the hole filled with the mean colour of the image's known pixels
@@ -21,7 +20,7 @@ masking.make_mask(maskType, size, centerScale, rng=np.random.default_rng(seed)),
 drawn once for all images, which is the call complete.py makes for --seed, so a
 random mask is the same pixels in both. Every method's completions are written
 to OUT/<method>/final/<stem>.png, a picture comparing them (rows: masked input,
-OpenCV Telea, OpenCV Navier-Stokes, DCGAN, DCGAN + Poisson, ground truth) to
+OpenCV Telea, OpenCV Navier-Stokes, DCGAN as the article ran it, DCGAN, ground truth) to
 OUT/comparison_<mask>.png and the results to OUT/results_<mask>.json.
 Metrics are defined in bench/metrics.py (PSNR of identical images: 100 dB).
 """
@@ -52,12 +51,11 @@ import utils  # noqa: E402
 COMPLETE_SCRIPT = "complete.py"   # run with cwd = the repository root
 DCGAN_METHODS = {
     "dcgan": [],
-    "dcgan+poisson": ["--blend", "poisson"],
-    "dcgan+weighted": ["--weightedMask"],
+    "dcgan_article": ["--approach", "momentum", "--no-weightedMask", "--blend", "none"],
 }
 BASELINE_METHODS = ("opencv_telea", "opencv_ns", "mean_colour")
 METHODS = tuple(DCGAN_METHODS) + BASELINE_METHODS
-COMPARISON_ROWS = ("opencv_telea", "opencv_ns", "dcgan", "dcgan+poisson")
+COMPARISON_ROWS = ("opencv_telea", "opencv_ns", "dcgan_article", "dcgan")
 # Masks with both known pixels and a hole (full has no hole; lowres keeps no pixel).
 EVAL_MASK_TYPES = tuple(m for m in masking.MASK_TYPES if m not in ("full", "lowres"))
 METRIC_KEYS = ("psnr_hole", "ssim_hole", "psnr_full", "ssim_full")
@@ -130,7 +128,7 @@ def comparison_grid(rows: Sequence[np.ndarray | None], columns: int = 8) -> np.n
 
 def save_comparison(path: str | os.PathLike, masked: np.ndarray, completions: dict[str, np.ndarray | None],
                     truth: np.ndarray, columns: int = 8) -> np.ndarray:
-    """Write the comparison picture: masked input, OpenCV Telea, OpenCV NS, DCGAN, DCGAN + Poisson,
+    """Write the comparison picture: masked input, OpenCV Telea, OpenCV NS, the article's DCGAN, DCGAN,
     ground truth (rows) for up to `columns` images (columns). A method without results is a black row."""
     rows = [masked] + [completions.get(name) for name in COMPARISON_ROWS] + [truth]
     grid = comparison_grid(rows, columns)
@@ -164,10 +162,9 @@ def run_dcgan(method: str, args, paths: Sequence[Path], size: int, out_dir: Path
         if final.exists():
             final.unlink()
     command = [sys.executable, COMPLETE_SCRIPT, "--checkpointDir", str(Path(args.checkpointDir).resolve()),
-               "--outDir", str(method_dir.resolve()), "--maskType", args.maskType, "--nIter", str(args.nIter),
+               "--outDir", str(method_dir.resolve()), "--maskType", args.maskType,
+               *(["--nIter", str(args.nIter)] if args.nIter is not None else []),
                "--seed", str(args.seed), "--centerScale", str(args.centerScale), *DCGAN_METHODS[method],
-               *(["--approach", args.approach] if args.approach else []),
-               *(["--lr", str(args.lr)] if args.lr is not None else []),
                *[str(path.resolve()) for path in paths]]
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -202,21 +199,6 @@ def run_dcgan(method: str, args, paths: Sequence[Path], size: int, out_dir: Path
             return None, f"{final} is {image.shape[1]}x{image.shape[0]}, expected {size}x{size}"
         images.append(image)
     return np.stack(images), None
-
-
-def blend_dcgan_fills(dcgan_dir: Path, paths: Sequence[Path], truth: np.ndarray, mask: np.ndarray,
-                      size: int) -> tuple[np.ndarray | None, str | None]:
-    """dcgan+poisson from the dcgan run: its raw fills G(z) (fill/<stem>.png) blended into each image."""
-    blended = []
-    for path, image in zip(paths, truth):
-        try:
-            fill = utils.read_rgb(dcgan_dir / "fill" / f"{path.stem}.png")
-        except utils.ImageError as error:
-            return None, str(error)
-        if fill.shape != (size, size, 3):
-            return None, f"{dcgan_dir / 'fill' / path.name} is not {size}x{size}"
-        blended.append(masking.poisson_blend(image, fill, mask))
-    return np.stack(blended), None
 
 
 def image_size_for(checkpoint_dir: str, asked: int | None) -> int:
@@ -256,7 +238,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--checkpointDir", default="checkpoint", help="the DCGAN checkpoint complete.py loads")
     parser.add_argument("--images", required=True, help="folder of ground-truth images (e.g. data/faces/heldout)")
     parser.add_argument("--maskType", required=True, choices=EVAL_MASK_TYPES, help="the hole to fill")
-    parser.add_argument("--nIter", type=int, default=1000, help="complete.py's optimisation steps")
+    parser.add_argument("--nIter", type=int, default=None, help="complete.py's optimisation steps (default: its own)")
     parser.add_argument("--outDir", default="completions/eval", help="where completions and reports go")
     parser.add_argument("--limit", type=int, default=None, help="use only the first K images (sorted)")
     parser.add_argument("--centerScale", type=float, default=0.25, help="the centre mask's margin")
@@ -266,15 +248,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="comma-separated methods to run, from " + ", ".join(METHODS))
     parser.add_argument("--quiet", action="store_true", help="do not show complete.py's output while it runs")
-    parser.add_argument("--approach", default=None, choices=("momentum", "adam", "hmc"),
-                        help="complete.py's --approach (default: complete.py's own)")
-    parser.add_argument("--lr", type=float, default=None, help="complete.py's --lr (default: complete.py's own)")
     args = parser.parse_args(argv)
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown or not args.methods:
         parser.error(f"unknown method {', '.join(unknown) or '(none)'}; choose from {', '.join(METHODS)}")
-    if args.nIter < 0:
+    if args.nIter is not None and args.nIter < 0:
         parser.error("--nIter must be >= 0")
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be >= 1")
@@ -312,11 +291,7 @@ def main(argv=None) -> int:
     completions: dict[str, np.ndarray | None] = {}
     for method in [m for m in METHODS if m in args.methods]:
         start = time.perf_counter()
-        if method == "dcgan+poisson" and completions.get("dcgan") is not None:
-            completed, error = blend_dcgan_fills(out_dir / "dcgan", paths, truth, mask, size)
-            for path, image in zip(paths, completed if error is None else []):
-                utils.save_png(out_dir / method / "final" / f"{path.stem}.png", image)
-        elif method in DCGAN_METHODS:
+        if method in DCGAN_METHODS:
             completed, error = run_dcgan(method, args, paths, size, out_dir)
         else:
             completed = np.stack([BASELINES[method](image, mask) for image in truth])

@@ -30,12 +30,13 @@ COMMON = ["--seed", "0", "--lr", "0.002"]
 A_IMAGES = ["a/im0.png", "a/im1.png", "a/im2.png"]
 
 # name -> (arguments after the checkpoint and output folder, input files)
+ARTICLE = ["--approach", "momentum", "--no-weightedMask", "--blend", "none"]  # the article's completion
 RUNS = {
-    "base": (["--nIter", "4", "--outInterval", "2"], A_IMAGES),
+    "base": (["--nIter", "4", "--outInterval", "2", *ARTICLE], A_IMAGES),
     "multi": (["--batchSize", "2", "--nIter", "3", "--outInterval", "2"],
               A_IMAGES + ["big.png", "bad.png", "b/im0.png", "c/im0_1.png"]),
-    "poisson": (["--nIter", "4", "--outInterval", "2", "--blend", "poisson"], A_IMAGES),
-    "weighted": (["--nIter", "4", "--outInterval", "2", "--weightedMask"], A_IMAGES),
+    "poisson": (["--nIter", "4", "--outInterval", "2", *ARTICLE, "--blend", "poisson"], A_IMAGES),
+    "weighted": (["--nIter", "4", "--outInterval", "2", *ARTICLE, "--weightedMask"], A_IMAGES),
     "adam_lowres": (["--nIter", "2", "--outInterval", "1", "--approach", "adam", "--maskType", "lowres"],
                     A_IMAGES),
     "hmc": (["--nIter", "2", "--outInterval", "2", "--approach", "hmc", "--hmcL", "2", "--zCandidates", "4",
@@ -323,3 +324,12 @@ def test_state_file_naming_a_missing_checkpoint_in_process(work, capsys, tmp_pat
     message = run_main(["--checkpointDir", str(tmp_path), "--outDir", str(tmp_path / "out"),
                         str(work / "a/im0.png")], capsys)
     assert "DCGAN.model-5" in message
+
+
+def test_defaults_are_the_measured_best_and_the_article_is_one_flag_set_away():
+    import complete
+    defaults = complete.parse_args(["x.png"])
+    assert (defaults.approach, defaults.weightedMask, defaults.blend, defaults.lr) == ("adam", True, "poisson", 0.01)
+    article = complete.parse_args(["x.png", *ARTICLE])
+    assert (article.approach, article.weightedMask, article.blend, article.momentum) == ("momentum", False, "none",
+                                                                                          0.9)

@@ -169,7 +169,8 @@ def test_comparison_grid_rows_and_columns(tmp_path):
     grid = eval_completion.save_comparison(tmp_path / "c.png", images, {"opencv_telea": images, "dcgan": None},
                                            images)
     assert grid.shape == (6 * 8, 8 * 8, 3)      # 6 rows, at most 8 columns
-    np.testing.assert_array_equal(grid[24:32], 0)  # DCGAN row (4th) is black when it has no results
+    np.testing.assert_array_equal(grid[24:40], 0)  # the DCGAN rows (4th, 5th) are black without results
+    np.testing.assert_array_equal(grid[8:16], utils.make_grid(images[:8], rows=1))  # Telea's row
     assert utils.read_rgb(tmp_path / "c.png").shape == grid.shape
 
 
@@ -179,8 +180,8 @@ FAKE_COMPLETE = textwrap.dedent("""
     import shutil, sys
     from pathlib import Path
     args = sys.argv[1:]
-    if "--weightedMask" in args:
-        print("boom: no weighted mask today", file=sys.stderr)
+    if "momentum" in args:
+        print("boom: no momentum today", file=sys.stderr)
         raise SystemExit(3)
     for folder in ("final", "fill"):
         out = Path(args[args.index("--outDir") + 1]) / folder
@@ -204,20 +205,17 @@ def test_report_with_a_failing_and_a_perfect_dcgan(tmp_path, monkeypatch, capsys
     out = tmp_path / "out"
     code = eval_completion.main(["--checkpointDir", str(tmp_path), "--images", str(images), "--maskType", "random",
                                  "--nIter", "2", "--outDir", str(out), "--quiet",
-                                 "--methods", "dcgan,dcgan+poisson,dcgan+weighted,opencv_telea,mean_colour"])
+                                 "--methods", "dcgan,dcgan_article,opencv_telea,mean_colour"])
     assert code == 0
     lines = capsys.readouterr().out.strip().splitlines()
     report = json.loads(lines[-1])
     methods = report["methods"]
     assert methods["dcgan"]["status"] == "ok" and methods["dcgan"]["psnr_hole"] == 100.0
     assert methods["dcgan"]["ssim_hole"] == pytest.approx(1.0)
-    # dcgan+poisson blends the dcgan run's fills (here the truth itself) without running complete.py again
-    assert methods["dcgan+poisson"]["status"] == "ok" and methods["dcgan+poisson"]["psnr_hole"] == 100.0
-    assert (out / "dcgan+poisson" / "final" / "im0.png").exists()
-    assert methods["dcgan+weighted"]["status"] == "failed" and "boom" in methods["dcgan+weighted"]["error"]
+    assert methods["dcgan_article"]["status"] == "failed" and "boom" in methods["dcgan_article"]["error"]
     assert methods["opencv_telea"]["status"] == "ok" and methods["opencv_telea"]["known_mae"] == 0.0
     assert methods["mean_colour"]["psnr_hole"] < methods["opencv_telea"]["psnr_hole"] < 100
     assert report["images"] == 3 and report["mask"] == "random"
-    assert any(line.startswith("dcgan+weighted") and "failed" in line for line in lines)
+    assert any(line.startswith("dcgan_article") and "failed" in line for line in lines)
     assert (out / "comparison_random.png").exists() and (out / "results_random.json").exists()
     assert (out / "mean_colour" / "final" / "im0.png").exists()
