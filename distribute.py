@@ -25,7 +25,6 @@ import tensorflow as tf  # noqa: E402
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 PRECISIONS = ("off", "float16", "bfloat16")
-CPU_FLAGS_FILE = "/proc/cpuinfo"
 LOGICAL_CPUS_ENV = "DCGAN_LOGICAL_CPUS"
 
 
@@ -149,19 +148,6 @@ def barrier(strategy) -> None:
 # Mixed precision
 # ----------------------------------------------------------------------------
 
-def cpu_flags(path: str = CPU_FLAGS_FILE) -> set[str]:
-    """The CPU's feature flags as /proc/cpuinfo lists them (empty where there is no such file)."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as file:
-            for line in file:
-                key, _, value = line.partition(":")
-                if key.strip() == "flags":
-                    return set(value.split())
-    except OSError:
-        pass
-    return set()
-
-
 def gpu_capabilities() -> list[tuple[int, int]]:
     """The compute capability (major, minor) of each visible GPU ((0, 0) where TensorFlow does not say)."""
     capabilities = []
@@ -190,7 +176,7 @@ def choose_precision(asked: str, flags: set[str] | None = None,
         if oldest >= (8, 0):
             return "bfloat16", f"auto: GPU compute capability {oldest[0]}.{oldest[1]} computes bfloat16 natively"
         return "off", f"auto: GPU compute capability {oldest[0]}.{oldest[1]} has no fast bfloat16 (needs 8.0)"
-    flags = cpu_flags() if flags is None else flags
+    flags = utils.cpu_info()[1] if flags is None else flags
     if "amx_bf16" in flags:
         return "bfloat16", "auto: this CPU has AMX (amx_bf16)"
     return "off", "auto: this CPU has no AMX (amx_bf16), where bfloat16 is not faster"

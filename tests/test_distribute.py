@@ -216,9 +216,11 @@ flags\t\t: fpu sse2 avx2 avx512f {extra}
 ])
 def test_auto_precision_follows_the_cpu_flags(tmp_path, extra, expected):
     import distribute
+    import utils
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(CPUINFO.format(extra=extra))
-    flags = distribute.cpu_flags(str(cpuinfo))
+    name, flags = utils.cpu_info(str(cpuinfo))
+    assert name == "Intel(R) Xeon(R) Processor"
     assert ("amx_bf16" in flags) == ("amx_bf16" in extra) and "avx2" in flags
     chosen, why = distribute.choose_precision("auto", flags=flags, gpus=[])
     assert chosen == expected
@@ -238,9 +240,10 @@ def test_auto_precision_follows_the_gpus_compute_capability(gpus, expected):
 
 def test_explicit_precision_is_kept_and_unknown_is_refused(tmp_path):
     import distribute
+    import utils
     for asked in ("off", "float16", "bfloat16"):
         assert distribute.choose_precision(asked, flags={"amx_bf16"}, gpus=[(9, 0)])[0] == asked
     with pytest.raises(ValueError, match="float8"):
         distribute.choose_precision("float8", flags=set(), gpus=[])
-    assert distribute.cpu_flags(str(tmp_path / "missing")) == set()
+    assert utils.cpu_info(str(tmp_path / "missing")) == ("", set())
     assert distribute.precision_line("off", "as asked") == "precision: float32 (as asked)"
