@@ -46,16 +46,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--complete", action="store_true", help="time completion iterations instead")
-    parser.add_argument("--precision", choices=("off", "bfloat16"), default="off",
-                        help="bfloat16: torch.autocast on the CPU (off: float32)")
+    parser.add_argument("--precision", choices=("off", "float16", "bfloat16"), default="off",
+                        help="float16, bfloat16: torch.autocast on the CPU in that type (off: float32)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     G = generator().to(memory_format=torch.channels_last)
     D = discriminator().to(memory_format=torch.channels_last)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if args.precision == "bfloat16" else \
-        contextlib.nullcontext()
+    autocast = contextlib.nullcontext() if args.precision == "off" else \
+        torch.autocast("cpu", dtype=getattr(torch, args.precision))
     g_optim = torch.optim.Adam(G.parameters(), lr=0.0002, betas=(0.5, 0.999), eps=1e-8)
     d_optim = torch.optim.Adam(D.parameters(), lr=0.0002, betas=(0.5, 0.999), eps=1e-8)
     bce = nn.BCEWithLogitsLoss()
