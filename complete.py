@@ -70,8 +70,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--xla", action="store_true", help="compile the iterations with XLA (helps on GPUs)")
     parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",
                         help="mirrored: spread each batch's images over all GPUs of this machine")
-    parser.add_argument("--mixed_precision", choices=("off", "float16", "bfloat16"), default="off",
-                        help="compute G and D in float16 or bfloat16 (z and the losses stay float32)")
+    parser.add_argument("--mixed_precision", choices=("auto", "off", "float16", "bfloat16"), default="auto",
+                        help="compute G and D in float16 or bfloat16 (z and the losses stay float32); auto: "
+                             "bfloat16 on CPUs with AMX and GPUs of compute capability >= 8.0, else off")
     args = parser.parse_args(argv)
     if bool(args.imgs) == bool(args.photos):
         parser.error("give the images to complete, or --photos PHOTO..., not both" if args.imgs else
@@ -95,6 +96,8 @@ def main(argv=None) -> int:
     if problem:
         utils.fail(problem)
 
+    precision, why = distribute.choose_precision(args.mixed_precision)
+    print(distribute.precision_line(precision, why))
     try:
         found = latest_checkpoint(args.checkpointDir)
     except CheckpointError as error:  # a state file that is unreadable or names a missing checkpoint
@@ -104,7 +107,7 @@ def main(argv=None) -> int:
                    f"'python train_dcgan.py --dataset DIR --checkpoint_dir {args.checkpointDir}'")
     try:
         with strategy.scope():  # under mirrored: a copy of G and D on every device
-            model = DCGAN.from_checkpoint(args.checkpointDir, compute_dtype=args.mixed_precision)
+            model = DCGAN.from_checkpoint(args.checkpointDir, compute_dtype=precision)
     except CheckpointError as error:
         utils.fail(str(error))
     if args.imgSize is not None and args.imgSize != model.image_size:

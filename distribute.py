@@ -154,6 +154,46 @@ def barrier(strategy) -> None:
 # Mixed precision
 # ----------------------------------------------------------------------------
 
+def gpu_capabilities() -> list[tuple[int, int]]:
+    """The compute capability (major, minor) of each visible GPU ((0, 0) where TensorFlow does not say)."""
+    capabilities = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability") or (0, 0)
+        capabilities.append(tuple(capability))
+    return capabilities
+
+
+def choose_precision(asked: str, flags: set[str] | None = None,
+                     gpus: list[tuple[int, int]] | None = None) -> tuple[str, str]:
+    """--mixed_precision auto|off|float16|bfloat16 -> (the precision to run, why), for the start-up line.
+
+    auto: bfloat16 where the device computes it natively and faster than float32 (NVIDIA GPUs of
+    compute capability 8.0 or newer; CPUs with AMX, flag amx_bf16), float32 ("off") elsewhere:
+    on a CPU with AVX512_BF16 but no AMX, bfloat16 measured slower than float32. `flags` and
+    `gpus` default to this machine's.
+    """
+    if asked != "auto":
+        if asked not in PRECISIONS:
+            raise ValueError(f"unknown precision {asked!r}; choose from auto, {', '.join(PRECISIONS)}")
+        return asked, "as asked"
+    gpus = gpu_capabilities() if gpus is None else gpus
+    if gpus:
+        oldest = min(gpus)
+        if oldest >= (8, 0):
+            return "bfloat16", f"auto: GPU compute capability {oldest[0]}.{oldest[1]} computes bfloat16 natively"
+        return "off", f"auto: GPU compute capability {oldest[0]}.{oldest[1]} has no fast bfloat16 (needs 8.0)"
+    flags = utils.cpu_info()[1] if flags is None else flags
+    if "amx_bf16" in flags:
+        return "bfloat16", "auto: this CPU has AMX (amx_bf16)"
+    return "off", "auto: this CPU has no AMX (amx_bf16), where bfloat16 is not faster"
+
+
+def precision_line(chosen: str, why: str) -> str:
+    """The start-up line that says which precision runs and why."""
+    name = "float32" if chosen == "off" else f"{chosen} (variables float32)"
+    return f"precision: {name} ({why})"
+
+
 def compute_dtype(name: str | None) -> tf.DType | None:
     """--mixed_precision off|float16|bfloat16 -> the layers' compute dtype (None: float32 graphs as before)."""
     if name in (None, "off", "float32"):

@@ -67,8 +67,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
                         help="default: one device; mirrored: all GPUs of this machine; multiworker: the "
                              "machines in TF_CONFIG (--batch_size is the global batch)")
-    parser.add_argument("--mixed_precision", choices=("off", "float16", "bfloat16"), default="off",
-                        help="compute in float16 (with dynamic loss scaling) or bfloat16; variables stay float32")
+    parser.add_argument("--mixed_precision", choices=("auto", "off", "float16", "bfloat16"), default="auto",
+                        help="auto: bfloat16 on CPUs with AMX and GPUs of compute capability >= 8.0, else off "
+                             "(float32); float16 uses dynamic loss scaling; variables stay float32")
     return parser.parse_args(argv)
 
 
@@ -92,6 +93,8 @@ def main(argv=None) -> int:
     problem = distribute.xla_problem(strategy) if args.xla else None
     if problem:
         utils.fail(problem)
+    precision, why = distribute.choose_precision(args.mixed_precision)
+    print(distribute.precision_line(precision, why))
     if args.batch_size % strategy.num_replicas_in_sync:
         utils.fail(f"--batch_size {args.batch_size} (the global batch) does not divide over "
                    f"{strategy.num_replicas_in_sync} replicas")
@@ -116,7 +119,7 @@ def main(argv=None) -> int:
             utils.output_folder(folder, what)
         with strategy.scope():  # the model's variables, its optimisers' slots and its counters
             model = DCGAN(**hparams, learning_rate=args.learning_rate, beta1=args.beta1, seed=args.seed,
-                          compute_dtype=args.mixed_precision)
+                          compute_dtype=precision)
         return model.train(args)
     except CheckpointError as error:
         utils.fail(str(error))

@@ -384,6 +384,23 @@ class silenced_stderr:
         return False
 
 
+def cpu_info(path: str = "/proc/cpuinfo") -> tuple[str, set[str]]:
+    """(model name, feature flags) of this machine's CPU as /proc/cpuinfo lists them ("", empty set if none)."""
+    name, flags = "", set()
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            for line in file:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and not name:
+                    name = value.strip()
+                elif key == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return name, flags
+
+
 def import_tensorflow_quietly() -> None:
     """Import TensorFlow with its C++ start-up lines hidden, unless the user asked for its logs
     (TF_CPP_MIN_LOG_LEVEL below 2). Later `import tensorflow` statements then cost nothing."""

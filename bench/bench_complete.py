@@ -1,58 +1,79 @@
 #!/usr/bin/env python3
-"""Time the default completion (64 images, momentum, center mask) against an eager loop and a matmul.
+"""Time the default completion (64 images, momentum, center mask) against PyTorch, an eager loop and a matmul.
 
-    python bench/bench_complete.py [--nIter 1000] [--batchSize 64] [--xla] [--strategy mirrored]
-                                   [--mixed_precision bfloat16]
+    python bench/bench_complete.py [--nIter 100] [--batchSize 64] [--rounds 3] [--xla] [--strategy mirrored]
+                                   [--mixed_precision auto|off|float16|bfloat16] [--torch_python PYTHON]
 
-Runs in chunks of --outInterval iterations on the device, as complete.py does, and
-prints a JSON object on its last line.
+Runs in chunks of --outInterval iterations on the device, as complete.py does. Each round
+times TensorFlow in a fresh process, then (with --torch_python) the same iteration in
+PyTorch's best CPU configuration in another; figures are medians over the rounds. In a
+lower precision, the first round also completes the same images from the same z in float32
+and prints both final losses (each evaluated in float32). Prints a JSON object on its last line.
 """
 import argparse
 import json
+import sys
 import time
 
-from common import (add_device_flags, build_model, completion_iteration_flops, device_name, matmul_gflops, model,
-                    print_flops, tf, torch_reference)
-
-import completion
-import masking
+import harness
 
 
-def main() -> None:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nIter", type=int, default=1000)
+    parser.add_argument("--nIter", type=int, default=100, help="timed iterations per round")
     parser.add_argument("--batchSize", type=int, default=64)
     parser.add_argument("--imgSize", type=int, default=64)
     parser.add_argument("--outInterval", type=int, default=50)
-    parser.add_argument("--eager_iterations", type=int, default=5)
-    parser.add_argument("--approach", default="momentum", choices=completion.APPROACHES)
-    add_device_flags(parser, "the completion iteration")
-    args = parser.parse_args()
+    parser.add_argument("--eager_iterations", type=int, default=5, help="timed eager iterations (first round)")
+    parser.add_argument("--torch_iterations", type=int, default=20, help="timed PyTorch iterations per round")
+    parser.add_argument("--approach", default="momentum", choices=("momentum", "adam", "hmc"))
+    harness.add_flags(parser, "the completion iteration")
+    args = parser.parse_args(argv)
+    if args.torch_python and (args.imgSize != 64 or args.approach != "momentum"):
+        parser.error("--torch_python: the PyTorch reference is the 64x64 model with momentum")
+    return args
 
-    strategy, dcgan = build_model(args, args.imgSize)
+
+def worker(args) -> dict:
+    """One round in this process: TensorFlow's figures (and, first round, the float32 run's final loss)."""
+    from common import build_model, completion_iteration_flops, matmul_rates, model, print_flops, scale_generator, tf
+    import completion
+    import masking
+
+    strategy, dcgan, precision = build_model(args, args.imgSize)
+    scale_generator(dcgan)
     per_image = completion_iteration_flops(dcgan)
-    print_flops(dcgan, per_image, "one completion iteration")
+    if args.first_round:
+        print_flops(dcgan, per_image, "one completion iteration")
     mask = masking.make_mask("center", args.imgSize)
-    completer = completion.Completer(dcgan, mask, approach=args.approach, seed=0, xla=args.xla)
-    images = tf.random.uniform([args.batchSize, args.imgSize, args.imgSize, 3], -1.0, 1.0)
+    images = tf.random.uniform([args.batchSize, args.imgSize, args.imgSize, 3], -1.0, 1.0, seed=1)
 
-    def optimise(iterations: int):
+    def optimise(dcgan, iterations: int):
+        """(seconds, final z) of `iterations` iterations from the seed's z."""
+        completer = completion.Completer(dcgan, mask, approach=args.approach, seed=0, xla=args.xla)
         z = completer.initial_z(images)
+        completer.run(z, completer.initial_state(z), images, 0, args.outInterval)  # warm-up: tracing
         state = completer.initial_state(z)
         start = time.perf_counter()
         for first in range(0, iterations, args.outInterval):
             steps = min(args.outInterval, iterations - first)
             z, state, fake, losses, zs = completer.run(z, state, images, first, steps)
             losses.numpy()  # what complete.py fetches after each chunk
-        return time.perf_counter() - start, z
+        return time.perf_counter() - start, z, completer
 
-    optimise(args.outInterval)  # warm-up: tracing
-    seconds, final_z = optimise(args.nIter)
-    compiled = args.nIter / seconds
-    # Quality: the final z's loss, evaluated in float32 on one device whatever the run used.
-    reference = dcgan if args.mixed_precision == "off" and dcgan.strategy is None else \
-        model.DCGAN(image_size=args.imgSize, seed=0)
-    final_loss, _ = completion.Completer(reference, mask, approach=args.approach, seed=0).loss(final_z, images)
+    seconds, final_z, completer = optimise(dcgan, args.nIter)
+    result = dict(mixed_precision=precision, replicas=strategy.num_replicas_in_sync,
+                  gflop_per_image_iteration=round(per_image / 1e9, 3), seconds=seconds,
+                  iterations_per_s=args.nIter / seconds, **matmul_rates(precision))
+    if not args.first_round:
+        return result
+    # Quality: each run's final z's loss, evaluated in float32 on one device.
+    reference = scale_generator(model.DCGAN(image_size=args.imgSize, seed=0))
+    evaluate = completion.Completer(reference, mask, approach=args.approach, seed=0).loss
+    result["final_loss"] = float(tf.reduce_mean(evaluate(final_z, images)[0]))
+    if precision != "off":
+        _, float32_z, _ = optimise(reference, args.nIter)
+        result["final_loss_float32_run"] = float(tf.reduce_mean(evaluate(float32_z, images)[0]))
 
     # The same iterations as a plain eager loop (one Python step per iteration).
     z = completer.initial_z(images)
@@ -67,26 +88,38 @@ def main() -> None:
     for i in range(args.eager_iterations):
         z, state = eager_iteration(z, state, i)
     z.numpy()
-    eager = args.eager_iterations / (time.perf_counter() - start)
+    result["eager_iterations_per_s"] = args.eager_iterations / (time.perf_counter() - start)
+    return result
 
-    matmul = matmul_gflops()
-    gflops = compiled * args.batchSize * per_image / 1e9
-    result = {
-        "device": device_name(), "batch_size": args.batchSize, "image_size": args.imgSize, "nIter": args.nIter,
-        "approach": args.approach, "xla": args.xla, "gflop_per_image_iteration": round(per_image / 1e9, 3),
-        "strategy": args.strategy, "replicas": strategy.num_replicas_in_sync,
-        "mixed_precision": args.mixed_precision, "final_loss_float32": round(float(tf.reduce_mean(final_loss)), 4),
-        "seconds": round(seconds, 2),
-        "iterations_per_s": round(compiled, 3),
-        "eager_iterations_per_s": round(eager, 3),
-        "model_gflops_per_s": round(gflops, 1),
-        "matmul_gflops_per_s": round(matmul, 1),
-        "fraction_of_matmul": round(gflops / matmul, 3),
-        "speedup_vs_eager": round(compiled / eager, 2),
-    }
+
+def main() -> None:
+    args = parse_args()
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+    torch_command = None
     if args.torch_python:
-        torch = torch_reference(args.torch_python, args.batchSize, 10, complete=True)
-        result.update(torch, speed_vs_torch=round(compiled / torch["torch_iterations_per_s"], 2))
+        torch_command = harness.torch_command(args.torch_python, args.batchSize, args.torch_iterations, complete=True)
+    runs, torch_runs = harness.alternate([sys.executable, __file__, "--worker"] + sys.argv[1:], torch_command,
+                                         args.rounds, harness.torch_precision)
+    first = runs[0]
+    rate, best = harness.summary(runs, "iterations_per_s")
+    gflops = rate * args.batchSize * first["gflop_per_image_iteration"]
+    result = harness.header(args, first, len(runs))
+    result.update(batch_size=args.batchSize, image_size=args.imgSize, nIter=args.nIter, approach=args.approach,
+                  gflop_per_image_iteration=first["gflop_per_image_iteration"],
+                  final_loss=round(first["final_loss"], 4))
+    if "final_loss_float32_run" in first:
+        result.update(final_loss_float32_run=round(first["final_loss_float32_run"], 4),
+                      loss_vs_float32=round(first["final_loss"] / first["final_loss_float32_run"], 4))
+    result.update(iterations_per_s=round(rate, 3), iterations_per_s_best=round(best, 3),
+                  eager_iterations_per_s=round(first["eager_iterations_per_s"], 3),
+                  speedup_vs_eager=round(rate / first["eager_iterations_per_s"], 2),
+                  model_gflops_per_s=round(gflops, 1), **harness.matmul_figures(runs, gflops))
+    if torch_runs:
+        torch_rate, torch_best = harness.summary(torch_runs, "torch_iterations_per_s")
+        result.update(harness.torch_header(torch_runs[0]), torch_iterations_per_s=round(torch_rate, 3),
+                      torch_iterations_per_s_best=round(torch_best, 3), speed_vs_torch=round(rate / torch_rate, 2))
     print(json.dumps(result))
 
 

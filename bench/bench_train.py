@@ -1,17 +1,32 @@
 #!/usr/bin/env python3
-"""Time the full training step (one D and two G updates) against an eager run and a matmul.
+"""Time the full training step (one D and two G updates) against PyTorch, an eager run and a matmul.
 
-    python bench/bench_train.py [--batch_size 64] [--steps 10] [--xla] [--strategy mirrored]
-                                [--mixed_precision bfloat16]
+    python bench/bench_train.py [--batch_size 64] [--steps 10] [--rounds 3] [--xla] [--strategy mirrored]
+                                [--mixed_precision auto|off|float16|bfloat16] [--torch_python PYTHON]
 
-Prints the analytic FLOP count, then a JSON object on its last line.
+Each round times TensorFlow in a fresh process, then (with --torch_python) the same step in
+PyTorch's best CPU configuration in another (bench/torch_reference.py); figures are medians
+over the rounds. Prints the analytic FLOP count, then a JSON object on its last line.
 """
 import argparse
 import json
+import sys
 import time
 
-from common import (add_device_flags, build_model, device_name, matmul_gflops, print_flops, tf, torch_reference,
-                    train_step_flops)
+import harness
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--image_size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=10, help="timed compiled steps per round")
+    parser.add_argument("--eager_steps", type=int, default=3, help="timed eager steps (first round)")
+    harness.add_flags(parser, "the training step")
+    args = parser.parse_args(argv)
+    if args.torch_python and args.image_size != 64:
+        parser.error("--torch_python: the PyTorch reference is the 64x64 model; use --image_size 64")
+    return args
 
 
 def time_steps(step, images, steps: int, batch_size: int) -> float:
@@ -23,48 +38,57 @@ def time_steps(step, images, steps: int, batch_size: int) -> float:
     return steps * batch_size / (time.perf_counter() - start)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--image_size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=10, help="timed compiled steps")
-    parser.add_argument("--eager_steps", type=int, default=3, help="timed eager steps")
-    add_device_flags(parser, "the training step")
-    args = parser.parse_args()
+def worker(args) -> dict:
+    """One round in this process: TensorFlow's figures."""
+    from common import build_model, matmul_rates, print_flops, tf, train_step_flops
 
-    strategy, dcgan = build_model(args, args.image_size)
+    strategy, dcgan, precision = build_model(args, args.image_size)
     per_image = train_step_flops(dcgan)
-    print_flops(dcgan, per_image, "one training step")
+    if args.first_round:
+        print_flops(dcgan, per_image, "one training step")
     images = tf.random.uniform([args.batch_size, args.image_size, args.image_size, 3], -1.0, 1.0)
     if dcgan.strategy is None:
         batch, eager_step = images, dcgan._train_step_fn
     else:
         batch = dcgan.distribute_batch(images)
         eager_step = lambda b: dcgan._distributed_step_fn(dcgan._replica_step, b, tf.constant(0.0))  # noqa: E731
-
     dcgan.compile(xla=args.xla)
     time_steps(dcgan.train_step, batch, 2, args.batch_size)  # warm-up: tracing and compilation
-    compiled = time_steps(dcgan.train_step, batch, args.steps, args.batch_size)
-    time_steps(eager_step, batch, 1, args.batch_size)
-    eager = time_steps(eager_step, batch, args.eager_steps, args.batch_size)
-    matmul = matmul_gflops()
-    result = {
-        "device": device_name(), "batch_size": args.batch_size, "image_size": args.image_size, "xla": args.xla,
-        "strategy": args.strategy, "replicas": strategy.num_replicas_in_sync,
-        "mixed_precision": args.mixed_precision,
-        "gflop_per_image": round(per_image / 1e9, 3),
-        "train_images_per_s": round(compiled, 2),
-        "eager_images_per_s": round(eager, 2),
-        "model_gflops_per_s": round(compiled * per_image / 1e9, 1),
-        "matmul_gflops_per_s": round(matmul, 1),
-        "fraction_of_matmul": round(compiled * per_image / 1e9 / matmul, 3),
-        "speedup_vs_eager": round(compiled / eager, 2),
-    }
-    if args.torch_python:
-        torch = torch_reference(args.torch_python, args.batch_size, args.steps)
-        result.update(torch, speed_vs_torch=round(compiled / torch["torch_images_per_s"], 2))
-    print(json.dumps(result))
+    result = dict(mixed_precision=precision, replicas=strategy.num_replicas_in_sync,
+                  gflop_per_image=round(per_image / 1e9, 3),
+                  train_images_per_s=time_steps(dcgan.train_step, batch, args.steps, args.batch_size),
+                  **matmul_rates(precision))
+    if args.first_round:
+        time_steps(eager_step, batch, 1, args.batch_size)
+        result["eager_images_per_s"] = time_steps(eager_step, batch, args.eager_steps, args.batch_size)
+    return result
 
+
+def main() -> None:
+    args = parse_args()
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+    torch_command = None
+    if args.torch_python:
+        torch_command = harness.torch_command(args.torch_python, args.batch_size, args.steps)
+    runs, torch_runs = harness.alternate([sys.executable, __file__, "--worker"] + sys.argv[1:], torch_command,
+                                         args.rounds, harness.torch_precision)
+    first = runs[0]
+    images_per_s, best = harness.summary(runs, "train_images_per_s")
+    gflops = images_per_s * first["gflop_per_image"]
+    result = harness.header(args, first, len(runs))
+    result.update(
+        batch_size=args.batch_size, image_size=args.image_size, gflop_per_image=first["gflop_per_image"], train_images_per_s=round(images_per_s, 2),
+        train_images_per_s_best=round(best, 2), eager_images_per_s=round(first["eager_images_per_s"], 2),
+        speedup_vs_eager=round(images_per_s / first["eager_images_per_s"], 2), model_gflops_per_s=round(gflops, 1),
+        **harness.matmul_figures(runs, gflops))
+    if torch_runs:
+        torch_rate, torch_best = harness.summary(torch_runs, "torch_images_per_s")
+        result.update(harness.torch_header(torch_runs[0]), torch_images_per_s=round(torch_rate, 2),
+                      torch_images_per_s_best=round(torch_best, 2),
+                      speed_vs_torch=round(images_per_s / torch_rate, 2))
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Shared pieces of the benchmarks: analytic FLOP counts, a matmul reference, timing, device name."""
+"""Shared TensorFlow pieces of the benchmarks' rounds: analytic FLOP counts, matmul references, the model."""
 from __future__ import annotations
 
 import os
@@ -53,11 +53,11 @@ def completion_iteration_flops(dcgan: model.DCGAN) -> float:
     return 2.0 * (g + d + d + g)
 
 
-def matmul_gflops(n: int = 4096, repeats: int = 5) -> float:
-    """GFLOP/s of a large float32 matmul: what this device can do at best."""
-    a = tf.random.normal([n, n])
-    b = tf.random.normal([n, n])
-    matmul = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)))
+def matmul_gflops(n: int = 4096, repeats: int = 5, dtype=tf.float32) -> float:
+    """GFLOP/s of a large matmul in `dtype`: what this device can do at best in that precision."""
+    a = tf.cast(tf.random.normal([n, n]), dtype)
+    b = tf.cast(tf.random.normal([n, n]), dtype)
+    matmul = tf.function(lambda x, y: tf.reduce_sum(tf.cast(tf.matmul(x, y), tf.float32)))
     matmul(a, b).numpy()
     best = float("inf")
     for _ in range(repeats):
@@ -65,6 +65,15 @@ def matmul_gflops(n: int = 4096, repeats: int = 5) -> float:
         matmul(a, b).numpy()
         best = min(best, time.perf_counter() - start)
     return 2.0 * n ** 3 / best / 1e9
+
+
+def matmul_rates(precision: str) -> dict:
+    """The large-matmul rate in the run's precision and in float32, and this device's name."""
+    dtype = tf.float32 if precision == "off" else tf.as_dtype(precision)
+    float32 = matmul_gflops()
+    rate = float32 if dtype == tf.float32 else matmul_gflops(dtype=dtype)
+    return {"device": device_name(), "matmul_precision": dtype.name, "matmul_gflops_per_s": rate,
+            "matmul_float32_gflops_per_s": float32}
 
 
 def device_name() -> str:
@@ -84,31 +93,21 @@ def print_flops(dcgan: model.DCGAN, per_image: float, what: str) -> None:
     print(f"  {what}: {per_image / 1e9:.2f} GFLOP per image")
 
 
-def torch_reference(python: str, batch_size: int, steps: int, complete: bool = False) -> dict:
-    """bench/torch_reference.py's JSON: the same step (or completion iteration) in PyTorch, run in a
-    subprocess with a Python that has torch (not a dependency of this project)."""
-    import json
-    import subprocess
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_reference.py")
-    command = [python, script, "--batch_size", str(batch_size), "--steps", str(steps)] + (["--complete"] if complete else [])
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
-
-
-def add_device_flags(parser, what: str) -> None:
-    """The flags both benchmarks share: how and where `what` runs, and the PyTorch reference."""
-    import distribute
-    parser.add_argument("--xla", action="store_true", help=f"compile {what} with XLA")
-    parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",
-                        help="mirrored: all GPUs (or the logical CPUs of DCGAN_LOGICAL_CPUS); the batch is global")
-    parser.add_argument("--mixed_precision", choices=distribute.PRECISIONS, default="off")
-    parser.add_argument("--torch_python", default=None, metavar="PYTHON",
-                        help=f"also time {what} in PyTorch (bench/torch_reference.py) with this Python")
+def scale_generator(dcgan: model.DCGAN, gain: float = 3.0) -> model.DCGAN:
+    """Multiply G's weights by `gain`: an untrained G (stddev 0.02, moving statistics 0 and 1) gives
+    ~1e-5 for every z; at 64x64 a gain of 3 gives images of std ~0.6 that vary with z, like a trained
+    G's, so that the completion's final loss means something."""
+    for var in dcgan.generator.trainable_variables:
+        if var.name.split("/")[-1].split(":")[0] in ("w", "Matrix"):
+            var.assign(var * gain)
+    return dcgan
 
 
 def build_model(args, image_size: int):
-    """(strategy, DCGAN) for the benchmark's flags, with random weights (seed 0)."""
+    """(strategy, DCGAN, precision) for the benchmark's flags, with random weights (seed 0); precision is
+    what --mixed_precision resolved to, as in train_dcgan.py."""
     import distribute
     strategy = distribute.make_strategy(args.strategy)
+    precision, _ = distribute.choose_precision(args.mixed_precision)
     with strategy.scope():
-        return strategy, model.DCGAN(image_size=image_size, seed=0, compute_dtype=args.mixed_precision)
+        return strategy, model.DCGAN(image_size=image_size, seed=0, compute_dtype=precision), precision

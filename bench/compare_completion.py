@@ -92,7 +92,7 @@ def main(argv=None) -> int:
 
     import distribute
     from model import DCGAN
-    precision = distribute.resolve_precision(args.mixed_precision)
+    precision, _ = distribute.choose_precision(args.mixed_precision)
     model = DCGAN.from_checkpoint(args.checkpointDir, compute_dtype=precision)
     truth, _, _ = utils.load_images(utils.list_images(args.images)[:args.limit], model.image_size, progress=False)
     mask = eval_completion.eval_mask(args.maskType, model.image_size)

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """The same DCGAN training step (or completion iteration) in PyTorch, as a speed reference.
 
-    python bench/torch_reference.py [--batch_size 64] [--steps 10] [--complete]
+    python bench/torch_reference.py [--batch_size 64] [--steps 10] [--complete] [--precision bfloat16]
 
 Not a dependency of the project: run it with a Python that has torch installed
-(bench_train.py --torch_python PATH runs it for you). Same architecture, losses,
+(bench_train.py --torch_python PATH runs it for you, in its own process, with no TensorFlow
+process beside it). PyTorch's best CPU configuration, as a PyTorch user would pick it:
+channels-last tensors and weights, and with --precision bfloat16 torch.autocast("cpu",
+torch.bfloat16) (weights, optimiser and losses stay float32). Same architecture, losses,
 Adam (lr 0.0002, betas 0.5/0.999, eps 1e-8) and update order: one D update, then two
 G updates with the same z. With --complete: one iteration of the article's completion
 (G and D in inference mode, contextual L1 + 0.1 x perceptual loss, gradient with respect to z
@@ -12,6 +15,7 @@ only, the momentum update, clip), as bench_complete.py --torch_python runs it. P
 object on its last line.
 """
 import argparse
+import contextlib
 import json
 import time
 
@@ -42,31 +46,38 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--complete", action="store_true", help="time completion iterations instead")
+    parser.add_argument("--precision", choices=("off", "float16", "bfloat16"), default="off",
+                        help="float16, bfloat16: torch.autocast on the CPU in that type (off: float32)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    G, D = generator(), discriminator()
+    G = generator().to(memory_format=torch.channels_last)
+    D = discriminator().to(memory_format=torch.channels_last)
+    autocast = contextlib.nullcontext() if args.precision == "off" else \
+        torch.autocast("cpu", dtype=getattr(torch, args.precision))
     g_optim = torch.optim.Adam(G.parameters(), lr=0.0002, betas=(0.5, 0.999), eps=1e-8)
     d_optim = torch.optim.Adam(D.parameters(), lr=0.0002, betas=(0.5, 0.999), eps=1e-8)
     bce = nn.BCEWithLogitsLoss()
-    images = torch.rand(args.batch_size, 3, 64, 64) * 2 - 1
+    images = (torch.rand(args.batch_size, 3, 64, 64) * 2 - 1).contiguous(memory_format=torch.channels_last)
     ones, zeros = torch.ones(args.batch_size, 1), torch.zeros(args.batch_size, 1)
 
     def train_step():
         z = torch.rand(args.batch_size, 100) * 2 - 1
         d_optim.zero_grad()
-        d_loss = bce(D(images), ones) + bce(D(G(z).detach()), zeros)  # D on real and fake separately
+        with autocast:
+            d_loss = bce(D(images).float(), ones) + bce(D(G(z).detach()).float(), zeros)  # real, fake apart
         d_loss.backward()
         d_optim.step()
         for _ in range(2):
             g_optim.zero_grad()
-            g_loss = bce(D(G(z)), ones)
+            with autocast:
+                g_loss = bce(D(G(z)).float(), ones)
             g_loss.backward()
             g_optim.step()
         return d_loss.item() + g_loss.item()
 
-    step = completion_iteration(G, D, images) if args.complete else train_step
+    step = completion_iteration(G, D, images, autocast) if args.complete else train_step
     for _ in range(2):
         step()  # warm-up
     start = time.perf_counter()
@@ -75,23 +86,27 @@ def main() -> None:
     steps_per_s = args.steps / (time.perf_counter() - start)
     key, rate = ("torch_iterations_per_s", steps_per_s) if args.complete else \
         ("torch_images_per_s", steps_per_s * args.batch_size)
-    print(json.dumps({"torch_version": torch.__version__, "threads": torch.get_num_threads(), key: round(rate, 3)}))
+    print(json.dumps({"torch_version": torch.__version__, "threads": torch.get_num_threads(),
+                      "torch_precision": args.precision, "torch_layout": "channels_last", key: round(rate, 3)}))
 
 
-def completion_iteration(G, D, images, lam=0.1, lr=0.01, momentum=0.9):
+def completion_iteration(G, D, images, autocast, lam=0.1, lr=0.01, momentum=0.9):
     """One completion iteration for the whole batch, center mask."""
     G.eval(), D.eval()
     for p in list(G.parameters()) + list(D.parameters()):
         p.requires_grad_(False)
     mask = torch.ones(1, 3, 64, 64)
     mask[:, :, 16:48, 16:48] = 0
+    mask = mask.contiguous(memory_format=torch.channels_last)
     z = (torch.rand(images.shape[0], 100) * 2 - 1).requires_grad_(True)
     state = {"z": z, "v": torch.zeros_like(z)}
 
     def iteration():
         z = state["z"]
-        fake = G(z)
-        logits = D(fake)
+        with autocast:
+            fake = G(z)
+            logits = D(fake)
+        fake, logits = fake.float(), logits.float()
         contextual = (mask * fake - mask * images).abs().flatten(1).sum(1)
         perceptual = nn.functional.binary_cross_entropy_with_logits(logits, torch.ones_like(logits),
                                                                     reduction="none")[:, 0]

@@ -17,7 +17,7 @@ def run_bench(*args):
 
 def test_bench_train_prints_its_figures():
     out, result = run_bench("bench/bench_train.py", "--image_size", "16", "--batch_size", "8", "--steps", "2",
-                            "--eager_steps", "1")
+                            "--eager_steps", "1", "--rounds", "1")
     assert "GFLOP per image" in out
     for key in ("train_images_per_s", "eager_images_per_s", "model_gflops_per_s", "matmul_gflops_per_s"):
         assert result[key] > 0
@@ -27,11 +27,18 @@ def test_bench_train_prints_its_figures():
 
 def test_bench_complete_prints_its_figures():
     out, result = run_bench("bench/bench_complete.py", "--imgSize", "16", "--batchSize", "4", "--nIter", "4",
-                            "--outInterval", "2", "--eager_iterations", "1")
+                            "--outInterval", "2", "--eager_iterations", "1", "--rounds", "1",
+                            "--mixed_precision", "bfloat16")
     for key in ("iterations_per_s", "eager_iterations_per_s", "model_gflops_per_s", "matmul_gflops_per_s"):
         assert result[key] > 0
     assert result["model_gflops_per_s"] == pytest.approx(
         result["iterations_per_s"] * 4 * result["gflop_per_image_iteration"], rel=0.05)
+    assert result["mixed_precision"] == "bfloat16" and result["matmul_precision"] == "bfloat16"
+    assert result["fraction_of_matmul"] == pytest.approx(result["model_gflops_per_s"] / result["matmul_gflops_per_s"],
+                                                         rel=0.05)
+    assert result["loss_vs_float32"] == pytest.approx(result["final_loss"] / result["final_loss_float32_run"],
+                                                      rel=1e-3)
+    assert {"cpu", "amx_bf16", "avx512_bf16"} <= result.keys()
 
 
 def test_analytic_flop_counts_at_64():

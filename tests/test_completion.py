@@ -24,14 +24,14 @@ SIZE, Z_DIM, N = 16, 16, 4
 GAIN = 10.0  # see scaled_model
 
 
-def scaled_model(seed: int) -> DCGAN:
+def scaled_model(seed: int, compute_dtype: str | None = None) -> DCGAN:
     """A tiny DCGAN whose generator actually depends on z.
 
     With the original's initialisation (stddev 0.02) and moving batch-norm statistics
     (mean 0, variance 1) an untrained G(z) is ~1e-5 everywhere; multiplying each weight
     of G by GAIN gives outputs of std ~0.5 that vary with z, like a trained generator's.
     """
-    model = DCGAN(image_size=SIZE, gf_dim=8, df_dim=8, z_dim=Z_DIM, seed=seed)
+    model = DCGAN(image_size=SIZE, gf_dim=8, df_dim=8, z_dim=Z_DIM, seed=seed, compute_dtype=compute_dtype)
     for var in model.generator.trainable_variables:
         if var.name.split("/")[-1].split(":")[0] in ("w", "Matrix"):
             var.assign(var * GAIN)
@@ -298,6 +298,30 @@ def test_range_recovery_from_known_pixels():
     assert np.all(psnr["descent"] > bound), psnr
     assert np.all(psnr["start"] < bound), psnr    # a zero gradient never moves from here
     assert np.all(psnr["ascent"] < bound), psnr   # a wrong sign walks away
+
+
+def test_bfloat16_completion_reaches_the_float32_loss_within_one_percent():
+    """Same weights, images, mask and start z: the bfloat16 run's final z is as good as float32's.
+
+    The images are random, so that (as with real photographs) G cannot match them exactly and
+    the loss settles well above bfloat16's rounding; both final z are scored by the float32
+    model. Measured: the loss falls from ~326 to ~249.5 in both, within 0.05% of each other.
+    """
+    iters, lr = 200, 0.0005
+    mask = masking.make_mask("center", SIZE)
+    float32 = scaled_model(seed=3)
+    y = tf.constant(np.random.default_rng(11).uniform(-0.9, 0.9, (8, SIZE, SIZE, 3)).astype(np.float32))
+    z0 = tf.constant(random_z(2, n=8))
+    score = Completer(float32, mask).loss
+    final = {}
+    for precision in ("off", "bfloat16"):
+        completer = Completer(float32 if precision == "off" else scaled_model(seed=3, compute_dtype=precision),
+                              mask, approach="momentum", lr=lr, seed=0)
+        z, *_ = completer.run(z0, completer.initial_state(z0), y, 0, iters)
+        final[precision] = float(tf.reduce_mean(score(z, y)[0]))
+    start = float(tf.reduce_mean(score(z0, y)[0]))
+    assert final["off"] < 0.85 * start, (start, final)  # the optimisation did something to compare
+    assert final["bfloat16"] == pytest.approx(final["off"], rel=0.01), final
 
 
 # ----------------------------------------------------------------------------
