@@ -41,7 +41,7 @@ RUNS = {
                     A_IMAGES),
     "hmc": (["--nIter", "2", "--outInterval", "2", "--approach", "hmc", "--hmcL", "2", "--zCandidates", "4",
              "--maskType", "random"], A_IMAGES),
-    "usermask": (["--nIter", "2", "--outInterval", "2", "--mask", "user_mask.png"], A_IMAGES[:2]),
+    "usermask": (["--nIter", "2", "--outInterval", "2", "--blend", "none", "--mask", "user_mask.png"], A_IMAGES[:2]),
     "no_checkpoint": (["--checkpointDir", "empty_ckpt"], A_IMAGES[:1]),
     "img_size": (["--imgSize", "32"], A_IMAGES[:1]),
     "mask_not_image": (["--mask", "bad.png"], A_IMAGES[:1]),
