@@ -29,13 +29,13 @@ import utils  # noqa: E402
 
 # name -> Completer settings; "weighted" is the paper's weighted contextual loss.
 CANDIDATES = {
-    "article (momentum, lr 0.01)": dict(approach="momentum", lr=0.01),
-    "momentum, lr 0.001": dict(approach="momentum", lr=0.001),
-    "momentum, lr 0.0001": dict(approach="momentum", lr=0.0001),
+    "article": dict(approach="momentum", lr=0.01),  # the article's update and loss (lr 0.01)
+    "momentum_lr0.001": dict(approach="momentum", lr=0.001),
+    "momentum_lr0.0001": dict(approach="momentum", lr=0.0001),
     "adam": dict(approach="adam", lr=0.01),
-    "adam + weighted (default)": dict(approach="adam", lr=0.01, weighted=True),
-    "adam + weighted, lam 0.003": dict(approach="adam", lr=0.01, weighted=True, lam=0.003),
-    "adam + weighted, 4 restarts": dict(approach="adam", lr=0.01, weighted=True, restarts=4),
+    "adam_weighted": dict(approach="adam", lr=0.01, weighted=True),  # complete.py's defaults
+    "adam_weighted_lam0.003": dict(approach="adam", lr=0.01, weighted=True, lam=0.003),  # the paper's lambda
+    "adam_weighted_4restarts": dict(approach="adam", lr=0.01, weighted=True, restarts=4),
 }
 
 
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     parser.add_argument("--limit", type=utils.positive_int, default=64, help="use the first K images (sorted)")
     parser.add_argument("--iters", default="300,1000", help="report after these many iterations")
     parser.add_argument("--candidates", default=",".join(CANDIDATES),
-                        help="comma-separated names from: " + "; ".join(CANDIDATES))
+                        help="comma-separated names from: " + ", ".join(CANDIDATES))
     parser.add_argument("--mixed_precision", default="auto", help="as complete.py's")
     args = parser.parse_args(argv)
     iters = sorted(int(n) for n in args.iters.split(","))
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
     for name in ("opencv_telea", "opencv_ns"):
         completed = np.stack([eval_completion.BASELINES[name](image, mask) for image in truth])
         rows.append(dict(candidate=name, iters=None, pasted=scores(completed, truth, mask)))
-        print(f"{name:<32} {'':>6} {rows[-1]['pasted'][0]:>6.2f} / {rows[-1]['pasted'][1]:.4f}", flush=True)
+        print(f"{name:<24} {'':>6} {rows[-1]['pasted'][0]:>6.2f} / {rows[-1]['pasted'][1]:.4f}", flush=True)
     for name in names:
         for target, fill, loss, seconds in complete(model, truth, mask, CANDIDATES[name], iters, precision):
             pasted = np.where(mask[None] > 0.5, truth, fill).astype(np.uint8)
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
             rows.append(dict(candidate=name, iters=target, pasted=scores(pasted, truth, mask),
                              poisson=scores(blended, truth, mask), loss=round(loss, 2), seconds=round(seconds, 1)))
             row = rows[-1]
-            print(f"{name:<32} {target:>6} {row['pasted'][0]:>6.2f} / {row['pasted'][1]:.4f}   Poisson "
+            print(f"{name:<24} {target:>6} {row['pasted'][0]:>6.2f} / {row['pasted'][1]:.4f}   Poisson "
                   f"{row['poisson'][0]:>6.2f} / {row['poisson'][1]:.4f}   loss {loss:.2f}  {seconds:.0f}s", flush=True)
     print(json.dumps(dict(checkpoint=str(args.checkpointDir), images=len(truth), mask=args.maskType,
                           precision=precision, rows=rows)))

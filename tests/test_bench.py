@@ -51,3 +51,24 @@ def test_analytic_flop_counts_at_64():
     assert macs["G"][1] == 4 * 4 * 25 * 512 * 256 and macs["D"][1] == 16 * 16 * 25 * 64 * 128
     assert common.train_step_flops(dcgan) / 1e9 == pytest.approx(5.50, abs=0.01)
     assert common.completion_iteration_flops(dcgan) / 1e9 == pytest.approx(1.30, abs=0.01)
+
+
+def test_compare_completion_reports_every_candidate(tmp_path):
+    import numpy as np
+    from PIL import Image
+    from model import DCGAN
+    DCGAN(image_size=16, z_dim=8, gf_dim=4, df_dim=4, seed=0).save(tmp_path / "ck")
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    candidates = ["article", "adam_weighted_4restarts"]
+    out, result = run_bench("bench/compare_completion.py", "--checkpointDir", str(tmp_path / "ck"), "--images",
+                            str(tmp_path), "--iters", "2,4", "--candidates", ",".join(candidates),
+                            "--mixed_precision", "off")
+    assert result["images"] == 3 and result["precision"] == "off"
+    rows = {(row["candidate"], row["iters"]): row for row in result["rows"]}
+    assert set(rows) == {("opencv_telea", None), ("opencv_ns", None)} | {(c, n) for c in candidates for n in (2, 4)}
+    for row in rows.values():
+        for psnr, ssim in [row["pasted"]] + ([row["poisson"]] if "poisson" in row else []):
+            assert 0 < psnr < 100 and -1 <= ssim <= 1
+    assert out.count("Poisson") == 4
