@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from matplotlib import cbook
@@ -16,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import utils  # noqa: E402
+from test_face_alignment import two_faces  # noqa: E402  (the picture the alignment tests use)
 
 PHOTO = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 SIZE = 64
@@ -29,16 +29,6 @@ def photo() -> np.ndarray:
 # ----------------------------------------------------------------------------
 # Command line
 # ----------------------------------------------------------------------------
-
-def two_faces(photo: np.ndarray) -> np.ndarray:
-    """The photo and a 0.75x copy side by side on grey."""
-    height, width = photo.shape[:2]
-    smaller = cv2.resize(photo, None, fx=0.75, fy=0.75, interpolation=cv2.INTER_AREA)
-    canvas = np.full((height, width + smaller.shape[1], 3), 128, np.uint8)
-    canvas[:, :width] = photo
-    canvas[:smaller.shape[0], width:] = smaller
-    return canvas
-
 
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "align_faces.py", *map(str, args)], cwd=ROOT,

@@ -7,6 +7,14 @@ import train_dcgan
 import training
 
 
+def train_tiny(data, tmp_path) -> int:
+    """Two epochs of an 8x8 model in batches of 4, in-process."""
+    return train_dcgan.main(["--dataset", str(data), "--image_size", "8", "--gf_dim", "4", "--df_dim", "4",
+                             "--z_dim", "4", "--batch_size", "4", "--epoch", "2", "--seed", "0",
+                             "--checkpoint_dir", str(tmp_path / "ck"), "--sample_dir", str(tmp_path / "s"),
+                             "--log_dir", str(tmp_path / "l")])
+
+
 def test_training_streams_a_dataset_that_does_not_fit(tmp_path, monkeypatch, capsys):
     rng = np.random.default_rng(0)
     data = tmp_path / "data"
@@ -15,10 +23,7 @@ def test_training_streams_a_dataset_that_does_not_fit(tmp_path, monkeypatch, cap
         Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)).save(data / "person" / f"{i}.png")
     (data / "broken.png").write_bytes(b"not a png")
     monkeypatch.setattr(training, "memory_budget", lambda: 0)  # nothing fits: stream from disk
-    code = train_dcgan.main(["--dataset", str(data), "--image_size", "8", "--gf_dim", "4", "--df_dim", "4",
-                             "--z_dim", "4", "--batch_size", "4", "--epoch", "2", "--seed", "0",
-                             "--checkpoint_dir", str(tmp_path / "ck"), "--sample_dir", str(tmp_path / "s"),
-                             "--log_dir", str(tmp_path / "l")])
+    code = train_tiny(data, tmp_path)
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "decoding on the fly" in out
@@ -39,10 +44,7 @@ def test_streaming_with_many_unreadable_files_still_finishes_its_epochs(tmp_path
     for i in range(3):
         (data / f"broken{i}.png").write_bytes(b"not a png")
     monkeypatch.setattr(training, "memory_budget", lambda: 0)
-    code = train_dcgan.main(["--dataset", str(data), "--image_size", "8", "--gf_dim", "4", "--df_dim", "4",
-                             "--z_dim", "4", "--batch_size", "4", "--epoch", "2", "--seed", "0",
-                             "--checkpoint_dir", str(tmp_path / "ck"), "--sample_dir", str(tmp_path / "s"),
-                             "--log_dir", str(tmp_path / "l")])
+    code = train_tiny(data, tmp_path)
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "Done: 8 steps" in out and "-" not in out.split("Done:")[1].split("steps")[0]
