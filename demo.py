@@ -40,7 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", default="demo_out", help="where every output goes")
     parser.add_argument("--checkpoint_dir", default="checkpoints/demo", help="where the trained model goes")
     parser.add_argument("--train_minutes", type=float, default=15.0,
-                        help="training time budget (the 25 epochs take about 13 minutes on a 2-core CPU)")
+                        help="training time budget (the 25 epochs take about 15 minutes on a 2-core CPU)")
     parser.add_argument("--count", type=int, default=3000, help="generated training faces")
     parser.add_argument("--heldout", type=int, default=24, help="generated held-out faces to complete")
     parser.add_argument("--quick", action="store_true",
