@@ -85,7 +85,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 @utils.expected_errors
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from checkpoints import CheckpointError, latest_checkpoint  # imports TensorFlow quietly
+    from checkpoints import latest_checkpoint  # imports TensorFlow quietly
     from completion_job import CompletionJob
     from model import DCGAN
     import numpy as np
@@ -98,18 +98,12 @@ def main(argv=None) -> int:
 
     precision, why = distribute.choose_precision(args.mixed_precision)
     print(distribute.precision_line(precision, why))
-    try:
-        found = latest_checkpoint(args.checkpointDir)
-    except CheckpointError as error:  # a state file that is unreadable or names a missing checkpoint
-        utils.fail(str(error))
+    found = latest_checkpoint(args.checkpointDir)  # a bad state file: a CheckpointError, one line
     if found is None:
         utils.fail(f"no checkpoint in {args.checkpointDir}; train one first with "
                    f"'python train_dcgan.py --dataset DIR --checkpoint_dir {args.checkpointDir}'")
-    try:
-        with strategy.scope():  # under mirrored: a copy of G and D on every device
-            model = DCGAN.from_checkpoint(args.checkpointDir, compute_dtype=precision)
-    except CheckpointError as error:
-        utils.fail(str(error))
+    with strategy.scope():  # under mirrored: a copy of G and D on every device
+        model = DCGAN.from_checkpoint(args.checkpointDir, compute_dtype=precision)
     if args.imgSize is not None and args.imgSize != model.image_size:
         utils.fail(f"--imgSize {args.imgSize} does not match the checkpoint in {args.checkpointDir}, "
                    f"whose model is {model.image_size}x{model.image_size}")
@@ -118,13 +112,10 @@ def main(argv=None) -> int:
         from photo_completion import PhotoJob
         return PhotoJob(model, args).run(args.photos, args.mask)
     if args.mask is not None:
-        try:
-            if os.path.isdir(args.mask):  # each image's own mask, all read before any work starts
-                mask = masking.read_masks(args.mask, args.imgs, size)
-            else:
-                mask = masking.read_mask(args.mask, size)
-        except utils.ImageError as error:
-            utils.fail(str(error))
+        if os.path.isdir(args.mask):  # each image's own mask, all read before any work starts
+            mask = masking.read_masks(args.mask, args.imgs, size)
+        else:
+            mask = masking.read_mask(args.mask, size)
     else:
         if args.maskType == "lowres" and size % masking.LOWRES_FACTOR:
             utils.fail(f"the lowres mask needs an image size divisible by {masking.LOWRES_FACTOR}, not {size}")

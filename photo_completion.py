@@ -157,10 +157,7 @@ class PhotoJob:
         from tqdm import tqdm
 
         if Path(mask).is_dir():
-            try:
-                masks = masking.find_masks(mask, paths)  # every photo's, before any work
-            except utils.ImageError as error:
-                utils.fail(str(error))
+            masks = masking.find_masks(mask, paths)  # every photo's, before any work
         elif Path(mask).is_file():
             masks = [Path(mask)] * len(paths)
         else:

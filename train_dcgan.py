@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     if not paths:
         utils.fail(f"no .png/.jpg/.jpeg images in dataset folder {args.dataset}")
 
-    from checkpoints import CheckpointError, latest_checkpoint, read_hparams  # imports TensorFlow quietly
+    from checkpoints import latest_checkpoint, read_hparams  # imports TensorFlow quietly
     from model import DCGAN
     import distribute
     try:
@@ -100,29 +100,26 @@ def main(argv=None) -> int:
                    f"{strategy.num_replicas_in_sync} replicas")
     asked = dict(image_size=args.image_size, z_dim=args.z_dim, gf_dim=args.gf_dim, df_dim=args.df_dim,
                  c_dim=args.c_dim)
-    try:
-        # Resuming: the checkpoint's model (layout included) unless a flag asks for another (an error);
-        # new: the original's, in gray when every image is.
-        saved = read_hparams(args.checkpoint_dir) if latest_checkpoint(args.checkpoint_dir) else {}
-        differ = {k: (v, saved[k]) for k, v in asked.items() if v is not None and k in saved and saved[k] != v}
-        if differ:
-            name, (value, found) = next(iter(differ.items()))
-            utils.fail(f"--{name} {value} does not match the checkpoint in {args.checkpoint_dir} "
-                       f"({name}={found}); use another --checkpoint_dir or the same {name}")
-        if not saved and args.c_dim is None and utils.dataset_channels(paths) == 1:
-            print(f"Every image in {args.dataset} is single-channel: training a grayscale model (--c_dim 1).")
-            asked["c_dim"] = 1
-        hparams = {**MODEL_DEFAULTS, **saved, **{k: v for k, v in asked.items() if v is not None}}
-        # Every folder the run writes, made (and found writable) before the long work starts.
-        for folder, what in ((args.checkpoint_dir, "checkpoint folder"), (args.sample_dir, "sample folder"),
-                             (args.log_dir, "TensorBoard log folder")):
-            utils.output_folder(folder, what)
-        with strategy.scope():  # the model's variables, its optimisers' slots and its counters
-            model = DCGAN(**hparams, learning_rate=args.learning_rate, beta1=args.beta1, seed=args.seed,
-                          compute_dtype=precision)
-        return model.train(args)
-    except CheckpointError as error:
-        utils.fail(str(error))
+    # Resuming: the checkpoint's model (layout included) unless a flag asks for another (an error);
+    # new: the original's, in gray when every image is.
+    saved = read_hparams(args.checkpoint_dir) if latest_checkpoint(args.checkpoint_dir) else {}
+    differ = {k: (v, saved[k]) for k, v in asked.items() if v is not None and k in saved and saved[k] != v}
+    if differ:
+        name, (value, found) = next(iter(differ.items()))
+        utils.fail(f"--{name} {value} does not match the checkpoint in {args.checkpoint_dir} "
+                   f"({name}={found}); use another --checkpoint_dir or the same {name}")
+    if not saved and args.c_dim is None and utils.dataset_channels(paths) == 1:
+        print(f"Every image in {args.dataset} is single-channel: training a grayscale model (--c_dim 1).")
+        asked["c_dim"] = 1
+    hparams = {**MODEL_DEFAULTS, **saved, **{k: v for k, v in asked.items() if v is not None}}
+    # Every folder the run writes, made (and found writable) before the long work starts.
+    for folder, what in ((args.checkpoint_dir, "checkpoint folder"), (args.sample_dir, "sample folder"),
+                         (args.log_dir, "TensorBoard log folder")):
+        utils.output_folder(folder, what)
+    with strategy.scope():  # the model's variables, its optimisers' slots and its counters
+        model = DCGAN(**hparams, learning_rate=args.learning_rate, beta1=args.beta1, seed=args.seed,
+                      compute_dtype=precision)
+    return model.train(args)
 
 
 if __name__ == "__main__":
