@@ -12,6 +12,11 @@ no compute dtype (the default) nothing is cast and the graphs are as before.
 
 Under a tf.distribute strategy with several replicas, batch norm is synchronised: its
 training statistics are those of the whole global batch (see BatchNorm).
+
+On a CPU, some stride-2 transposed convolutions, and the input gradients of some stride-2
+convolutions (the same operation), run as forward convolutions, one per output phase (see
+phase_method and transposed_by_phases): oneDNN's forward kernels are the faster ones there.
+The results are the same up to rounding; only the kernels differ.
 """
 from __future__ import annotations
 
@@ -39,6 +44,85 @@ def _normal(shape, truncated: bool = False) -> tf.Tensor:
     return sample(shape, stddev=STDDEV)
 
 
+def phase_method(channels: int, compute_dtype) -> str | None:
+    """How a stride-2 transposed convolution to `channels` channels (or a stride-2 convolution's
+    input gradient, the same operation) runs on this machine: None (TensorFlow's own kernel),
+    "phases" or "merged" (see transposed_by_phases).
+
+    Measured with bench/bench_complete.py on an AMX CPU: oneDNN's backward-data kernels ran at
+    about half the rate of its forward ones in bfloat16, and were ~4x slower to 3 channels in
+    either precision. GPUs keep cuDNN's kernels.
+    """
+    if tf.config.list_physical_devices("GPU"):
+        return None
+    if channels < 16:
+        return "merged"
+    return "phases" if compute_dtype == tf.bfloat16 else None
+
+
+# Output pixel (2i + p, 2j + q) of a 5x5, stride-2, SAME transposed convolution sums the input
+# pixels (i - 1 .. i + 1, j - 1 .. j + 1) times kernel taps that depend on the phase p (and q):
+# for input rows i - 1, i, i + 1 the taps are 3, 1 (p = 0; row i + 1 contributes nothing) and
+# 4, 2, 0 (p = 1). So each phase is a small forward convolution (2x2, 2x3, 3x2 or 3x3 taps).
+PHASE_TAPS = ((3, 1), (4, 2, 0))
+ZERO_TAP = 5  # the kernel padded with zeros: tap 5 is 0
+
+
+def transposed_by_phases(x: tf.Tensor, w: tf.Tensor, merged: bool = False) -> tf.Tensor:
+    """conv2d_transpose(x, w), 5x5, stride 2, SAME, to (2H, 2W), by forward convolutions: one per
+    phase, or (merged) one 3x3 convolution to 4x the channels, the phases' kernels padded with
+    zeros (more multiplications, one large kernel: faster to few channels). w is [5, 5, out, in]."""
+    w = tf.transpose(w, [0, 1, 3, 2])  # [5, 5, in, out]: a forward convolution's kernel
+    w = tf.pad(w, [[0, 1], [0, 1], [0, 0], [0, 0]])
+    padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    height, width = tf.shape(x)[1], tf.shape(x)[2]
+    kernels, phases = [], []
+    for p, rows in enumerate(PHASE_TAPS):
+        for q, columns in enumerate(PHASE_TAPS):
+            if merged:  # every phase over the whole 3x3 window
+                rows, columns = _three(rows), _three(columns)
+            kernel = tf.gather(tf.gather(w, rows, axis=0), columns, axis=1)
+            if merged:
+                kernels.append(kernel)
+            else:
+                window = padded[:, :height + 1 + p, :width + 1 + q]
+                phases.append(tf.nn.conv2d(window, kernel, strides=1, padding="VALID"))
+    if merged:
+        phases = [tf.nn.conv2d(padded, tf.concat(kernels, axis=-1), strides=1, padding="VALID")]
+    # Channel block (p, q) of the concatenation becomes pixel (2i + p, 2j + q).
+    return tf.nn.depth_to_space(tf.concat(phases, axis=-1), 2)
+
+
+def _three(taps: tuple) -> tuple:
+    return taps + (ZERO_TAP,) * (3 - len(taps))
+
+
+def _filter_gradient(x, w, dy):
+    return tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(w), out_backprop=dy,
+                                           strides=[1, 2, 2, 1], padding="SAME")
+
+
+def conv2d_transpose_by_phases(x: tf.Tensor, w: tf.Tensor, merged: bool = False) -> tf.Tensor:
+    """The transposed convolution by phases, with its input gradient by a forward convolution."""
+    @tf.custom_gradient
+    def transposed(x, w):
+        def gradient(dy):
+            return tf.nn.conv2d(dy, w, strides=2, padding="SAME"), _filter_gradient(dy, w, x)
+        return transposed_by_phases(x, w, merged), gradient
+    return transposed(x, w)
+
+
+def conv2d_by_phases(x: tf.Tensor, w: tf.Tensor, merged: bool = False) -> tf.Tensor:
+    """tf.nn.conv2d(x, w), 5x5, stride 2, SAME, on an even-sized x, with its input gradient (a
+    transposed convolution) by phases."""
+    @tf.custom_gradient
+    def convolution(x, w):
+        def gradient(dy):
+            return transposed_by_phases(dy, w, merged), _filter_gradient(x, w, dy)
+        return tf.nn.conv2d(x, w, strides=2, padding="SAME"), gradient
+    return convolution(x, w)
+
+
 class Linear(tf.Module):
     """x @ Matrix + bias; Matrix ~ N(0, 0.02), bias 0."""
 
@@ -63,15 +147,18 @@ class Conv2d(tf.Module):
                  compute_dtype=None):
         super().__init__(name=name)
         self.stride, self.compute_dtype = stride, compute_dtype
+        # Its input gradient is a transposed convolution to in_channels.
+        self.phases = phase_method(in_channels, compute_dtype) if (kernel, stride) == (5, 2) else None
         with self.name_scope:
             self.w = tf.Variable(_normal([kernel, kernel, in_channels, out_channels], truncated=True), name="w")
             self.biases = tf.Variable(tf.zeros([out_channels]), name="biases")
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        if self.compute_dtype is None:
-            y = tf.nn.conv2d(x, self.w, strides=self.stride, padding="SAME")
-            return tf.nn.bias_add(y, self.biases)
-        x, w, biases = _cast(self.compute_dtype, x, self.w, self.biases)
+        w, biases = self.w, self.biases
+        if self.compute_dtype is not None:
+            x, w, biases = _cast(self.compute_dtype, x, w, biases)
+        if self.phases and _even(x.shape[1]) and _even(x.shape[2]):
+            return tf.nn.bias_add(conv2d_by_phases(x, w, merged=self.phases == "merged"), biases)
         return tf.nn.bias_add(tf.nn.conv2d(x, w, strides=self.stride, padding="SAME"), biases)
 
 
@@ -86,6 +173,7 @@ class Conv2dTranspose(tf.Module):
         super().__init__(name=name)
         self.stride, self.compute_dtype = stride, compute_dtype
         self.out_channels = out_channels
+        self.phases = phase_method(out_channels, compute_dtype) if (kernel, stride) == (5, 2) else None
         with self.name_scope:
             self.w = tf.Variable(_normal([kernel, kernel, out_channels, in_channels]), name="w")
             self.biases = tf.Variable(tf.zeros([out_channels]), name="biases")
@@ -94,13 +182,20 @@ class Conv2dTranspose(tf.Module):
         w, biases = self.w, self.biases
         if self.compute_dtype is not None:
             x, w, biases = _cast(self.compute_dtype, x, w, biases)
-        shape = tf.shape(x)
-        out_shape = tf.stack([shape[0], shape[1] * self.stride, shape[2] * self.stride, self.out_channels])
-        y = tf.nn.conv2d_transpose(x, w, out_shape, strides=self.stride, padding="SAME")
+        if self.phases:
+            y = conv2d_transpose_by_phases(x, w, merged=self.phases == "merged")
+        else:
+            shape = tf.shape(x)
+            out_shape = tf.stack([shape[0], shape[1] * self.stride, shape[2] * self.stride, self.out_channels])
+            y = tf.nn.conv2d_transpose(x, w, out_shape, strides=self.stride, padding="SAME")
         # The static shape is known whenever the input's is; keep it for the layers after.
         y = tf.ensure_shape(y, [x.shape[0], _times(x.shape[1], self.stride), _times(x.shape[2], self.stride),
                                 self.out_channels])
         return tf.nn.bias_add(y, biases)
+
+
+def _even(dim) -> bool:
+    return dim is not None and dim % 2 == 0
 
 
 def _times(dim, factor):

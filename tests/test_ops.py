@@ -171,3 +171,80 @@ def test_variable_names_follow_the_scopes():
     assert sorted(v.name for v in layer.variables) == ["generator/g_h1/biases:0", "generator/g_h1/w:0"]
     lin = Linear(2, 3, "d_h3_lin")
     assert sorted(v.name for v in lin.variables) == ["d_h3_lin/Matrix:0", "d_h3_lin/bias:0"]
+
+
+@pytest.fixture(params=["phases", "merged"])
+def phases(request, monkeypatch):
+    """Layers built while this is active run their stride-2 convolutions by phases (one way or the
+    other), in any precision."""
+    monkeypatch.setattr(ops, "phase_method", lambda channels, compute_dtype: request.param)
+    return request.param
+
+
+def gradients(layer, x, u):
+    """d<layer(x), u>/dx and d<layer(x), u>/dw, in float64."""
+    x = tf.constant(x, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = tf.reduce_sum(layer(x) * tf.constant(u, tf.float32))
+    dx, dw = tape.gradient(total, [x, layer.w])
+    return dx.numpy().astype(np.float64), dw.numpy().astype(np.float64)
+
+
+@pytest.mark.parametrize("h, w", [(4, 4), (3, 5), (1, 1)])
+def test_transposed_convolution_by_phases_matches_numpy_and_its_gradients(phases, h, w):
+    """Forward: the numpy scatter; input gradient: the numpy convolution (the adjoint); filter
+    gradient: that of TensorFlow's own transposed convolution."""
+    rng = np.random.default_rng(h * 10 + w)
+    layer = Conv2dTranspose(4, 3, "deconv")
+    assert layer.phases == phases
+    randomise(layer, rng)
+    x = rng.normal(size=(2, h, w, 4))
+    u = rng.normal(size=(2, 2 * h, 2 * w, 3))
+    wt, b = layer.w.numpy().astype(np.float64), layer.biases.numpy()
+    y = layer(tf.constant(x, tf.float32)).numpy()
+    np.testing.assert_allclose(y, np_conv2d_transpose(x, wt, b), rtol=1e-5, atol=1e-5)
+    dx, dw = gradients(layer, x, u)
+    np.testing.assert_allclose(dx, np_conv2d(u, wt, 0.0), rtol=1e-5, atol=1e-5)
+    with tf.GradientTape() as tape:
+        native = tf.nn.conv2d_transpose(tf.constant(x, tf.float32), layer.w, [2, 2 * h, 2 * w, 3], 2, "SAME")
+        total = tf.reduce_sum(native * tf.constant(u, tf.float32))
+    np.testing.assert_allclose(dw, tape.gradient(total, layer.w).numpy(), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("h, w", [(8, 8), (2, 6), (7, 5)])
+def test_convolution_with_phase_gradients_matches_numpy(phases, h, w):
+    """Forward: the numpy convolution; input gradient: the numpy transposed convolution (odd sizes
+    fall back to TensorFlow's own gradient); filter gradient: TensorFlow's own convolution's."""
+    rng = np.random.default_rng(h * 10 + w)
+    layer = Conv2d(3, 4, "conv")
+    assert layer.phases == phases
+    randomise(layer, rng)
+    x = rng.normal(size=(2, h, w, 3))
+    wt, b = layer.w.numpy().astype(np.float64), layer.biases.numpy()
+    y = layer(tf.constant(x, tf.float32)).numpy()
+    np.testing.assert_allclose(y, np_conv2d(x, wt, b), rtol=1e-5, atol=1e-5)
+    u = rng.normal(size=y.shape)
+    dx, dw = gradients(layer, x, u)
+    if h % 2 == 0 and w % 2 == 0:
+        np.testing.assert_allclose(dx, np_conv2d_transpose(u, wt, 0.0), rtol=1e-5, atol=1e-5)
+    with tf.GradientTape(persistent=True) as tape:
+        xt = tf.constant(x, tf.float32)
+        tape.watch(xt)
+        total = tf.reduce_sum(tf.nn.conv2d(xt, layer.w, 2, "SAME") * tf.constant(u, tf.float32))
+    np.testing.assert_allclose(dx, tape.gradient(total, xt).numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dw, tape.gradient(total, layer.w).numpy(), rtol=1e-5, atol=1e-4)
+
+
+def test_phases_on_a_cpu_in_bfloat16_and_to_few_channels():
+    if tf.config.list_physical_devices("GPU"):
+        assert ops.phase_method(3, tf.bfloat16) is None and ops.phase_method(256, tf.bfloat16) is None
+        return
+    assert ops.phase_method(256, tf.bfloat16) == "phases"
+    assert ops.phase_method(256, None) is None and ops.phase_method(256, tf.float16) is None
+    assert ops.phase_method(3, None) == ops.phase_method(3, tf.bfloat16) == "merged"
+    # A layer decides by the channels of its transposed convolution: a convolution's input's.
+    assert Conv2dTranspose(64, 3, "deconv").phases == "merged"
+    assert Conv2dTranspose(512, 256, "deconv", compute_dtype=tf.bfloat16).phases == "phases"
+    assert Conv2dTranspose(512, 256, "deconv").phases is None
+    assert Conv2d(3, 64, "conv").phases == "merged" and Conv2d(64, 128, "conv").phases is None
