@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Time the default completion (64 images, momentum, center mask) against PyTorch, an eager loop and a matmul.
+"""Time the article's completion (64 images, momentum, center mask) against PyTorch, an eager loop and a matmul.
 
     python bench/bench_complete.py [--nIter 100] [--batchSize 64] [--rounds 3] [--xla] [--strategy mirrored]
                                    [--mixed_precision auto|off|float16|bfloat16] [--torch_python PYTHON]
