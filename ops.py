@@ -73,24 +73,22 @@ def transposed_by_phases(x: tf.Tensor, w: tf.Tensor, merged: bool = False) -> tf
     phase, or (merged) one 3x3 convolution to 4x the channels, the phases' kernels padded with
     zeros (more multiplications, one large kernel: faster to few channels). w is [5, 5, out, in]."""
     w = tf.transpose(w, [0, 1, 3, 2])  # [5, 5, in, out]: a forward convolution's kernel
-    w = tf.pad(w, [[0, 1], [0, 1], [0, 0], [0, 0]])
     padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
-    height, width = tf.shape(x)[1], tf.shape(x)[2]
-    kernels, phases = [], []
-    for p, rows in enumerate(PHASE_TAPS):
-        for q, columns in enumerate(PHASE_TAPS):
-            if merged:  # every phase over the whole 3x3 window
-                rows, columns = _three(rows), _three(columns)
-            kernel = tf.gather(tf.gather(w, rows, axis=0), columns, axis=1)
-            if merged:
-                kernels.append(kernel)
-            else:
-                window = padded[:, :height + 1 + p, :width + 1 + q]
-                phases.append(tf.nn.conv2d(window, kernel, strides=1, padding="VALID"))
-    if merged:
+    if merged:  # every phase over the whole 3x3 window, its missing taps zero
+        w = tf.pad(w, [[0, 1], [0, 1], [0, 0], [0, 0]])
+        kernels = [_phase_kernel(w, _three(rows), _three(columns)) for rows in PHASE_TAPS for columns in PHASE_TAPS]
         phases = [tf.nn.conv2d(padded, tf.concat(kernels, axis=-1), strides=1, padding="VALID")]
+    else:
+        height, width = tf.shape(x)[1], tf.shape(x)[2]
+        phases = [tf.nn.conv2d(padded[:, :height + 1 + p, :width + 1 + q], _phase_kernel(w, rows, columns),
+                               strides=1, padding="VALID")
+                  for p, rows in enumerate(PHASE_TAPS) for q, columns in enumerate(PHASE_TAPS)]
     # Channel block (p, q) of the concatenation becomes pixel (2i + p, 2j + q).
     return tf.nn.depth_to_space(tf.concat(phases, axis=-1), 2)
+
+
+def _phase_kernel(w: tf.Tensor, rows: tuple, columns: tuple) -> tf.Tensor:
+    return tf.gather(tf.gather(w, rows, axis=0), columns, axis=1)
 
 
 def _three(taps: tuple) -> tuple:
