@@ -11,8 +11,6 @@ lower precision, the first round also completes the same images from the same z 
 and prints both final losses (each evaluated in float32). Prints a JSON object on its last line.
 """
 import argparse
-import json
-import sys
 import time
 
 import harness
@@ -92,35 +90,30 @@ def worker(args) -> dict:
     return result
 
 
-def main() -> None:
-    args = parse_args()
-    if args.worker:
-        print(json.dumps(worker(args)))
-        return
-    torch_command = None
-    if args.torch_python:
-        torch_command = harness.torch_command(args.torch_python, args.batchSize, args.torch_iterations, complete=True)
-    runs, torch_runs = harness.alternate([sys.executable, __file__, "--worker"] + sys.argv[1:], torch_command,
-                                         args.rounds, harness.torch_precision)
+def summarise(args, runs: list[dict]) -> tuple[dict, float]:
+    """TensorFlow's figures over the rounds (the final losses from the first), and its iterations per second."""
     first = runs[0]
     rate, best = harness.summary(runs, "iterations_per_s")
     gflops = rate * args.batchSize * first["gflop_per_image_iteration"]
-    result = harness.header(args, first, len(runs))
-    result.update(batch_size=args.batchSize, image_size=args.imgSize, nIter=args.nIter, approach=args.approach,
-                  gflop_per_image_iteration=first["gflop_per_image_iteration"],
-                  final_loss=round(first["final_loss"], 4))
+    figures = dict(batch_size=args.batchSize, image_size=args.imgSize, nIter=args.nIter, approach=args.approach,
+                   gflop_per_image_iteration=first["gflop_per_image_iteration"],
+                   final_loss=round(first["final_loss"], 4))
     if "final_loss_float32_run" in first:
-        result.update(final_loss_float32_run=round(first["final_loss_float32_run"], 4),
-                      loss_vs_float32=round(first["final_loss"] / first["final_loss_float32_run"], 4))
-    result.update(iterations_per_s=round(rate, 3), iterations_per_s_best=round(best, 3),
-                  eager_iterations_per_s=round(first["eager_iterations_per_s"], 3),
-                  speedup_vs_eager=round(rate / first["eager_iterations_per_s"], 2),
-                  model_gflops_per_s=round(gflops, 1), **harness.matmul_figures(runs, gflops))
-    if torch_runs:
-        torch_rate, torch_best = harness.summary(torch_runs, "torch_iterations_per_s")
-        result.update(harness.torch_header(torch_runs[0]), torch_iterations_per_s=round(torch_rate, 3),
-                      torch_iterations_per_s_best=round(torch_best, 3), speed_vs_torch=round(rate / torch_rate, 2))
-    print(json.dumps(result))
+        figures.update(final_loss_float32_run=round(first["final_loss_float32_run"], 4),
+                       loss_vs_float32=round(first["final_loss"] / first["final_loss_float32_run"], 4))
+    figures.update(iterations_per_s=round(rate, 3), iterations_per_s_best=round(best, 3),
+                   eager_iterations_per_s=round(first["eager_iterations_per_s"], 3),
+                   speedup_vs_eager=round(rate / first["eager_iterations_per_s"], 2),
+                   model_gflops_per_s=round(gflops, 1), **harness.matmul_figures(runs, gflops))
+    return figures, rate
+
+
+def main() -> None:
+    args = parse_args()
+    torch_command = None
+    if args.torch_python:
+        torch_command = harness.torch_command(args.torch_python, args.batchSize, args.torch_iterations, complete=True)
+    harness.main(args, __file__, worker, summarise, torch_command, "torch_iterations_per_s", digits=3)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,6 @@ PyTorch's best CPU configuration in another (bench/torch_reference.py); figures 
 over the rounds. Prints the analytic FLOP count, then a JSON object on its last line.
 """
 import argparse
-import json
-import sys
 import time
 
 import harness
@@ -64,31 +62,25 @@ def worker(args) -> dict:
     return result
 
 
-def main() -> None:
-    args = parse_args()
-    if args.worker:
-        print(json.dumps(worker(args)))
-        return
-    torch_command = None
-    if args.torch_python:
-        torch_command = harness.torch_command(args.torch_python, args.batch_size, args.steps)
-    runs, torch_runs = harness.alternate([sys.executable, __file__, "--worker"] + sys.argv[1:], torch_command,
-                                         args.rounds, harness.torch_precision)
+def summarise(args, runs: list[dict]) -> tuple[dict, float]:
+    """TensorFlow's figures over the rounds, and its images per second."""
     first = runs[0]
     images_per_s, best = harness.summary(runs, "train_images_per_s")
     gflops = images_per_s * first["gflop_per_image"]
-    result = harness.header(args, first, len(runs))
-    result.update(
-        batch_size=args.batch_size, image_size=args.image_size, gflop_per_image=first["gflop_per_image"], train_images_per_s=round(images_per_s, 2),
-        train_images_per_s_best=round(best, 2), eager_images_per_s=round(first["eager_images_per_s"], 2),
-        speedup_vs_eager=round(images_per_s / first["eager_images_per_s"], 2), model_gflops_per_s=round(gflops, 1),
-        **harness.matmul_figures(runs, gflops))
-    if torch_runs:
-        torch_rate, torch_best = harness.summary(torch_runs, "torch_images_per_s")
-        result.update(harness.torch_header(torch_runs[0]), torch_images_per_s=round(torch_rate, 2),
-                      torch_images_per_s_best=round(torch_best, 2),
-                      speed_vs_torch=round(images_per_s / torch_rate, 2))
-    print(json.dumps(result))
+    figures = dict(batch_size=args.batch_size, image_size=args.image_size, gflop_per_image=first["gflop_per_image"],
+                   train_images_per_s=round(images_per_s, 2), train_images_per_s_best=round(best, 2),
+                   eager_images_per_s=round(first["eager_images_per_s"], 2),
+                   speedup_vs_eager=round(images_per_s / first["eager_images_per_s"], 2),
+                   model_gflops_per_s=round(gflops, 1), **harness.matmul_figures(runs, gflops))
+    return figures, images_per_s
+
+
+def main() -> None:
+    args = parse_args()
+    torch_command = None
+    if args.torch_python:
+        torch_command = harness.torch_command(args.torch_python, args.batch_size, args.steps)
+    harness.main(args, __file__, worker, summarise, torch_command, "torch_images_per_s", digits=2)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,30 @@ def alternate(tf_command: list[str], torch_command: list[str] | None, rounds: in
     return tf_results, torch_results
 
 
+def main(args, script: str, worker, summarise, torch_command: list[str] | None, torch_key: str,
+         digits: int) -> None:
+    """A benchmark's entry point. With --worker: one TensorFlow round in this process, its JSON printed.
+    Else: the alternating rounds of `script --worker` and the PyTorch command, summarised as one JSON line.
+
+    worker(args) -> one round's figures; summarise(args, runs) -> (TensorFlow's figures for the line,
+    the rate speed_vs_torch divides by PyTorch's `torch_key`); digits: how figures are rounded.
+    """
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+    runs, torch_runs = alternate([sys.executable, script, "--worker"] + sys.argv[1:], torch_command, args.rounds,
+                                 torch_precision)
+    result = header(args, runs[0], len(runs))
+    figures, rate = summarise(args, runs)
+    result.update(figures)
+    if torch_runs:
+        torch_rate, torch_best = summary(torch_runs, torch_key)
+        result.update(torch_header(torch_runs[0]))
+        result.update({torch_key: round(torch_rate, digits), f"{torch_key}_best": round(torch_best, digits),
+                       "speed_vs_torch": round(rate / torch_rate, 2)})
+    print(json.dumps(result))
+
+
 def summary(results: list[dict], key: str) -> tuple[float, float]:
     """(median, best) of one figure over the rounds."""
     values = [r[key] for r in results]
