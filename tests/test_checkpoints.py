@@ -106,15 +106,15 @@ def _generator(z, batch, image_size, gf_dim, c_dim):
         return tf.nn.tanh(_deconv2d(h3, [batch, image_size, image_size, c_dim], "g_h4"))
 
 
-def _discriminator(image, df_dim):
+def _discriminator(image, df_dim, batch_norms=("d_bn1", "d_bn2", "d_bn3"), last="d_h3_lin"):
+    """The article's discriminator; the later revision names its batch norms and last layer otherwise."""
     with v1.variable_scope("discriminator"):
-        h0 = _lrelu(_conv2d(image, df_dim, "d_h0_conv"))
-        h1 = _lrelu(_batch_norm(_conv2d(h0, df_dim * 2, "d_h1_conv"), "d_bn1"))
-        h2 = _lrelu(_batch_norm(_conv2d(h1, df_dim * 4, "d_h2_conv"), "d_bn2"))
-        h3 = _lrelu(_batch_norm(_conv2d(h2, df_dim * 8, "d_h3_conv"), "d_bn3"))
-        flat = int(np.prod(h3.shape[1:]))  # the original's hard-coded 8192 at 64x64
-        h4 = _linear(tf.reshape(h3, [-1, flat]), 1, "d_h3_lin")
-        return tf.nn.sigmoid(h4), h4
+        h = _lrelu(_conv2d(image, df_dim, "d_h0_conv"))
+        for i, batch_norm in enumerate(batch_norms, start=1):
+            h = _lrelu(_batch_norm(_conv2d(h, df_dim * 2 ** i, f"d_h{i}_conv"), batch_norm))
+        flat = int(np.prod(h.shape[1:]))  # the original's hard-coded 8192 at 64x64
+        logits = _linear(tf.reshape(h, [-1, flat]), 1, last)
+        return tf.nn.sigmoid(logits), logits
 
 
 def _generator_later(z, batch, image_size, gf_dim, c_dim):
@@ -132,14 +132,7 @@ def _generator_later(z, batch, image_size, gf_dim, c_dim):
 
 def _discriminator_later(image, df_dim):
     """The later revision's discriminator: batch norms d_bn0..d_bn2, last layer d_h4_lin."""
-    with v1.variable_scope("discriminator"):
-        h0 = _lrelu(_conv2d(image, df_dim, "d_h0_conv"))
-        h1 = _lrelu(_batch_norm(_conv2d(h0, df_dim * 2, "d_h1_conv"), "d_bn0"))
-        h2 = _lrelu(_batch_norm(_conv2d(h1, df_dim * 4, "d_h2_conv"), "d_bn1"))
-        h3 = _lrelu(_batch_norm(_conv2d(h2, df_dim * 8, "d_h3_conv"), "d_bn2"))
-        flat = int(np.prod(h3.shape[1:]))  # its hard-coded 8192 at 64x64
-        h4 = _linear(tf.reshape(h3, [-1, flat]), 1, "d_h4_lin")
-        return tf.nn.sigmoid(h4), h4
+    return _discriminator(image, df_dim, batch_norms=("d_bn0", "d_bn1", "d_bn2"), last="d_h4_lin")
 
 
 NETWORKS = {"article": (_generator, _discriminator), "later": (_generator_later, _discriminator_later)}
