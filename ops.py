@@ -110,13 +110,13 @@ def conv2d_transpose_by_phases(x: tf.Tensor, w: tf.Tensor, merged: bool = False)
     return transposed(x, w)
 
 
-def conv2d_by_phases(x: tf.Tensor, w: tf.Tensor, merged: bool = False) -> tf.Tensor:
+def conv2d_by_phases(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
     """tf.nn.conv2d(x, w), 5x5, stride 2, SAME, on an even-sized x, with its input gradient (a
     transposed convolution) by phases."""
     @tf.custom_gradient
     def convolution(x, w):
         def gradient(dy):
-            return transposed_by_phases(dy, w, merged), _filter_gradient(x, w, dy)
+            return transposed_by_phases(dy, w), _filter_gradient(x, w, dy)
         return tf.nn.conv2d(x, w, strides=2, padding="SAME"), gradient
     return convolution(x, w)
 
@@ -145,8 +145,11 @@ class Conv2d(tf.Module):
                  compute_dtype=None):
         super().__init__(name=name)
         self.stride, self.compute_dtype = stride, compute_dtype
-        # Its input gradient is a transposed convolution to in_channels.
-        self.phases = phase_method(in_channels, compute_dtype) if (kernel, stride) == (5, 2) else None
+        # Its input gradient is a transposed convolution to in_channels. Not merged: to few channels
+        # that is D's first layer, whose convolution, bias and leaky ReLU Grappler's remapper fuses
+        # and, with a custom gradient, then fails on (it logs an error and fuses nothing).
+        method = phase_method(in_channels, compute_dtype) if (kernel, stride) == (5, 2) else None
+        self.phases = method if method == "phases" else None
         with self.name_scope:
             self.w = tf.Variable(_normal([kernel, kernel, in_channels, out_channels], truncated=True), name="w")
             self.biases = tf.Variable(tf.zeros([out_channels]), name="biases")
@@ -156,7 +159,7 @@ class Conv2d(tf.Module):
         if self.compute_dtype is not None:
             x, w, biases = _cast(self.compute_dtype, x, w, biases)
         if self.phases and _even(x.shape[1]) and _even(x.shape[2]):
-            return tf.nn.bias_add(conv2d_by_phases(x, w, merged=self.phases == "merged"), biases)
+            return tf.nn.bias_add(conv2d_by_phases(x, w), biases)
         return tf.nn.bias_add(tf.nn.conv2d(x, w, strides=self.stride, padding="SAME"), biases)
 
 

@@ -1,12 +1,18 @@
 """ops.py against independent numpy references."""
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import ops
 from ops import BatchNorm, Conv2d, Conv2dTranspose, Linear, leaky_relu
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def same_pad(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -213,12 +219,13 @@ def test_transposed_convolution_by_phases_matches_numpy_and_its_gradients(phases
 
 
 @pytest.mark.parametrize("h, w", [(8, 8), (2, 6), (7, 5)])
-def test_convolution_with_phase_gradients_matches_numpy(phases, h, w):
+def test_convolution_with_phase_gradients_matches_numpy(monkeypatch, h, w):
     """Forward: the numpy convolution; input gradient: the numpy transposed convolution (odd sizes
     fall back to TensorFlow's own gradient); filter gradient: TensorFlow's own convolution's."""
     rng = np.random.default_rng(h * 10 + w)
+    monkeypatch.setattr(ops, "phase_method", lambda channels, compute_dtype: "phases")
     layer = Conv2d(3, 4, "conv")
-    assert layer.phases == phases
+    assert layer.phases == "phases"
     randomise(layer, rng)
     x = rng.normal(size=(2, h, w, 3))
     wt, b = layer.w.numpy().astype(np.float64), layer.biases.numpy()
@@ -247,4 +254,23 @@ def test_phases_on_a_cpu_in_bfloat16_and_to_few_channels():
     assert Conv2dTranspose(64, 3, "deconv").phases == "merged"
     assert Conv2dTranspose(512, 256, "deconv", compute_dtype=tf.bfloat16).phases == "phases"
     assert Conv2dTranspose(512, 256, "deconv").phases is None
-    assert Conv2d(3, 64, "conv").phases == "merged" and Conv2d(64, 128, "conv").phases is None
+    assert Conv2d(3, 64, "conv").phases is None and Conv2d(64, 128, "conv").phases is None
+    assert Conv2d(64, 128, "conv", compute_dtype=tf.bfloat16).phases == "phases"
+
+
+@pytest.mark.parametrize("precision", [None, "bfloat16"])
+def test_grappler_optimises_the_training_step_and_the_completion_without_errors(precision):
+    """With the phase convolutions' custom gradients, Grappler's remapper must still succeed: where it
+    fails it logs an error line and optimises nothing in that graph."""
+    script = f"""
+import tensorflow as tf, model, completion, masking
+dcgan = model.DCGAN(image_size=16, gf_dim=8, df_dim=8, seed=0, compute_dtype={precision!r})
+images = tf.random.uniform([8, 16, 16, 3], -1.0, 1.0)
+dcgan.train_step(images)
+completer = completion.Completer(dcgan, masking.make_mask("center", 16), seed=0)
+z = completer.initial_z(images)
+completer.run(z, completer.initial_state(z), images, 0, 2)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "remapper failed" not in result.stderr, result.stderr[-2000:]
