@@ -131,4 +131,4 @@ def matmul_figures(runs: list[dict], model_gflops: float) -> dict:
     rate = statistics.median(r["matmul_gflops_per_s"] for r in runs)
     return {"matmul_precision": runs[0]["matmul_precision"], "matmul_gflops_per_s": round(rate, 1),
             "matmul_float32_gflops_per_s": round(statistics.median(r["matmul_float32_gflops_per_s"] for r in runs), 1),
-            "fraction_of_matmul": round(model_gflops / rate, 3)}
+            "fraction_of_matmul": float(f"{model_gflops / rate:.3g}")}  # 3 significant digits, even when tiny
