@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sysconfig
 from pathlib import Path
 
 import layouts
@@ -21,6 +22,8 @@ CHECKPOINT_NAME = "DCGAN.model"     # the original's checkpoint prefix: DCGAN.mo
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"  # present in TF2 checkpoints only
 STATE_FILE = "checkpoint"           # names the newest checkpoint, in both formats
 HPARAM_KEYS = ("image_size", "z_dim", "gf_dim", "df_dim", "c_dim", "layout")  # what dcgan.json may hold
+SHIPPED_MODEL = "face64"            # the trained face model that ships with the project
+DATA_FOLDER = "share/dcgan-completion-tf2"  # where a wheel installs it, under the environment's prefix
 
 
 class CheckpointError(utils.UserError):
@@ -68,6 +71,33 @@ def latest_checkpoint(checkpoint_dir: str | os.PathLike) -> str | None:
         if tf.io.gfile.exists(path + ".index"):
             return path
     raise CheckpointError(f"{state_file} names the checkpoint {recorded}, but {local}.index is not there")
+
+
+def default_model_dir() -> Path:
+    """The shipped face model: checkpoints/face64 beside this module in a clone (or an editable
+    install), else the copy that `pip install .` puts under the environment's data prefix."""
+    beside = Path(__file__).resolve().parent / "checkpoints" / SHIPPED_MODEL
+    if beside.is_dir():
+        return beside
+    return Path(sysconfig.get_path("data")) / DATA_FOLDER / SHIPPED_MODEL
+
+
+def save_networks(model, checkpoint_dir: str | os.PathLike) -> str:
+    """Write only what completion and fine-tuning need: G's and D's weights and batch-norm statistics,
+    the fixed sample z and dcgan.json, as DCGAN.model-0 (no optimiser slots, step 0, so that training
+    from a copy starts a fresh run from these weights). `model`: a DCGAN. Returns the prefix."""
+    folder = Path(checkpoint_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    if latest_checkpoint(folder) is not None:
+        raise CheckpointError(f"{folder} already holds a checkpoint; choose an empty folder")
+    utils.save_json(folder / HPARAMS_FILE, model.hparams)
+    networks = tf.train.Checkpoint(generator=model.generator, discriminator=model.discriminator,
+                                   sample_z=model.sample_z)
+    prefix = networks.write(str(folder / f"{CHECKPOINT_NAME}-0"))
+    name = Path(prefix).name
+    utils.atomic_write(folder / STATE_FILE, lambda tmp: Path(tmp).write_text(
+        f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n'))
+    return prefix
 
 
 def no_checkpoint_message(checkpoint_dir: str | os.PathLike) -> str:

@@ -7,6 +7,11 @@ Reads the newest DCGAN.model-N in SRC (image size and widths are inferred from i
 shapes) and writes DST/DCGAN.model-N and DST/dcgan.json, which complete.py and
 train_dcgan.py load directly. The original's checkpoints hold no optimiser state, so
 training resumed from the converted checkpoint starts Adam afresh.
+
+    python convert_checkpoint.py --networks_only checkpoints/mine/ small/
+
+keeps only what completion and fine-tuning need from any checkpoint (G's and D's weights
+and batch-norm statistics, dcgan.json; no optimiser slots): how the shipped model was made.
 """
 import argparse
 
@@ -18,10 +23,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("src", help="folder holding the original's checkpoint (DCGAN.model-N, `checkpoint`)")
     parser.add_argument("dst", help="new folder for the converted checkpoint and dcgan.json")
+    parser.add_argument("--networks_only", action="store_true",
+                        help="from a checkpoint of either format, write only the networks (no optimiser state, step 0)")
     args = parser.parse_args(argv)
 
-    from model import convert_checkpoint  # CheckpointError: a one-line error, by expected_errors
-    print(f"Wrote {convert_checkpoint(args.src, args.dst)}")
+    from model import DCGAN, convert_checkpoint  # CheckpointError: a one-line error, by expected_errors
+    if args.networks_only:
+        from checkpoints import save_networks
+        written = save_networks(DCGAN.from_checkpoint(args.src), args.dst)
+    else:
+        written = convert_checkpoint(args.src, args.dst)
+    print(f"Wrote {written}")
     return 0
 
 

@@ -604,3 +604,32 @@ def test_complete_runs_on_an_original_checkpoint(tf1_small, tmp_path):
         assert completed.shape == (16, 16, 3)
         assert np.abs(completed - original)[known].max() <= 1  # known pixels kept
         assert np.abs(completed - original)[~known].mean() > 10  # the hole filled by G(z), not the input
+
+
+def test_networks_only_copy_keeps_the_networks_and_drops_the_optimiser(tmp_path, capsys):
+    """convert_checkpoint.py --networks_only: G and D give the same outputs from the copy; no Adam
+    slot, no counter of the source's steps; a second write into the same folder is refused."""
+    source = DCGAN(image_size=16, gf_dim=4, df_dim=4, z_dim=8, seed=3)
+    source.step.assign(42)
+    source.save(tmp_path / "full")
+    assert convert_checkpoint.main(["--networks_only", str(tmp_path / "full"), str(tmp_path / "small")]) == 0
+    names = [name for name, _ in tf.train.list_variables(latest_checkpoint(tmp_path / "small"))]
+    assert not [n for n in names if "optim" in n or n.startswith("step") or n.startswith("rng")]
+    assert any(n.startswith("generator/") for n in names) and any(n.startswith("discriminator/") for n in names)
+    copy = DCGAN.from_checkpoint(tmp_path / "small")
+    z = np.random.default_rng(0).uniform(-1, 1, (4, 8)).astype(np.float32)
+    np.testing.assert_array_equal(copy.generate(z).numpy(), source.generate(z).numpy())
+    images = source.generate(z)
+    np.testing.assert_array_equal(copy.discriminator(images, training=False)[1].numpy(),
+                                  source.discriminator(images, training=False)[1].numpy())
+    assert int(copy.step.numpy()) == 0 and read_hparams(tmp_path / "small") == read_hparams(tmp_path / "full")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        convert_checkpoint.main(["--networks_only", str(tmp_path / "full"), str(tmp_path / "small")])
+    assert exit_info.value.code == 2
+    assert "already holds a checkpoint" in capsys.readouterr().err
+
+
+def test_default_model_dir_is_the_clones_checkpoints_folder():
+    assert checkpoints.default_model_dir() == ROOT / "checkpoints" / checkpoints.SHIPPED_MODEL or \
+        not (ROOT / "checkpoints" / checkpoints.SHIPPED_MODEL).is_dir()
