@@ -100,6 +100,15 @@ def _filter_gradient(x, w, dy):
                                            strides=[1, 2, 2, 1], padding="SAME")
 
 
+def _tensors(*values) -> list[tf.Tensor]:
+    """Variables read into tensors, for a custom-gradient function's arguments.
+
+    Its gradient is then with respect to its inputs only. Given a variable, eager mode takes it
+    for one the function captured (a MirroredVariable's component is not the variable passed)
+    and demands a grad_fn(variables=...); tf.function converts arguments so anyway."""
+    return [tf.convert_to_tensor(v) for v in values]
+
+
 def conv2d_transpose_by_phases(x: tf.Tensor, w: tf.Tensor, merged: bool = False) -> tf.Tensor:
     """The transposed convolution by phases, with its input gradient by a forward convolution."""
     @tf.custom_gradient
@@ -107,7 +116,7 @@ def conv2d_transpose_by_phases(x: tf.Tensor, w: tf.Tensor, merged: bool = False)
         def gradient(dy):
             return tf.nn.conv2d(dy, w, strides=2, padding="SAME"), _filter_gradient(dy, w, x)
         return transposed_by_phases(x, w, merged), gradient
-    return transposed(x, w)
+    return transposed(*_tensors(x, w))
 
 
 def conv2d_by_phases(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
@@ -118,7 +127,7 @@ def conv2d_by_phases(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
         def gradient(dy):
             return transposed_by_phases(dy, w), _filter_gradient(x, w, dy)
         return tf.nn.conv2d(x, w, strides=2, padding="SAME"), gradient
-    return convolution(x, w)
+    return convolution(*_tensors(x, w))
 
 
 class Linear(tf.Module):
