@@ -91,13 +91,8 @@ def main(argv=None) -> int:
     import numpy as np
     import distribute
 
-    strategy = distribute.make_strategy(args.strategy)  # before TensorFlow initialises its devices
-    problem = distribute.xla_problem(strategy) if args.xla else None
-    if problem:
-        utils.fail(problem)
-
-    precision, why = distribute.choose_precision(args.mixed_precision)
-    print(distribute.precision_line(precision, why))
+    # Before TensorFlow initialises its devices; prints the precision line.
+    strategy, precision = distribute.start(args.strategy, args.xla, args.mixed_precision)
     found = latest_checkpoint(args.checkpointDir)  # a bad state file: a CheckpointError, one line
     if found is None:
         utils.fail(f"no checkpoint in {args.checkpointDir}; train one first with "

@@ -64,6 +64,31 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
+def start(strategy_name: str, xla: bool, mixed_precision: str) -> tuple[tf.distribute.Strategy, str]:
+    """A script's start-up, before TensorFlow initialises its devices: the strategy --strategy names
+    (refused in one line when it cannot run, as with --xla on CPU replicas) and the precision
+    --mixed_precision chooses, said in the start-up line. Returns (strategy, precision)."""
+    try:
+        strategy = make_strategy(strategy_name)
+    except ValueError as error:
+        raise utils.UserError(str(error)) from None
+    problem = xla_problem(strategy) if xla else None
+    if problem:
+        raise utils.UserError(problem)
+    precision, why = choose_precision(mixed_precision)
+    print(precision_line(precision, why))
+    return strategy, precision
+
+
+def per_replica_batch(strategy, global_batch: int) -> int:
+    """The images each replica takes of a global batch; UserError when they do not divide."""
+    replicas = strategy.num_replicas_in_sync
+    if global_batch % replicas:
+        raise utils.UserError(f"--batch_size {global_batch} (the global batch) does not divide over "
+                              f"{replicas} replicas")
+    return global_batch // replicas
+
+
 def is_default(strategy: tf.distribute.Strategy | None) -> bool:
     """Whether strategy is None or tf.distribute's default (one device, the plain code paths)."""
     if strategy is None:

@@ -345,11 +345,6 @@ class DCGAN(tf.Module):
         """G(z) with moving batch-norm statistics; the fixed sample z by default."""
         return self.generator(self.sample_z if z is None else z, training=training)
 
-    def train(self, config) -> int:
-        """Train on config.dataset as train_dcgan.py describes; returns the process exit code."""
-        from training import Trainer  # the loop lives beside the scripts' other long work
-        return Trainer(self, config).run()
-
     # -- checkpoints -------------------------------------------------------
     def _manager(self, checkpoint_dir: str | os.PathLike) -> tf.train.CheckpointManager:
         return tf.train.CheckpointManager(self._checkpoint, str(checkpoint_dir), max_to_keep=3,

@@ -108,7 +108,7 @@ def test_c_dim_1_reads_a_colour_dataset_in_gray_and_mixed_datasets_stay_colour(t
     args = train_dcgan.parse_args(TINY + ["--image_size", "8", "--c_dim", "1", "--dataset", str(colour)])
     assert args.c_dim == 1
     model = DCGAN(image_size=8, z_dim=4, gf_dim=2, df_dim=2, c_dim=1, seed=0)
-    dataset, steps = Trainer(model, args).dataset()
+    dataset, steps = Trainer(model, train_dcgan.settings_from_args(args)).dataset()
     batch = np.concatenate([b.numpy() for b in dataset.take(steps)])
     assert batch.shape == (4, 8, 8, 1)
     lumas = {np.asarray(Image.open(p).convert("L")).astype(np.float32).tobytes() for p in paths}

@@ -71,6 +71,65 @@ def test_imports_flow_one_way():
         assert top_level & later == set(), f"{module} imports {top_level & later} at the top"
 
 
+def project_modules() -> set[str]:
+    """setup.py's py_modules, read now (a module may be renamed there), and the scripts."""
+    return packaged_modules() | set(SCRIPTS)
+
+
+def imported_names(module: str) -> set[str]:
+    """The top-level names of every import statement of `module`, wherever it stands (at the
+    top, in a function, under `if TYPE_CHECKING:`): `import a.b` and `from a.b import c` give a."""
+    path = ROOT / f"{module}.py"
+    assert path.exists(), f"setup.py lists {module}, but {path.name} is missing"
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = project_modules()
+    return {module: imported_names(module) & modules for module in modules}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle of imports (its modules, the first repeated at the end), at any depth; None if none."""
+    done, path = set(), []
+
+    def visit(module: str) -> list[str] | None:
+        path.append(module)
+        for imported in sorted(graph.get(module, ())):
+            if imported in path:
+                return path[path.index(imported):] + [imported]
+            if imported not in done and (cycle := visit(imported)):
+                return cycle
+        path.pop()
+        done.add(module)
+        return None
+
+    for module in sorted(graph):
+        if module not in done and (cycle := visit(module)):
+            return cycle
+    return None
+
+
+def test_find_cycle_finds_cycles_at_any_depth():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"d"}, "d": {"b"}}) == ["b", "c", "d", "b"]
+    assert find_cycle({"a": {"a"}}) == ["a", "a"]
+
+
+def test_no_import_cycle_among_the_project_modules():
+    graph = import_graph()
+    # Imports inside functions count: the scripts import most modules in main().
+    assert {"model", "distribute", "checkpoints"} <= graph["train_dcgan"]
+    assert "distribute" in graph["complete"] and "model" in graph["training"]
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
 def test_modules_are_small_and_say_their_job():
     for module in LOCAL:
         text = (ROOT / f"{module}.py").read_text()

@@ -1,10 +1,20 @@
-"""training.py: a dataset too big for memory is decoded on the fly; unreadable files are still counted and named."""
+"""training.py: its settings; a dataset too big for memory is decoded on the fly, unreadable files
+still counted and named."""
+import dataclasses
+import math
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
+import pytest
 from PIL import Image
 
 import model
 import train_dcgan
 import training
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def train_tiny(data, tmp_path) -> int:
@@ -50,3 +60,69 @@ def test_streaming_with_many_unreadable_files_still_finishes_its_epochs(tmp_path
     assert "Done: 8 steps" in out and "-" not in out.split("Done:")[1].split("steps")[0]
     assert int(model.DCGAN.from_checkpoint(tmp_path / "ck").step) == 8
     assert "skipped 3 unreadable image files" in err
+
+
+# -- TrainingSettings: the one place for each default and range -----------------------------
+
+ORIGINAL_FLAGS = dict(epoch=25, learning_rate=0.0002, beta1=0.5, train_size=math.inf, batch_size=64, image_size=None,
+                      dataset="lfw-aligned-64", checkpoint_dir="checkpoint", sample_dir="samples")
+PORT_FLAGS = dict(log_dir="logs", z_dim=None, gf_dim=None, df_dim=None, c_dim=None, crop=False, seed=None,
+                  sample_every=100, save_every=500, xla=False, time_limit=None, strategy="default",
+                  mixed_precision="auto")
+
+
+def test_the_flags_keep_their_names_and_defaults_and_become_the_settings():
+    args = train_dcgan.parse_args([])
+    assert vars(args) == {**ORIGINAL_FLAGS, **PORT_FLAGS}
+    assert train_dcgan.settings_from_args(args) == training.TrainingSettings()
+    settings = train_dcgan.settings_from_args(train_dcgan.parse_args(
+        ["--epoch", "3", "--beta1", "0", "--time_limit", "1.5", "--crop", "--c_dim", "1", "--strategy", "mirrored"]))
+    assert (settings.epoch, settings.beta1, settings.time_limit, settings.crop, settings.c_dim, settings.strategy) == \
+        (3, 0.0, 1.5, True, 1, "mirrored")
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("epoch", 0, "epoch must be an integer >= 1, not 0"),
+    ("batch_size", 2.0, "batch_size must be an integer >= 1, not 2.0"),
+    ("sample_every", True, "sample_every must be an integer >= 1, not True"),
+    ("learning_rate", 0.0, "learning_rate must be a number in (0, inf), not 0.0"),
+    ("learning_rate", math.nan, "learning_rate must be a number in (0, inf), not nan"),
+    ("beta1", 1.0, "beta1 must be a number in [0, 1), not 1.0"),
+    ("train_size", 0.5, "train_size must be a number in [1, inf], not 0.5"),
+    ("image_size", 12, "image_size must be a power of two >= 8 or None, not 12"),
+    ("z_dim", -3, "z_dim must be an integer >= 1 or None, not -3"),
+    ("c_dim", 2, "c_dim must be one of 1, 3 or None, not 2"),
+    ("seed", "0", "seed must be an integer or None, not '0'"),
+    ("time_limit", 0, "time_limit must be a number in (0, inf) or None, not 0"),
+    ("crop", 1, "crop must be True or False, not 1"),
+    ("dataset", None, "dataset must be a path, not None"),
+    ("strategy", "tpu", "strategy must be one of default, mirrored, multiworker, not 'tpu'"),
+    ("mixed_precision", "float8", "mixed_precision must be one of auto, off, float16, bfloat16, not 'float8'"),
+])
+def test_settings_refuse_bad_values_in_one_line(name, value, message):
+    with pytest.raises(ValueError) as error:
+        training.TrainingSettings(**{name: value})
+    assert str(error.value) == message
+
+
+def test_every_setting_has_a_rule_and_its_flag_refuses_what_the_rule_refuses(capsys):
+    import distribute
+    assert list(training.RULES) == [f.name for f in dataclasses.fields(training.TrainingSettings)]
+    assert training.STRATEGIES == distribute.STRATEGIES
+    assert training.PRECISIONS == ("auto", *distribute.PRECISIONS)
+    for flag, text in [("--epoch", "0"), ("--beta1", "1"), ("--train_size", "0.5"), ("--image_size", "12"),
+                       ("--time_limit", "0"), ("--c_dim", "2"), ("--strategy", "tpu"), ("--learning_rate", "inf")]:
+        with pytest.raises(SystemExit):
+            train_dcgan.parse_args([flag, text])
+        assert f"argument {flag}: " in capsys.readouterr().err
+
+
+def test_the_script_parses_its_flags_and_checks_the_dataset_before_tensorflow_starts(tmp_path):
+    """training.py imports TensorFlow on first use: the settings' defaults cost no start-up."""
+    code = ("import sys, train_dcgan\n"
+            "try:\n    train_dcgan.main(['--dataset', sys.argv[1]])\n"
+            "except SystemExit as exit_:\n    print(exit_.code, 'tensorflow' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "missing")], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.stdout.split() == ["2", "False"], result.stderr
+    assert f"error: dataset folder {tmp_path / 'missing'} does not exist" in result.stderr
