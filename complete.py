@@ -17,6 +17,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chat
 
 import masking
 import utils
+from completion_settings import APPROACHES, BLENDS, CompletionSettings, OutputSettings
+
+DEFAULTS, OUTPUT_DEFAULTS = CompletionSettings(), OutputSettings()  # every completion flag's default
 
 
 UNIT = utils.number_in(0.0, 1.0, high_open=True)  # Adam's betas and the momentum: in [0, 1)
@@ -29,24 +32,29 @@ def parse_args(argv=None) -> argparse.Namespace:
     # The original's flags and defaults.
     # Defaults chosen on held-out faces (README, Quality): the repository's adam (its own default),
     # the paper's weighted contextual loss and Poisson blending.
-    parser.add_argument("--approach", choices=("momentum", "adam", "hmc"), default="adam",
+    parser.add_argument("--approach", choices=APPROACHES, default=DEFAULTS.approach,
                         help="adam and hmc: the repository's; momentum: the article's projected gradient descent")
-    parser.add_argument("--lr", type=utils.positive_float, default=0.01, help="step size (momentum, adam)")
-    parser.add_argument("--beta1", type=UNIT, default=0.9, help="Adam beta1")
-    parser.add_argument("--beta2", type=UNIT, default=0.999, help="Adam beta2")
-    parser.add_argument("--eps", type=utils.positive_float, default=1e-8, help="Adam epsilon")
-    parser.add_argument("--hmcBeta", type=utils.positive_float, default=0.2, help="HMC inverse temperature")
-    parser.add_argument("--hmcEps", type=utils.positive_float, default=0.001, help="HMC leapfrog step")
-    parser.add_argument("--hmcL", type=utils.positive_int, default=100, help="HMC leapfrog steps per iteration")
-    parser.add_argument("--hmcAnneal", type=utils.positive_float, default=1.0, help="HMC: hmcBeta *= hmcAnneal each iteration")
-    parser.add_argument("--nIter", type=utils.positive_int, default=1000, help="iterations")
+    parser.add_argument("--lr", type=utils.positive_float, default=DEFAULTS.lr, help="step size (momentum, adam)")
+    parser.add_argument("--beta1", type=UNIT, default=DEFAULTS.beta1, help="Adam beta1")
+    parser.add_argument("--beta2", type=UNIT, default=DEFAULTS.beta2, help="Adam beta2")
+    parser.add_argument("--eps", type=utils.positive_float, default=DEFAULTS.eps, help="Adam epsilon")
+    parser.add_argument("--hmcBeta", type=utils.positive_float, default=DEFAULTS.hmc_beta,
+                        help="HMC inverse temperature")
+    parser.add_argument("--hmcEps", type=utils.positive_float, default=DEFAULTS.hmc_eps, help="HMC leapfrog step")
+    parser.add_argument("--hmcL", type=utils.positive_int, default=DEFAULTS.hmc_l,
+                        help="HMC leapfrog steps per iteration")
+    parser.add_argument("--hmcAnneal", type=utils.positive_float, default=DEFAULTS.hmc_anneal,
+                        help="HMC: hmcBeta *= hmcAnneal each iteration")
+    parser.add_argument("--nIter", type=utils.positive_int, default=DEFAULTS.n_iter, help="iterations")
     parser.add_argument("--imgSize", type=utils.positive_int, default=None,
                         help="image size; must match the checkpoint's model (default: the checkpoint's, 64 "
                              "for the original's)")
-    parser.add_argument("--lam", type=utils.non_negative_float, default=0.1, help="weight of the perceptual loss")
+    parser.add_argument("--lam", type=utils.non_negative_float, default=DEFAULTS.lam,
+                        help="weight of the perceptual loss")
     parser.add_argument("--checkpointDir", default="checkpoint", help="the trained model")
-    parser.add_argument("--outDir", default="completions", help="output folder")
-    parser.add_argument("--outInterval", type=utils.positive_int, default=50, help="write images every N iterations")
+    parser.add_argument("--outDir", default=str(OUTPUT_DEFAULTS.out_dir), help="output folder")
+    parser.add_argument("--outInterval", type=utils.positive_int, default=DEFAULTS.out_interval,
+                        help="write images every N iterations")
     parser.add_argument("--maskType", choices=masking.MASK_TYPES, default="center", help="which pixels to fill")
     parser.add_argument("--centerScale", type=utils.number_in(0.0, 0.5), default=0.25,
                         help="center mask: the hole spans [S*scale, S*(1-scale))")
@@ -57,17 +65,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--mask", metavar="FILE|DIR", default=None,
                         help="your own mask image (white = keep, black = fill), or a folder with one per image "
                              "(same file name, or same name with another image extension); overrides --maskType")
-    parser.add_argument("--momentum", type=UNIT, default=0.9, help="momentum of the article's update")
-    parser.add_argument("--batchSize", type=utils.positive_int, default=64, help="images optimised together")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (z, random mask, HMC)")
-    parser.add_argument("--blend", choices=("none", "poisson"), default="poisson",
+    parser.add_argument("--momentum", type=UNIT, default=DEFAULTS.momentum, help="momentum of the article's update")
+    parser.add_argument("--batchSize", type=utils.positive_int, default=DEFAULTS.batch_size,
+                        help="images optimised together")
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="random seed (z, random mask, HMC)")
+    parser.add_argument("--blend", choices=BLENDS, default=OUTPUT_DEFAULTS.blend,
                         help="poisson: blend the fill into the image as the paper does (final/ only); none: paste it")
-    parser.add_argument("--weightedMask", action=argparse.BooleanOptionalAction, default=True,
+    parser.add_argument("--weightedMask", action=argparse.BooleanOptionalAction, default=DEFAULTS.weighted_mask,
                         help="weight known pixels by the share of missing pixels in their 7x7 window (the paper's "
                              "weighted contextual loss); --no-weightedMask: the article's plain L1")
-    parser.add_argument("--zCandidates", type=utils.positive_int, default=1,
+    parser.add_argument("--zCandidates", type=utils.positive_int, default=DEFAULTS.z_candidates,
                         help="start each image from the best of N random z")
-    parser.add_argument("--xla", action="store_true", help="compile the iterations with XLA (helps on GPUs)")
+    parser.add_argument("--xla", action="store_true", default=DEFAULTS.xla,
+                        help="compile the iterations with XLA (helps on GPUs)")
     parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",
                         help="mirrored: spread each batch's images over all GPUs of this machine")
     parser.add_argument("--mixed_precision", choices=("auto", "off", "float16", "bfloat16"), default="auto",
@@ -82,10 +92,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def settings_from_args(args: argparse.Namespace) -> tuple[CompletionSettings, OutputSettings]:
+    """The parsed flags as typed settings, built once; nothing past main reads the Namespace."""
+    settings = CompletionSettings(
+        approach=args.approach, n_iter=args.nIter, lr=args.lr, momentum=args.momentum, beta1=args.beta1,
+        beta2=args.beta2, eps=args.eps, hmc_beta=args.hmcBeta, hmc_eps=args.hmcEps, hmc_l=args.hmcL,
+        hmc_anneal=args.hmcAnneal, lam=args.lam, out_interval=args.outInterval, batch_size=args.batchSize,
+        seed=args.seed, weighted_mask=args.weightedMask, z_candidates=args.zCandidates,
+        lowres=args.maskType == "lowres" and args.mask is None, xla=args.xla)
+    return settings, OutputSettings(args.outDir, args.blend)
+
+
 @utils.expected_errors
 def main(argv=None) -> int:
     args = parse_args(argv)
+    settings, output = settings_from_args(args)
     from checkpoints import latest_checkpoint  # imports TensorFlow quietly
+    from completion import CompletionEngine
     from completion_job import CompletionJob
     from model import DCGAN
     import numpy as np
@@ -105,7 +128,7 @@ def main(argv=None) -> int:
     size = model.image_size
     if args.photos:
         from photo_completion import PhotoJob
-        return PhotoJob(model, args).run(args.photos, args.mask)
+        return PhotoJob(CompletionEngine(model, settings), output).run(args.photos, args.mask)
     if args.mask is not None:
         if os.path.isdir(args.mask):  # each image's own mask, all read before any work starts
             mask = masking.read_masks(args.mask, args.imgs, size)
@@ -116,7 +139,7 @@ def main(argv=None) -> int:
             utils.fail(f"the lowres mask needs an image size divisible by {masking.LOWRES_FACTOR}, not {size}")
         mask = masking.make_mask(args.maskType, size, args.centerScale, rng=np.random.default_rng(args.seed))
     utils.output_folder(args.outDir, "output folder")
-    return CompletionJob(model, args, mask).run(args.imgs)
+    return CompletionJob(CompletionEngine(model, settings), output, mask).run(args.imgs)
 
 
 if __name__ == "__main__":

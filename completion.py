@@ -1,19 +1,24 @@
-"""The completion maths on the device: the contextual + perceptual objective of Yeh et al.
-and the update rules on z (the article's momentum, the repository's Adam, HMC), run in
-compiled chunks so that nothing goes back to the host between iterations.
+"""The completion: the contextual + perceptual objective of Yeh et al. and the update rules on z
+(the article's momentum, the repository's Adam, HMC) run in compiled chunks on the device
+(`Completer`, the maths), and `CompletionEngine`, which completes any number of masked images
+in padded batches and returns the results: no printing, no files (complete.py's writers and a
+web server both drive it).
 """
 from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import numpy as np
 
 import masking
 import utils
+from completion_settings import APPROACHES, CompletionSettings  # noqa: F401  (completion.APPROACHES)
 from model import DCGAN
 
 utils.import_tensorflow_quietly()
 import tensorflow as tf  # noqa: E402
-
-APPROACHES = ("momentum", "adam", "hmc")
 
 
 class Completer:
@@ -23,8 +28,8 @@ class Completer:
              + lam * CE(D(G(z_i)), 1),
     with W_i image i's mask (1 = known) or its weighted version: the `weights` (N, S, S, 1) given
     with the images, so that a batch can mix masks, or else the mask given here, for every image.
-    G and D use their moving batch-norm statistics, and only z moves. Iterations run in compiled chunks (`run`), so nothing
-    goes back to the host between them.
+    G and D use their moving batch-norm statistics, and only z moves. Iterations run in compiled
+    chunks (`run`), so nothing goes back to the host between them.
 
     With a model built under a strategy's scope, `run` spreads the batch's images over the
     replicas (no image depends on another) and gathers them back: the results are those
@@ -33,30 +38,27 @@ class Completer:
     rows. Build the Completer itself outside the scope.
     """
 
-    def __init__(self, model: DCGAN, mask: np.ndarray | None = None, approach: str = "momentum", lam: float = 0.1,
-                 lr: float = 0.01, momentum: float = 0.9, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8, hmc_beta: float = 0.2, hmc_eps: float = 0.001, hmc_l: int = 100,
-                 hmc_anneal: float = 1.0, lowres: bool = False, weights: np.ndarray | None = None,
-                 seed: int | None = None, xla: bool = False):
-        if approach not in APPROACHES:
-            raise ValueError(f"unknown approach {approach!r}; choose from {', '.join(APPROACHES)}")
-        self.model, self.approach, self.lam = model, approach, lam
-        self.lr, self.momentum, self.beta1, self.beta2, self.eps = lr, momentum, beta1, beta2, eps
-        self.hmc_beta, self.hmc_eps, self.hmc_l, self.hmc_anneal = hmc_beta, hmc_eps, hmc_l, hmc_anneal
-        self.lowres = lowres
+    def __init__(self, model: DCGAN, mask: np.ndarray | None = None, settings: CompletionSettings | None = None,
+                 weights: np.ndarray | None = None, **changes):
+        """settings: the update rule's and the loss's constants (CompletionSettings() when None), with
+        `changes` to its fields applied (Completer(model, mask, approach="momentum", lr=0.001));
+        the batching fields and weighted_mask are the engine's business, not the Completer's."""
+        settings = settings if settings is not None else CompletionSettings()
+        self.settings = settings = dataclasses.replace(settings, **changes) if changes else settings
+        self.model = model
         # Every image's W when a call gives none; one channel, as a mask is alike in every channel.
         default = mask if weights is None else weights
         self.weights = None if default is None else tf.constant(np.asarray(default, np.float32)[..., :1])
-        self.rng = tf.random.Generator.from_seed(seed) if seed is not None else \
+        self.rng = tf.random.Generator.from_seed(settings.seed) if settings.seed is not None else \
             tf.random.Generator.from_non_deterministic_state()
-        self._loss = tf.function(self.loss, reduce_retracing=True)
+        self.compiled_loss = tf.function(self.loss, reduce_retracing=True)
         self.strategy, self._replica_rngs = model.strategy, None
         if self.strategy is None:
-            self._run = tf.function(self._run_chunk, jit_compile=xla, reduce_retracing=True)
+            self._run = tf.function(self._run_chunk, jit_compile=settings.xla, reduce_retracing=True)
             return
-        self._chunk = tf.function(self._run_chunk, jit_compile=True) if xla else self._run_chunk
+        self._chunk = tf.function(self._run_chunk, jit_compile=True) if settings.xla else self._run_chunk
         self._run = tf.function(self._distributed_chunk, reduce_retracing=True)
-        if approach == "hmc":
+        if settings.approach == "hmc":
             self._replica_rngs = []
             for device in self.strategy.extended.worker_devices:
                 with tf.device(device):
@@ -79,10 +81,10 @@ class Completer:
         fake = self.model.generator(z, training=False)
         _, logits = self.model.discriminator(fake, training=False)
         contextual = tf.reduce_sum(tf.abs(weights * fake - weights * images), axis=[1, 2, 3])
-        if self.lowres:
-            contextual += tf.reduce_sum(tf.abs(_block_mean(fake) - _block_mean(images)), axis=[1, 2, 3])
+        if self.settings.lowres:
+            contextual += tf.reduce_sum(tf.abs(block_mean(fake) - block_mean(images)), axis=[1, 2, 3])
         perceptual = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(logits), logits=logits)[:, 0]
-        return contextual + self.lam * perceptual, fake
+        return contextual + self.settings.lam * perceptual, fake
 
     def loss_and_gradient(self, z: tf.Tensor, images: tf.Tensor, weights=None):
         """(loss (N,), d sum(loss) / dz (N, z_dim), G(z))."""
@@ -95,39 +97,43 @@ class Completer:
     # -- update rules --------------------------------------------------------
     def initial_state(self, z: tf.Tensor) -> tuple:
         zeros = tf.zeros_like(z)
-        return {"momentum": (zeros,), "adam": (zeros, zeros), "hmc": ()}[self.approach]
+        return {"momentum": (zeros,), "adam": (zeros, zeros), "hmc": ()}[self.settings.approach]
 
-    def _momentum(self, z, grad, state, i):
+    def momentum_update(self, z: tf.Tensor, grad: tf.Tensor, state: tuple, i) -> tuple[tf.Tensor, tuple]:
         """The article's rule: v' = m v - lr g; z += -m v + (1 + m) v'; clip to [-1, 1]."""
         (velocity,) = state
-        new_velocity = self.momentum * velocity - self.lr * grad
-        z = z - self.momentum * velocity + (1.0 + self.momentum) * new_velocity
+        momentum, lr = self.settings.momentum, self.settings.lr
+        new_velocity = momentum * velocity - lr * grad
+        z = z - momentum * velocity + (1.0 + momentum) * new_velocity
         return tf.clip_by_value(z, -1.0, 1.0), (new_velocity,)
 
-    def _adam(self, z, grad, state, i):
-        """The original repository's Adam with bias correction by (1 - beta^(i+1))."""
+    def adam_update(self, z: tf.Tensor, grad: tf.Tensor, state: tuple, i) -> tuple[tf.Tensor, tuple]:
+        """The original repository's Adam with bias correction by (1 - beta^(i+1)), i the global iteration."""
         m, v = state
-        m = self.beta1 * m + (1.0 - self.beta1) * grad
-        v = self.beta2 * v + (1.0 - self.beta2) * grad * grad
+        beta1, beta2 = self.settings.beta1, self.settings.beta2
+        m = beta1 * m + (1.0 - beta1) * grad
+        v = beta2 * v + (1.0 - beta2) * grad * grad
         t = tf.cast(i + 1, tf.float32)
-        m_hat, v_hat = m / (1.0 - self.beta1 ** t), v / (1.0 - self.beta2 ** t)
-        z = z - self.lr * m_hat / (tf.sqrt(v_hat) + self.eps)
+        m_hat, v_hat = m / (1.0 - beta1 ** t), v / (1.0 - beta2 ** t)
+        z = z - self.settings.lr * m_hat / (tf.sqrt(v_hat) + self.settings.eps)
         return tf.clip_by_value(z, -1.0, 1.0), (m, v)
 
-    def _hmc(self, z, grad, loss, images, weights, i):
+    def hmc_update(self, z: tf.Tensor, grad: tf.Tensor, loss: tf.Tensor, images: tf.Tensor, weights: tf.Tensor,
+                   i) -> tf.Tensor:
         """One Hamiltonian Monte Carlo proposal (hmcL leapfrog steps) and a per-image Metropolis test.
 
         Random numbers, in order: momentum v ~ N(0, I) (N, z_dim), then u ~ U(0, 1) (N,).
         """
-        beta = self.hmc_beta * self.hmc_anneal ** tf.cast(i, tf.float32)
-        half = self.hmc_eps / 2.0 * beta
+        hmc = self.settings
+        beta = hmc.hmc_beta * hmc.hmc_anneal ** tf.cast(i, tf.float32)
+        half = hmc.hmc_eps / 2.0 * beta
         v_old = self._draw("normal", tf.shape(z))
         u = self._draw("uniform", tf.shape(loss))
         z_new, v, g = z, v_old, grad
         new_loss = loss
-        for _ in tf.range(self.hmc_l):
+        for _ in tf.range(hmc.hmc_l):
             v = v - half * g
-            z_new = tf.clip_by_value(z_new + self.hmc_eps * v, -1.0, 1.0)
+            z_new = tf.clip_by_value(z_new + hmc.hmc_eps * v, -1.0, 1.0)
             new_loss, g, _ = self.loss_and_gradient(z_new, images, weights)
             v = v - half * g
         energy_old = beta * loss + tf.reduce_sum(v_old ** 2, axis=1) / 2.0
@@ -147,12 +153,12 @@ class Completer:
             loss, grad, fake = self.loss_and_gradient(z, images, weights)
             first_fake = tf.cond(k == 0, lambda: fake, lambda: first_fake)
             losses, zs = losses.write(k, loss), zs.write(k, z)
-            if self.approach == "hmc":
-                z = self._hmc(z, grad, loss, images, weights, i)
-            elif self.approach == "adam":
-                z, state = self._adam(z, grad, state, i)
+            if self.settings.approach == "hmc":
+                z = self.hmc_update(z, grad, loss, images, weights, i)
+            elif self.settings.approach == "adam":
+                z, state = self.adam_update(z, grad, state, i)
             else:
-                z, state = self._momentum(z, grad, state, i)
+                z, state = self.momentum_update(z, grad, state, i)
         return z, state, first_fake, losses.stack(), zs.stack()
 
     def _draw(self, distribution: str, shape: tf.Tensor) -> tf.Tensor:
@@ -193,10 +199,10 @@ class Completer:
         """Start z: for each image, the best of `candidates` random z by loss (one forward pass each)."""
         weights = self.batch_weights(images, weights)
         best_z = self.rng.uniform([images.shape[0], self.model.z_dim], -1.0, 1.0)
-        best_loss, _ = self._loss(best_z, images, weights)
+        best_loss, _ = self.compiled_loss(best_z, images, weights)
         for _ in range(candidates - 1):
             z = self.rng.uniform(best_z.shape, -1.0, 1.0)
-            loss, _ = self._loss(z, images, weights)
+            loss, _ = self.compiled_loss(z, images, weights)
             better = loss < best_loss
             best_z, best_loss = tf.where(better[:, None], z, best_z), tf.minimum(loss, best_loss)
         return best_z
@@ -210,8 +216,153 @@ class Completer:
         return self.model.generator(z, training=False)
 
 
-def _block_mean(images: tf.Tensor, factor: int = masking.LOWRES_FACTOR) -> tf.Tensor:
-    """Means of factor x factor blocks, as the original's lowres images."""
-    size, channels = images.shape[1], images.shape[-1]
-    blocks = tf.reshape(images, [-1, size // factor, factor, size // factor, factor, channels])
-    return tf.reduce_mean(blocks, axis=[2, 4])
+def block_mean(images: tf.Tensor) -> tf.Tensor:
+    """masking.block_mean on tensors: the original's lowres images, in the loss."""
+    return masking.block_mean(images, reshape=tf.reshape, mean=tf.reduce_mean)
+
+
+# ----------------------------------------------------------------------------
+# The engine: masked images in, results out
+# ----------------------------------------------------------------------------
+
+def draw_z(seed: int, count: int, z_dim: int) -> np.ndarray:
+    """The start z (count, z_dim) that complete.py draws for `count` images with --seed seed and
+    --zCandidates 1 in one batch (a padded batch's first rows are the same numbers): a web
+    server gives each job the z of its own seed, so that its result does not depend on the other
+    jobs that share its batch (except under HMC, whose draws come from the engine's generator)."""
+    return tf.random.Generator.from_seed(seed).uniform([count, z_dim], -1.0, 1.0).numpy()
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the engine reports after each compiled chunk: for a progress bar, or a live preview."""
+    batch_index: int          # this batch, of `batches`
+    batches: int
+    done: int                 # iterations done in all batches so far, of `total` (batches * n_iter)
+    total: int
+    loss: np.ndarray          # (N_batch,) each image's loss at the chunk's last iteration
+    frame_iteration: int      # the chunk's first iteration
+    frame: np.ndarray         # (N_batch, S, S, C) float32 G(z) in [-1, 1] at frame_iteration
+    frame_loss: np.ndarray    # (N_batch,) the loss of that frame
+
+
+@dataclass
+class CompletionResult:
+    """The completion of N images; the record fields only with complete(..., record=True)."""
+    z: np.ndarray                     # (N, z_dim) the final z
+    fill: np.ndarray                  # (N, S, S, C) float32 G(z) in [-1, 1] at the end
+    loss: np.ndarray                  # (N,) each image's final loss
+    losses: np.ndarray | None = None  # (n_iter, N) the loss at the start of each iteration
+    zs: np.ndarray | None = None      # (n_iter, N, z_dim) z at the start of each iteration
+    frames: list[tuple[int, np.ndarray]] | None = None  # (iteration, fill (N, S, S, C)) at 0,
+    # out_interval, 2 * out_interval, ... and n_iter: the frames complete.py writes
+
+    @staticmethod
+    def concatenate(parts: list[CompletionResult]) -> CompletionResult:
+        """The batches' results as one, in order."""
+        join = (lambda name, axis=0: None if getattr(parts[0], name) is None else
+                np.concatenate([getattr(p, name) for p in parts], axis=axis))
+        frames = None
+        if parts[0].frames is not None:
+            frames = [(iteration, np.concatenate([p.frames[k][1] for p in parts]))
+                      for k, (iteration, _) in enumerate(parts[0].frames)]
+        return CompletionResult(join("z"), join("fill"), join("loss"), join("losses", 1), join("zs", 1), frames)
+
+
+class CompletionEngine:
+    """Completes masked images with a model and CompletionSettings; reusable (the compiled
+    functions are built once per engine, and traced once per batch shape), prints nothing and
+    writes no file. The z draws, zCandidates and HMC's draws come from one generator seeded
+    with settings.seed, in complete.py's order, so the same settings give complete.py's results."""
+
+    def __init__(self, model: DCGAN, settings: CompletionSettings | None = None):
+        self.model = model
+        self.completer = Completer(model, settings=settings)
+        self.settings = self.completer.settings
+        self.replicas = model.strategy.num_replicas_in_sync if model.strategy is not None else 1
+
+    def batch_count(self, count: int, pad_to: int | None = None) -> int:
+        return -(-count // (pad_to or self.settings.batch_size))
+
+    def complete(self, images: np.ndarray, masks: np.ndarray, progress: Callable[[Progress], None] | None = None,
+                 record: bool = False, z: np.ndarray | None = None, pad_to: int | None = None) -> CompletionResult:
+        """Complete N images: uint8 (N, S, S, C), or float in [-1, 1]; masks float (N, S, S, 1),
+        1 = keep (weighted as the paper does with settings.weighted_mask). z: the start (N, z_dim),
+        else drawn from the engine's generator. pad_to: images per compiled batch (default
+        settings.batch_size); each batch is padded to it, rounded up to a multiple of the replicas.
+        progress is called after every compiled chunk."""
+        return CompletionResult.concatenate([result for _, result in
+                                             self.complete_batches(images, masks, progress, record, z, pad_to)])
+
+    def complete_batches(self, images: np.ndarray, masks: np.ndarray,
+                         progress: Callable[[Progress], None] | None = None, record: bool = False,
+                         z: np.ndarray | None = None,
+                         pad_to: int | None = None) -> Iterator[tuple[slice, CompletionResult]]:
+        """complete(), one batch at a time: (the batch's rows of the input, its result)."""
+        images, masks = self._check(images, masks, z)
+        size = pad_to or self.settings.batch_size
+        batches = self.batch_count(len(images), size)
+        for index in range(batches):
+            rows = slice(index * size, (index + 1) * size)
+            start_z = None if z is None else np.asarray(z, np.float32)[rows]
+            yield rows, self._complete_batch(images[rows], masks[rows], start_z, size, (index, batches),
+                                             progress, record)
+
+    def _check(self, images, masks, z) -> tuple[np.ndarray, np.ndarray]:
+        images, masks = np.asarray(images), np.asarray(masks, np.float32)
+        size, channels = self.model.image_size, self.model.c_dim
+        if images.ndim != 4 or images.shape[1:] != (size, size, channels) or len(images) == 0:
+            raise ValueError(f"images must be (N, {size}, {size}, {channels}) with N >= 1, not {images.shape}")
+        if masks.shape[:3] != images.shape[:3]:
+            raise ValueError(f"masks must be (N, {size}, {size}, 1) for images {images.shape}, not {masks.shape}")
+        if z is not None and np.shape(z) != (len(images), self.model.z_dim):
+            raise ValueError(f"z must be ({len(images)}, {self.model.z_dim}), not {np.shape(z)}")
+        return images, masks[..., :1]
+
+    def weights(self, masks: np.ndarray) -> np.ndarray:
+        """Each image's W of the contextual loss (N, S, S, 1): its mask, or the paper's weighted mask."""
+        if not self.settings.weighted_mask:
+            return masks
+        return np.stack([masking.weighted_mask(mask) for mask in masks]).astype(np.float32)
+
+    def _complete_batch(self, images, masks, z, size, where, progress, record) -> CompletionResult:
+        """One batch, padded to `size` rows rounded up to the replicas (one compiled shape; the
+        padding, -1 images with zero weights, is dropped)."""
+        count, settings = len(images), self.settings
+        rows = -(-size // self.replicas) * self.replicas
+        y = tf.constant(_pad(_as_float(images), rows, -1.0))
+        w = tf.constant(_pad(self.weights(masks), rows, 0.0))
+        z = self.completer.initial_z(y, settings.z_candidates, w) if z is None else tf.constant(_pad(z, rows, 0.0))
+        state = self.completer.initial_state(z)
+        record_parts = ([], [], []) if record else None
+        for start in range(0, settings.n_iter, settings.out_interval):
+            steps = min(settings.out_interval, settings.n_iter - start)
+            z, state, fake, losses, zs = self.completer.run(z, state, y, start, steps, w)
+            if record_parts is None and progress is None:
+                continue  # nothing leaves the device
+            fake, losses = fake.numpy()[:count], losses.numpy()[:, :count]
+            if record_parts is not None:
+                for part, value in zip(record_parts, ((start, fake), losses, zs.numpy()[:, :count])):
+                    part.append(value)
+            if progress is not None:
+                done = where[0] * settings.n_iter + start + steps
+                progress(Progress(where[0], where[1], done, where[1] * settings.n_iter, losses[-1], start, fake,
+                                  losses[0]))
+        loss, fake = self.completer.compiled_loss(z, y, w)
+        result = CompletionResult(z.numpy()[:count], fake.numpy()[:count], loss.numpy()[:count])
+        if record_parts is not None:
+            frames, losses, zs = record_parts
+            result.frames = frames + [(settings.n_iter, result.fill)]
+            result.losses, result.zs = np.concatenate(losses), np.concatenate(zs)
+        return result
+
+
+def _as_float(images: np.ndarray) -> np.ndarray:
+    """uint8 images as the original reads them ([-1, 1]), float ones as they are."""
+    return utils.to_float(images) if images.dtype == np.uint8 else images.astype(np.float32)
+
+
+def _pad(values: np.ndarray, rows: int, fill: float) -> np.ndarray:
+    padded = np.full((rows,) + values.shape[1:], fill, np.float32)
+    padded[:len(values)] = values
+    return padded

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from utils import IMAGE_EXTENSIONS, ImageError, read_rgb
+from utils import IMAGE_EXTENSIONS, ImageError, first_few, read_rgb
 
 
 MASK_TYPES = ("random", "center", "left", "right", "top", "bottom", "full", "grid", "lowres")
@@ -94,8 +94,7 @@ def find_masks(folder: str | os.PathLike, images: Sequence[str | os.PathLike]) -
             missing.append(f"{image}" + (f" (several: {', '.join(p.name for p in candidates)})" if candidates else ""))
         found.extend(candidates[:1])
     if missing:
-        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-        raise ImageError(f"no mask in {folder} for {len(missing)} image(s): {shown} "
+        raise ImageError(f"no mask in {folder} for {len(missing)} image(s): {first_few(missing)} "
                          f"(a mask has the image's file name, or its name with another image extension)")
     return found
 
@@ -107,11 +106,13 @@ def read_masks(folder: str | os.PathLike, images: Sequence[str | os.PathLike], i
     return {Path(image): masks[path] for image, path in zip(images, paths)}
 
 
-def block_mean(images: np.ndarray, factor: int = LOWRES_FACTOR) -> np.ndarray:
-    """Mean over factor x factor blocks of (N, S, S, C) images (the lowres mask's known part)."""
-    n, size, _, channels = images.shape
-    blocks = images.reshape(n, size // factor, factor, size // factor, factor, channels)
-    return blocks.mean(axis=(2, 4))
+def block_mean(images, factor: int = LOWRES_FACTOR, reshape=np.reshape, mean=np.mean):
+    """Mean over factor x factor blocks of (N, S, S, C) images (the lowres mask's known part).
+    The one definition of the rule: numpy arrays by default, TensorFlow tensors given
+    reshape=tf.reshape, mean=tf.reduce_mean (completion's loss)."""
+    size, channels = images.shape[1], images.shape[-1]
+    blocks = reshape(images, [-1, size // factor, factor, size // factor, factor, channels])
+    return mean(blocks, axis=(2, 4))
 
 
 def weighted_mask(mask: np.ndarray, window: int = 7) -> np.ndarray:

@@ -5,10 +5,13 @@ aligned as align_faces.py does, the mask is warped with the same transform, the 
 completed in the aligned frame (all faces of all photos in batches, each with its own mask),
 and the generator's fill is warped back with the inverse transform and Poisson-blended into
 the hole at the photo's resolution. Pixels outside the hole keep the photo's values exactly.
+
+Without files (a web server): `prepare_photo(image, hole, size)` gives the faces, their aligned
+crops and masks go through a CompletionEngine, and `paste_fills(image, faces, fills)` the result.
 """
 from __future__ import annotations
 
-import copy
+import functools
 import math
 import sys
 from dataclasses import dataclass, field
@@ -21,8 +24,9 @@ from scipy import ndimage
 import face_alignment
 import masking
 import utils
-from completion_job import CompletionJob, unique_stems
-from model import DCGAN
+from completion import CompletionEngine
+from completion_job import complete_in_folders
+from completion_settings import OutputSettings
 
 LANDMARKS = face_alignment.LANDMARKS["innerEyesAndBottomLip"]  # the article's alignment
 
@@ -100,11 +104,10 @@ def blend_into(image: np.ndarray, fill: np.ndarray, hole: np.ndarray) -> np.ndar
 # Planning a photo: which face fills which hole
 # ----------------------------------------------------------------------------
 
-def plan_faces(image: np.ndarray, known: np.ndarray, size: int, detector, predictor) -> list[Face]:
-    """The faces to complete: each hole (a connected region of unknown pixels) goes to the largest
-    face whose aligned crop covers all of it. Raises PhotoError without a face, or for a hole that
-    no face's crop covers."""
-    hole = ~known
+def plan_faces(image: np.ndarray, hole: np.ndarray, size: int, detector, predictor) -> list[Face]:
+    """The faces to complete: each hole (a connected region of pixels to fill, bool (H, W)) goes to
+    the largest face whose aligned crop covers all of it. Raises PhotoError without a face, or for a
+    hole that no face's crop covers."""
     labels, count = ndimage.label(hole, structure=np.ones((3, 3)))
     rects = face_alignment.find_faces(image, detector)
     if not rects:
@@ -133,11 +136,38 @@ def plan_faces(image: np.ndarray, known: np.ndarray, size: int, detector, predic
     return faces
 
 
-def complete_photo(photo: Photo, fills: list[np.ndarray]) -> np.ndarray:
-    """The photo with each face's fill (uint8 (S, S, 3)) warped back and blended into its holes."""
-    result = photo.image
-    for face, fill in zip(photo.faces, fills):
-        result = blend_into(result, fill_to_photo(fill, face.matrix, photo.image.shape[:2]), face.hole)
+# ----------------------------------------------------------------------------
+# One photo, without files: its faces in, the completed photo out
+# ----------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def face_models():
+    """dlib's face detector and landmark predictor, loaded once per process."""
+    return face_alignment.load_models(face_alignment.default_predictor())
+
+
+def prepare_photo(image: np.ndarray, hole: np.ndarray, size: int, models=None) -> list[Face]:
+    """The faces of a photo (uint8 (H, W, 3)) to complete for its hole (bool or uint8 (H, W),
+    nonzero = a pixel to fill), each with its aligned crop and mask (Face.crop, Face.mask) at the
+    model's size. models: (detector, predictor), face_models() by default. Raises PhotoError when
+    there is no hole, no face, or a hole outside every face's aligned crop."""
+    hole = np.asarray(hole) != 0
+    if hole.shape != image.shape[:2]:
+        raise PhotoError(f"the hole mask is {hole.shape[1]}x{hole.shape[0]}, not the photo's "
+                         f"{image.shape[1]}x{image.shape[0]}")
+    if not hole.any():
+        raise PhotoError("the hole mask marks no pixel to fill")
+    detector, predictor = models if models is not None else face_models()
+    return plan_faces(image, hole, size, detector, predictor)
+
+
+def paste_fills(image: np.ndarray, faces: list[Face], fills: list[np.ndarray]) -> np.ndarray:
+    """The photo (uint8 (H, W, 3)) with each face's fill (G(z), uint8 (S, S, 3) or float in [-1, 1],
+    as CompletionResult.fill's rows) warped back and Poisson-blended into that face's holes."""
+    result = image
+    for face, fill in zip(faces, fills):
+        fill = fill if fill.dtype == np.uint8 else utils.to_uint8(fill)
+        result = blend_into(result, fill_to_photo(fill, face.matrix, image.shape[:2]), face.hole)
     return result
 
 
@@ -148,8 +178,8 @@ def complete_photo(photo: Photo, fills: list[np.ndarray]) -> np.ndarray:
 class PhotoJob:
     """complete.py --photos: plan every photo, complete all faces in batches, blend, write."""
 
-    def __init__(self, model: DCGAN, config):
-        self.model, self.config = model, config
+    def __init__(self, engine: CompletionEngine, output: OutputSettings):
+        self.engine, self.output = engine, output
 
     def run(self, paths: list, mask: str) -> int:
         """Complete each photo with its mask (a file, or a folder of masks named like the photos);
@@ -162,14 +192,14 @@ class PhotoJob:
             masks = [Path(mask)] * len(paths)
         else:
             utils.fail(f"mask {mask} does not exist")
-        utils.output_folder(self.config.outDir, "output folder")
-        detector, predictor = face_alignment.load_models(face_alignment.default_predictor())
+        utils.output_folder(self.output.out_dir, "output folder")
+        models = face_models()
         photos, failed = [], 0
-        todo = list(zip(paths, unique_stems(paths), masks))
+        todo = list(zip(paths, utils.unique_names([Path(path).stem for path in paths]), masks))
         for path, name, mask_path in tqdm(todo, desc="Finding faces", unit="photo", disable=len(todo) < 2,
                                           leave=False):
             try:
-                photos.append(self.prepare(Path(path), name, mask_path, detector, predictor))
+                photos.append(self.prepare(Path(path), name, mask_path, models))
             except (utils.ImageError, PhotoError) as error:
                 text = str(error)
                 tqdm.write(f"error: {text if text.startswith(str(path)) else f'{path}: {text}'}", file=sys.stderr)
@@ -178,8 +208,8 @@ class PhotoJob:
         if faces:
             fills = iter(self.complete_faces(faces))
             for photo in photos:
-                self.write(photo, complete_photo(photo, [next(fills) for _ in photo.faces]))
-            out = Path(self.config.outDir)
+                self.write(photo, paste_fills(photo.image, photo.faces, [next(fills) for _ in photo.faces]))
+            out = self.output.out_dir
             print(f"Completed {len(faces)} face(s) in {len(photos)} photo(s): results in {out / 'final'}, "
                   f"side by side in {out / 'side_by_side'}, the aligned faces' optimisation in {out}.")
         if failed:
@@ -187,34 +217,24 @@ class PhotoJob:
             return 1
         return 0
 
-    def prepare(self, path: Path, name: str, mask_path: Path, detector, predictor) -> Photo:
+    def prepare(self, path: Path, name: str, mask_path: Path, models) -> Photo:
         image = utils.read_rgb(path)
         known = masking.read_photo_mask(mask_path, *image.shape[:2])[:, :, 0] > 0.5
-        faces = plan_faces(image, known, self.model.image_size, detector, predictor)
+        faces = prepare_photo(image, ~known, self.engine.model.image_size, models)
         return Photo(path, name, image, known, faces)
 
     def complete_faces(self, faces: list[Face]) -> list[np.ndarray]:
-        """Every face's fill G(z), uint8 (S, S, 3), completed in batches of --batchSize."""
-        from tqdm import tqdm
-
+        """Every face's fill G(z), uint8 (S, S, 3), completed in batches of the batch size, with
+        the original's outputs of each batch in the output folder."""
         # No wider than the faces: a photo or two would otherwise pay for a whole padded batch.
-        config = copy.copy(self.config)
-        config.batchSize = min(config.batchSize, len(faces))
-        job = CompletionJob(self.model, config)
-        starts = range(0, len(faces), config.batchSize)
-        fills = []
-        with tqdm(total=len(starts) * config.nIter, desc="Completing", unit="it", dynamic_ncols=True,
-                  mininterval=0.5) as bar:
-            for number, start in enumerate(starts):
-                batch = faces[start:start + config.batchSize]
-                folder = Path(config.outDir) if len(starts) == 1 else Path(config.outDir) / f"batch_{number:03d}"
-                job.complete_batch(np.stack([f.crop for f in batch]), np.stack([f.mask for f in batch]), folder, bar)
-                fills.extend(utils.to_uint8(job.last_fill))
-        return fills
+        pad_to = min(self.engine.settings.batch_size, len(faces))
+        crops, masks = np.stack([f.crop for f in faces]), np.stack([f.mask for f in faces])
+        results = complete_in_folders(self.engine, crops, masks, self.output.out_dir, pad_to)
+        return [fill for _, result in results for fill in utils.to_uint8(result.fill)]
 
     def write(self, photo: Photo, result: np.ndarray) -> None:
         """final/<name>.png, and side_by_side/<name>.png: the photo with its hole in black | the result."""
-        out = Path(self.config.outDir)
+        out = self.output.out_dir
         utils.save_png(out / "final" / f"{photo.name}.png", result)
         holed = np.where(photo.known[:, :, None], photo.image, 0).astype(np.uint8)
         gap = np.full((result.shape[0], 8, 3), 255, np.uint8)

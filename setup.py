@@ -18,7 +18,7 @@ setup(
     # Every top-level module: the five scripts and the modules they import (tests/test_packaging.py checks).
     py_modules=["train_dcgan", "complete", "align_faces", "simple_distributions", "convert_checkpoint",
                 "model", "layouts", "ops", "utils", "masking", "distribute", "checkpoints", "training", "completion",
-                "completion_job", "face_alignment", "photo_completion"],
+                "completion_settings", "completion_job", "face_alignment", "photo_completion"],
     install_requires=requirements,
     extras_require={"test": ["pytest>=7"], "gpu": ["tensorflow[and-cuda]>=2.16"]},
     entry_points={"console_scripts": [

@@ -322,12 +322,34 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     return found
 
 
+def first_few(items: Sequence[str], first: int = 3, separator: str = ", ", before_more: str = " ") -> str:
+    """The first items and how many more, for one line: 'a, b, c and 2 more'."""
+    shown = separator.join(items[:first])
+    return shown + (f"{before_more}and {len(items) - first} more" if len(items) > first else "")
+
+
 def describe_bad_files(errors: Sequence[str], first: int = 3) -> str:
-    """'N unreadable files skipped (a: why, b: why, ...)' for one warning line."""
-    shown = "; ".join(errors[:first])
-    more = f"; and {len(errors) - first} more" if len(errors) > first else ""
+    """'skipped N unreadable image files: a: why; b: why; ...' for one warning line."""
     plural = "s" if len(errors) != 1 else ""
-    return f"skipped {len(errors)} unreadable image file{plural}: {shown}{more}"
+    return f"skipped {len(errors)} unreadable image file{plural}: {first_few(errors, first, '; ', '; ')}"
+
+
+def unique_names(stems: Sequence[str], separator: str = "_") -> list[str]:
+    """Output names from input names, in order. A repeated name gets _1, _2, ... (with this
+    separator), skipping every name already given or that is another input's own name, so
+    nothing is overwritten and each input keeps its own name where it can. Names compare
+    casefolded, as macOS and Windows file names ignore case."""
+    own = {stem.casefold() for stem in stems}
+    used: set[str] = set()
+    names = []
+    for stem in stems:
+        name, suffix = stem, 0
+        while name.casefold() in used or (suffix and name.casefold() in own):
+            suffix += 1
+            name = f"{stem}{separator}{suffix}"
+        used.add(name.casefold())
+        names.append(name)
+    return names
 
 
 # ----------------------------------------------------------------------------

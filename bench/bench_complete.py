@@ -37,6 +37,7 @@ def worker(args) -> dict:
     from common import build_model, completion_iteration_flops, matmul_rates, model, print_flops, scale_generator, tf
     import completion
     import masking
+    from completion_settings import CompletionSettings
 
     strategy, dcgan, precision = build_model(args, args.imgSize)
     scale_generator(dcgan)
@@ -45,10 +46,11 @@ def worker(args) -> dict:
         print_flops(dcgan, per_image, "one completion iteration")
     mask = masking.make_mask("center", args.imgSize)
     images = tf.random.uniform([args.batchSize, args.imgSize, args.imgSize, 3], -1.0, 1.0, seed=1)
+    settings = CompletionSettings(approach=args.approach, seed=0, xla=args.xla)
 
     def optimise(dcgan, iterations: int):
         """(seconds, final z) of `iterations` iterations from the seed's z."""
-        completer = completion.Completer(dcgan, mask, approach=args.approach, seed=0, xla=args.xla)
+        completer = completion.Completer(dcgan, mask, settings)
         z = completer.initial_z(images)
         completer.run(z, completer.initial_state(z), images, 0, args.outInterval)  # warm-up: tracing
         state = completer.initial_state(z)
@@ -67,7 +69,7 @@ def worker(args) -> dict:
         return result
     # Quality: each run's final z's loss, evaluated in float32 on one device.
     reference = scale_generator(model.DCGAN(image_size=args.imgSize, seed=0))
-    evaluate = completion.Completer(reference, mask, approach=args.approach, seed=0).loss
+    evaluate = completion.Completer(reference, mask, settings).loss
     result["final_loss"] = float(tf.reduce_mean(evaluate(final_z, images)[0]))
     if precision != "off":
         _, float32_z, _ = optimise(reference, args.nIter)
@@ -79,7 +81,7 @@ def worker(args) -> dict:
 
     def eager_iteration(z, state, i):
         loss, grad, _ = completer.loss_and_gradient(z, images)
-        return completer._momentum(z, grad, state, i)
+        return completer.momentum_update(z, grad, state, i)
 
     z, state = eager_iteration(z, state, 0)
     start = time.perf_counter()

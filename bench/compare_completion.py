@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -27,44 +28,44 @@ import eval_completion  # noqa: E402
 import masking  # noqa: E402
 import utils  # noqa: E402
 
-# name -> Completer settings; "weighted" is the paper's weighted contextual loss.
+# name -> CompletionSettings fields (weighted_mask: the paper's weighted contextual loss), and restarts.
 CANDIDATES = {
     "article": dict(approach="momentum", lr=0.01),  # the article's update and loss (lr 0.01)
     "momentum_lr0.001": dict(approach="momentum", lr=0.001),
     "momentum_lr0.0001": dict(approach="momentum", lr=0.0001),
     "adam": dict(approach="adam", lr=0.01),
-    "adam_weighted": dict(approach="adam", lr=0.01, weighted=True),  # complete.py's defaults
-    "adam_weighted_lam0.003": dict(approach="adam", lr=0.01, weighted=True, lam=0.003),  # the paper's lambda
-    "adam_weighted_4restarts": dict(approach="adam", lr=0.01, weighted=True, restarts=4),
+    "adam_weighted": dict(approach="adam", lr=0.01, weighted_mask=True),  # complete.py's defaults
+    "adam_weighted_lam0.003": dict(approach="adam", lr=0.01, weighted_mask=True, lam=0.003),  # the paper's lambda
+    "adam_weighted_4restarts": dict(approach="adam", lr=0.01, weighted_mask=True, restarts=4),
 }
 
 
-def complete(model, truth: np.ndarray, mask: np.ndarray, settings: dict, iters: list[int], precision: str):
+def complete(model, truth: np.ndarray, mask: np.ndarray, candidate: dict, iters: list[int], precision: str):
     """Yield (iterations, per-image fills as uint8, mean final loss, seconds) at each of iters."""
-    import tensorflow as tf
-    from completion import Completer
+    from completion import CompletionEngine
+    from completion_settings import CompletionSettings
 
-    restarts = settings.get("restarts", 1)
-    count = len(truth)
+    fields = dict(candidate)
+    restarts, count = fields.pop("restarts", 1), len(truth)
+    # One batch of every restart; chunks that end at every reported iteration.
+    settings = CompletionSettings(weighted_mask=fields.pop("weighted_mask", False), seed=0, n_iter=iters[-1],
+                                  out_interval=math.gcd(*iters), batch_size=count * restarts, **fields)
     masks = np.broadcast_to(mask[..., :1], (count * restarts,) + mask.shape[:2] + (1,))
-    weights = np.stack([masking.weighted_mask(m) for m in masks]) if settings.get("weighted") else masks
-    completer = Completer(model, approach=settings["approach"], lr=settings["lr"], lam=settings.get("lam", 0.1),
-                          seed=0)
-    y = tf.constant(np.tile(utils.to_float(truth), (restarts, 1, 1, 1)))
-    w = tf.constant(weights, tf.float32)
-    z = completer.initial_z(y, 1, w)
-    state, done, started = completer.initial_state(z), 0, time.perf_counter()
+    seen, ends, started = {}, {}, time.perf_counter()
+
+    def keep(progress) -> None:  # G(z) and its loss at a reported iteration, and when it was reached
+        ends[progress.done] = time.perf_counter() - started
+        if progress.frame_iteration in iters:
+            seen[progress.frame_iteration] = (progress.frame, progress.frame_loss)
+
+    result = CompletionEngine(model, settings).complete(np.tile(truth, (restarts, 1, 1, 1)), masks, keep)
+    seen[iters[-1]] = (result.fill, result.loss)
     for target in iters:
-        while done < target:
-            steps = min(100, target - done)
-            z, state, _, _, _ = completer.run(z, state, y, done, steps, w)
-            done += steps
-        loss, fake = completer._loss(z, y, w)
-        loss = loss.numpy().reshape(restarts, count)
-        fake = fake.numpy().reshape((restarts, count) + fake.shape[1:])
+        fake, loss = seen[target]
+        loss = loss.reshape(restarts, count)
+        fake = fake.reshape((restarts, count) + fake.shape[1:])
         best = loss.argmin(axis=0)
-        yield target, utils.to_uint8(fake[best, np.arange(count)]), float(loss.min(axis=0).mean()), \
-            time.perf_counter() - started
+        yield target, utils.to_uint8(fake[best, np.arange(count)]), float(loss.min(axis=0).mean()), ends[target]
 
 
 def scores(completed: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> tuple[float, float]:

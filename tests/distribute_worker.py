@@ -21,6 +21,7 @@ os.environ["DCGAN_LOGICAL_CPUS"] = "2"
 import numpy as np  # noqa: E402
 
 import completion  # noqa: E402  (imports TensorFlow quietly; no device initialised yet)
+from completion_settings import CompletionSettings  # noqa: E402
 import model as M  # noqa: E402
 import distribute  # noqa: E402
 import masking  # noqa: E402
@@ -84,13 +85,15 @@ def main(out: Path) -> None:
     with strategy.scope():
         bf16 = M.DCGAN(**HPARAMS, seed=7, compute_dtype="bfloat16")
     out_bf16 = bf16.train_step(images)
-    completer = completion.Completer(bf16, masking.make_mask("center", 16), seed=0)
-    z = completer.initial_z(images)
-    z, state, fake, losses, zs = completer.run(z, completer.initial_state(z), images, 0, 3)
+    settings = CompletionSettings(approach="momentum", n_iter=3, out_interval=3, batch_size=BATCH, seed=0,
+                                  weighted_mask=False)
+    masks = np.broadcast_to(masking.make_mask("center", 16)[..., :1], (BATCH, 16, 16, 1))
+    completed = completion.CompletionEngine(bf16, settings).complete(images.numpy(), masks, record=True)
+    losses, fake = completed.losses, completed.fill
     results["bf16"] = dict(
         losses=[float(out_bf16[k]) for k in M.LOSS_NAMES],
         variable_dtypes=sorted({v.dtype.name for v in bf16.state_variables}),
-        completion_losses=losses.numpy().tolist(), completion_dtypes=[losses.dtype.name, fake.dtype.name],
+        completion_losses=losses.tolist(), completion_dtypes=[losses.dtype.name, fake.dtype.name],
         step=int(bf16.step.numpy()), replica_copies_differ=replica_copies_identical(strategy, bf16))
     (out / "results.json").write_text(json.dumps(results))
 

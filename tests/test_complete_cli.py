@@ -333,3 +333,23 @@ def test_defaults_are_the_measured_best_and_the_article_is_one_flag_set_away():
     article = complete.parse_args(["x.png", *ARTICLE])
     assert (article.approach, article.weightedMask, article.blend, article.momentum) == ("momentum", False, "none",
                                                                                           0.9)
+
+
+def test_every_flag_reaches_its_setting_and_the_defaults_are_the_settings():
+    import complete
+    from completion_settings import CompletionSettings, OutputSettings
+    assert complete.settings_from_args(complete.parse_args(["x.png"])) == (CompletionSettings(), OutputSettings())
+    flags = ["--approach", "hmc", "--nIter", "7", "--lr", "0.5", "--momentum", "0.25", "--beta1", "0.5",
+             "--beta2", "0.75", "--eps", "0.125", "--hmcBeta", "0.3", "--hmcEps", "0.04", "--hmcL", "9",
+             "--hmcAnneal", "0.95", "--lam", "0.03", "--outInterval", "4", "--batchSize", "5", "--seed", "11",
+             "--no-weightedMask", "--zCandidates", "6", "--maskType", "lowres", "--xla", "--outDir", "o",
+             "--blend", "none", "x.png"]
+    settings, output = complete.settings_from_args(complete.parse_args(flags))
+    assert settings == CompletionSettings(
+        approach="hmc", n_iter=7, lr=0.5, momentum=0.25, beta1=0.5, beta2=0.75, eps=0.125, hmc_beta=0.3,
+        hmc_eps=0.04, hmc_l=9, hmc_anneal=0.95, lam=0.03, out_interval=4, batch_size=5, seed=11,
+        weighted_mask=False, z_candidates=6, lowres=True, xla=True)
+    assert output == OutputSettings(Path("o"), "none")
+    # The lowres loss belongs to the lowres mask type only, not to a user's mask.
+    with_mask = complete.parse_args(["--maskType", "lowres", "--mask", "m.png", "x.png"])
+    assert not complete.settings_from_args(with_mask)[0].lowres

@@ -109,3 +109,36 @@ def test_bad_arguments_stop_before_any_work(work, capsys, tmp_path, args, words)
     assert "error: " in last  # argparse's "PROG: error: ..." or the one-line "error: ..."
     assert all(word in last for word in words), last
     assert not (tmp_path / "out").exists()
+
+
+def test_one_photo_without_files_is_what_photos_writes(work, tmp_path, monkeypatch):
+    """prepare_photo -> the engine -> paste_fills, in a folder that stays empty: the photo that
+    --photos writes with the same settings; and a clear PhotoError for a photo it cannot do."""
+    from completion import CompletionEngine
+    from model import DCGAN
+    import photo_completion
+    out = tmp_path / "out"
+    assert main(work, "--outDir", str(out), "--photos", str(work / "photos" / "hopper.jpg"), "--mask",
+                str(work / "masks" / "hopper.png")) == 0
+    settings, _ = complete.settings_from_args(complete.parse_args(["--seed", "0", "--nIter", "2", "--outInterval",
+                                                                   "2", "x.png"]))
+    engine = CompletionEngine(DCGAN.from_checkpoint(work / "ckpt"), settings)
+    photo, hole = utils.read_rgb(PHOTO), np.zeros((600, 512), bool)
+    hole[EYE] = True
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    faces = photo_completion.prepare_photo(photo, hole, 64)
+    assert len(faces) == 1 and faces[0].crop.shape == (64, 64, 3) and faces[0].mask.shape == (64, 64, 1)
+    result = engine.complete(np.stack([f.crop for f in faces]), np.stack([f.mask for f in faces]), pad_to=len(faces))
+    filled = photo_completion.paste_fills(photo, faces, result.fill)
+    assert list(empty.iterdir()) == []
+    np.testing.assert_array_equal(filled, np.asarray(Image.open(out / "final" / "hopper.png")))
+    corner = np.zeros_like(hole)
+    corner[CORNER] = True
+    gradient = np.asarray(Image.open(work / "photos" / "gradient.png").convert("RGB"))
+    for image, where, words in ((photo, corner, "outside every face's aligned crop"),
+                                (gradient, np.ones(gradient.shape[:2], bool), "no face found"),
+                                (photo, np.zeros_like(hole), "no pixel to fill")):
+        with pytest.raises(photo_completion.PhotoError, match=words):
+            photo_completion.prepare_photo(image, where, 64)

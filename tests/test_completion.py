@@ -1,5 +1,6 @@
 """Completion maths, in-process: the objective and its gradient, the update
-rules against numpy reimplementations of the original's formulas, range recovery, zCandidates.
+rules against numpy reimplementations of the original's formulas, range recovery, zCandidates;
+the engine (results without files, its record, progress, padding, draw_z) and the settings' ranges.
 
 The references here are written from the original's formulas (its complete.py and the
 article), not from the port's code.
@@ -17,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import masking  # noqa: E402
-from completion import Completer  # noqa: E402
+from completion import CompletionEngine, Completer, draw_z  # noqa: E402
+from completion_settings import CompletionSettings  # noqa: E402
 from model import DCGAN  # noqa: E402
 
 SIZE, Z_DIM, N = 16, 16, 4
@@ -274,6 +276,16 @@ def hole_psnr(a: np.ndarray, b: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return 10 * np.log10(4.0 / mse)
 
 
+def flip_gradient(completer: Completer) -> None:
+    """Make the update rule climb the loss (a negative lr, which the settings refuse)."""
+    descend = completer.loss_and_gradient
+
+    def ascend(z, images, weights=None):
+        loss, grad, fake = descend(z, images, weights)
+        return loss, -grad, fake
+    completer.loss_and_gradient = ascend
+
+
 def test_range_recovery_from_known_pixels():
     """Targets y = G(z*), z* in [-0.8, 0.8]; center mask; lam = 0; the article's momentum rule.
 
@@ -290,8 +302,10 @@ def test_range_recovery_from_known_pixels():
     y = model.generate(tf.constant(z_star))
     z0 = tf.constant(random_z(2))
     psnr = {}
-    for name, step in (("descent", lr), ("ascent", -lr)):
-        completer = Completer(model, mask, approach="momentum", lam=0.0, lr=step, seed=0)
+    for name in ("descent", "ascent"):
+        completer = Completer(model, mask, approach="momentum", lam=0.0, lr=lr, seed=0)
+        if name == "ascent":
+            flip_gradient(completer)
         z, *_ = completer.run(z0, completer.initial_state(z0), y, 0, iters)
         psnr[name] = hole_psnr(model.generate(z).numpy(), y.numpy(), hole)
     psnr["start"] = hole_psnr(model.generate(z0).numpy(), y.numpy(), hole)
@@ -348,3 +362,106 @@ def test_best_of_candidates_is_the_per_image_minimum(model, images):
     np.testing.assert_array_equal(again.initial_z(images, candidates).numpy(), best)
     single = Completer(model, mask, lam=0.1, seed=seed)
     np.testing.assert_array_equal(single.initial_z(images, 1).numpy(), draws[0])
+
+
+# ----------------------------------------------------------------------------
+# The engine
+# ----------------------------------------------------------------------------
+
+def test_engine_records_the_reference_trajectory_in_padded_batches_without_files(model, images, tmp_path,
+                                                                                  monkeypatch):
+    """Adam from a given z, 4 images in batches of 3 (the second padded): the record is the numpy
+    reference's trajectory, the frames are G(z) at 0, 2, 4 and 5, progress comes once per chunk."""
+    params = UPDATE_CASES["adam"]
+    mask = masking.make_mask("center", SIZE)
+    settings = CompletionSettings(approach="adam", lam=0.1, n_iter=ITERS, out_interval=2, batch_size=3,
+                                  weighted_mask=False, seed=0, **params)
+    z0 = random_z(4, low=-0.95, high=0.95)
+    trajectory, z_end, _ = reference_trajectory(Completer(model, mask, settings), images, z0, "adam", params)
+    engine, calls = CompletionEngine(model, settings), []
+    monkeypatch.chdir(tmp_path)
+    masks = np.broadcast_to(mask[..., :1], (N, SIZE, SIZE, 1))
+    result = engine.complete(images.numpy(), masks, progress=calls.append, record=True, z=z0)
+    assert list(tmp_path.iterdir()) == []  # no file, anywhere the engine could write one
+    assert result.losses.shape == (ITERS, N) and result.zs.shape == (ITERS, N, Z_DIM)
+    for i, (z_ref, loss_ref) in enumerate(trajectory):
+        np.testing.assert_allclose(result.zs[i], z_ref, atol=2e-5, err_msg=f"z before iteration {i}")
+        np.testing.assert_allclose(result.losses[i], loss_ref, rtol=1e-4, err_msg=f"loss at iteration {i}")
+    np.testing.assert_allclose(result.z, z_end, atol=2e-5)
+    assert [iteration for iteration, _ in result.frames] == [0, 2, 4, ITERS]
+    for iteration, fill in result.frames:
+        z_at = z_end if iteration == ITERS else trajectory[iteration][0]
+        expected = model.generate(tf.constant(z_at, tf.float32)).numpy()
+        assert fill.shape == (N, SIZE, SIZE, 3) and fill.dtype == np.float32
+        np.testing.assert_allclose(fill, expected, atol=1e-4, err_msg=f"frame {iteration}")
+    np.testing.assert_array_equal(result.fill, result.frames[-1][1])
+    np.testing.assert_allclose(result.loss, Completer(model, mask, settings).loss(tf.constant(result.z), images)[0],
+                               rtol=1e-5)
+    # Progress: once per chunk (3 chunks in each of 2 batches), with the batch's rows.
+    assert [(p.batch_index, p.done, p.frame_iteration) for p in calls] == \
+        [(0, 2, 0), (0, 4, 2), (0, 5, 4), (1, 7, 0), (1, 9, 2), (1, 10, 4)]
+    assert all(p.total == 10 and p.batches == 2 for p in calls)
+    assert [len(p.loss) for p in calls] == [3, 3, 3, 1, 1, 1]
+    np.testing.assert_allclose(calls[4].frame_loss, result.losses[2, 3:], rtol=1e-6)
+    np.testing.assert_array_equal(calls[1].frame, result.frames[1][1][:3])
+
+
+def test_padded_batches_give_each_image_its_result_alone(model, images):
+    """Momentum with the weighted mask, a mask per image, 4 images in batches of 3: each image's
+    final z and loss are those of completing it alone from the same z."""
+    user = np.ones((SIZE, SIZE, 1), np.float32)
+    user[2:7, 9:15] = 0.0
+    masks = np.stack([masking.make_mask("center", SIZE), masking.make_mask("left", SIZE),
+                      masking.make_mask("top", SIZE), np.repeat(user, 3, axis=2)])[..., :1]
+    settings = CompletionSettings(approach="momentum", lr=0.001, n_iter=3, out_interval=2, batch_size=3)
+    z0 = random_z(9, low=-0.95, high=0.95)
+    together = CompletionEngine(model, settings).complete(images.numpy(), masks, z=z0)
+    alone = CompletionEngine(model, settings)
+    for i in range(N):
+        one = alone.complete(images.numpy()[i:i + 1], masks[i:i + 1], z=z0[i:i + 1], pad_to=1)
+        np.testing.assert_allclose(together.z[i], one.z[0], atol=1e-5)
+        np.testing.assert_allclose(together.loss[i], one.loss[0], rtol=1e-5)
+    assert np.abs(together.z - z0).max() > 0.01
+
+
+def test_draw_z_is_the_z_that_complete_draws_for_one_image(model, images):
+    """complete.py's settings with --seed 5: the engine's start z for one image (padded to the
+    default 64 rows) is draw_z(5, 1, z_dim), and giving the engine that z changes nothing; the
+    engine's compiled functions are traced once for both calls."""
+    import complete
+    settings, _ = complete.settings_from_args(complete.parse_args(["--seed", "5", "--nIter", "2", "x.png"]))
+    engine = CompletionEngine(model, settings)
+    mask = masking.make_mask("center", SIZE)[None, ..., :1]
+    drawn = engine.complete(images.numpy()[:1], mask, record=True)
+    np.testing.assert_array_equal(drawn.zs[0], draw_z(5, 1, Z_DIM))
+    traced = engine.completer._run.experimental_get_tracing_count()
+    given = engine.complete(images.numpy()[:1], mask, z=draw_z(5, 1, Z_DIM))
+    np.testing.assert_array_equal(given.z, drawn.z)
+    assert engine.completer._run.experimental_get_tracing_count() == traced
+    assert not np.array_equal(draw_z(5, 1, Z_DIM), draw_z(6, 1, Z_DIM))
+
+
+def test_uint8_images_are_read_as_the_original_reads_them(model):
+    """uint8 in, [-1, 1] inside: the same result as the float images x / 127.5 - 1."""
+    pixels = np.random.default_rng(4).integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8)
+    masks = np.broadcast_to(masking.make_mask("center", SIZE)[..., :1], (2, SIZE, SIZE, 1))
+    settings = CompletionSettings(n_iter=1, batch_size=2, weighted_mask=False)
+    z0 = random_z(5, n=2)
+    engine = CompletionEngine(model, settings)
+    as_uint8 = engine.complete(pixels, masks, z=z0)
+    as_float = engine.complete(pixels.astype(np.float32) / 127.5 - 1.0, masks, z=z0)
+    np.testing.assert_array_equal(as_uint8.loss, as_float.loss)
+    with pytest.raises(ValueError, match="masks must be"):
+        engine.complete(pixels, masks[:1])
+
+
+@pytest.mark.parametrize("field, value", [
+    ("approach", "sgd"), ("n_iter", 0), ("n_iter", 2.5), ("lr", 0.0), ("lr", -0.01), ("lr", float("nan")),
+    ("momentum", 1.0), ("beta2", -0.1), ("eps", 0), ("hmc_l", 0), ("hmc_anneal", float("inf")), ("lam", -1.0),
+    ("out_interval", 0), ("batch_size", True), ("z_candidates", 0), ("seed", "1"), ("weighted_mask", 1),
+    ("xla", None)])
+def test_settings_refuse_bad_values_in_one_line(field, value):
+    with pytest.raises(ValueError) as error:
+        CompletionSettings(**{field: value})
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"{field} must be ") and repr(value) in message

@@ -30,7 +30,7 @@ import convert_checkpoint
 import simple_distributions
 import train_dcgan
 import utils
-from completion_job import unique_stems
+from utils import unique_names
 from model import DCGAN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -391,6 +391,7 @@ def test_kill_9_while_training_and_saving_then_resume(base, tmp_path, capsys):
 # ----------------------------------------------------------------------------
 
 def test_clashing_output_names():
-    names = unique_stems(["a/im0.png", "b/im0.png", "c/im0_1.png", "d/IM0.jpg", "e/im0_2.png"])
+    paths = ["a/im0.png", "b/im0.png", "c/im0_1.png", "d/IM0.jpg", "e/im0_2.png"]
+    names = unique_names([Path(path).stem for path in paths])
     assert len({n.casefold() for n in names}) == 5
     assert names[0] == "im0" and names[2] == "im0_1" and names[4] == "im0_2"  # own names kept where free

@@ -43,7 +43,7 @@ def needed_modules() -> set[str]:
 def test_every_module_a_script_imports_is_packaged():
     needed = needed_modules()
     assert needed - packaged_modules() == set()
-    assert {"distribute", "checkpoints", "training", "completion", "completion_job"} <= needed
+    assert {"distribute", "checkpoints", "training", "completion", "completion_settings", "completion_job"} <= needed
 
 
 def test_every_console_script_points_at_a_packaged_main():
@@ -60,7 +60,7 @@ def test_no_module_imports_a_script():
 
 def test_imports_flow_one_way():
     # scripts -> completion_job/training -> completion -> model -> checkpoints/ops/distribute -> layouts/utils
-    order = ["utils", "masking", "layouts", "face_alignment", "ops", "distribute", "checkpoints", "model",
+    order = ["utils", "completion_settings", "masking", "layouts", "face_alignment", "ops", "distribute", "checkpoints", "model",
              "completion", "completion_job", "photo_completion", "training"]
     for rank, module in enumerate(order):
         later = set(order[rank + 1:])
