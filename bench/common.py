@@ -8,27 +8,28 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import layouts  # noqa: E402
 import model  # noqa: E402  (imports TensorFlow quietly)
 
 import tensorflow as tf  # noqa: E402
 
 
 def layer_macs(dcgan: model.DCGAN) -> dict[str, list[int]]:
-    """Multiply-accumulates per image of each layer's forward pass, for G and D."""
-    size, layers = dcgan.image_size, model.num_layers(dcgan.image_size)
-    g = [dcgan.z_dim * dcgan.generator.start_size ** 2 * dcgan.generator.start_channels]
-    spatial, channels = dcgan.generator.start_size, dcgan.generator.start_channels
-    for i in range(1, layers + 1):
-        out = dcgan.c_dim if i == layers else channels // 2
-        g.append(spatial * spatial * 25 * channels * out)  # transposed conv: every input pixel x kernel
-        spatial, channels = spatial * 2, out
-    d, spatial, channels = [], size, dcgan.c_dim
-    for i in range(layers):
-        out = dcgan.df_dim * 2 ** i
+    """Multiply-accumulates per image of each layer's forward pass, for G and D, from the widths
+    layouts.py gives the model's layout (every conv and transposed conv is KERNEL x KERNEL, stride 2)."""
+    kernel = layouts.KERNEL ** 2
+    start, widths = layouts.generator_plan(dcgan.layout, dcgan.image_size, dcgan.gf_dim, dcgan.c_dim)
+    g, spatial = [dcgan.z_dim * start ** 2 * widths[0]], start
+    for inputs, out in zip(widths, widths[1:]):
+        g.append(spatial * spatial * kernel * inputs * out)  # transposed conv: every input pixel x kernel
+        spatial *= 2
+    d_widths, end = layouts.discriminator_widths(dcgan.image_size, dcgan.df_dim)
+    d, spatial, channels = [], dcgan.image_size, dcgan.c_dim
+    for out in d_widths:
         spatial //= 2
-        d.append(spatial * spatial * 25 * channels * out)
+        d.append(spatial * spatial * kernel * channels * out)
         channels = out
-    d.append(dcgan.discriminator.flat_dim)
+    d.append(end * end * channels)  # the linear layer
     return {"G": g, "D": d}
 
 

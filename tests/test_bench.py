@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +52,23 @@ def test_analytic_flop_counts_at_64():
     assert macs["G"][1] == 4 * 4 * 25 * 512 * 256 and macs["D"][1] == 16 * 16 * 25 * 64 * 128
     assert common.train_step_flops(dcgan) / 1e9 == pytest.approx(5.50, abs=0.01)
     assert common.completion_iteration_flops(dcgan) / 1e9 == pytest.approx(1.30, abs=0.01)
+
+
+def test_layer_macs_follow_each_layout():
+    """The later layout's generator keeps 512 filters in its first transposed conv (4x4x512 -> 8x8x512)
+    and every count matches the model's own weights: kernel volume x input pixels x filters."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import common
+    from model import DCGAN
+    later = DCGAN(layout="later")
+    macs = common.layer_macs(later)
+    assert macs["G"][1] == 4 * 4 * 25 * 512 * 512 and macs["G"][2] == 8 * 8 * 25 * 512 * 256
+    for layout in ("article", "later"):
+        dcgan = DCGAN(image_size=32, gf_dim=8, df_dim=8, z_dim=16, layout=layout)
+        macs, start = common.layer_macs(dcgan), dcgan.generator.start_size
+        kernels = [v.shape for v in dcgan.generator.trainable_variables if v.name.endswith("w:0")]
+        assert macs["G"][0] == 16 * start * start * kernels[0][3]
+        assert macs["G"][1:] == [(start * 2 ** i) ** 2 * int(np.prod(k)) for i, k in enumerate(kernels)], layout
 
 
 def test_compare_completion_reports_every_candidate(tmp_path):
