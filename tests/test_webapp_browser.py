@@ -1,0 +1,173 @@
+"""The page in a real browser: headless Chromium (Selenium) against the app on a loopback port.
+It opens an image, paints a stroke by dragging the mouse, completes it, downloads the PNG and
+checks it (the input's size, the input's pixels outside the painted region, changed inside it),
+and checks that undo empties the stroke and redo brings it back. Skips where no browser starts.
+
+SAVE_SCREENSHOT=1 saves the finished page to docs/images/webapp.png; WEBAPP_URL=http://HOST:PORT runs
+against a server already running (`serve.py` with a trained model), WEBAPP_FACE=IMAGE paints a real face
+and WEBAPP_ITERATIONS=N asks for more iterations.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from webapp_support import face, running_server, service
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOT = ROOT / "docs" / "images" / "webapp.png"
+TIMEOUT = 120
+
+
+def chrome(download_dir: Path):
+    """A headless Chromium driver, or skip with the reason."""
+    try:
+        from selenium import webdriver
+        from selenium.common.exceptions import WebDriverException
+        from selenium.webdriver.chrome.service import Service as ChromeService
+    except ImportError:
+        pytest.skip("selenium is not installed (pip install selenium)")
+    binary = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
+                   if shutil.which(name)), None)
+    driver_path = shutil.which("chromedriver")
+    if binary is None or driver_path is None:
+        pytest.skip("no Chromium and chromedriver on PATH (apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=1280,1400", "--force-device-scale-factor=1", "--no-first-run"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "SEVERE"})
+    options.add_experimental_option("prefs", {"download.default_directory": str(download_dir),
+                                              "download.prompt_for_download": False})
+    try:
+        driver = webdriver.Chrome(options=options, service=ChromeService(driver_path))
+    except WebDriverException as error:
+        pytest.skip(f"Chromium does not start here: {str(error).splitlines()[0]}")
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(download_dir)})
+    return driver
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    from webapp.app import create_app
+
+    if os.environ.get("WEBAPP_URL"):  # a server already running, e.g. with a trained model
+        yield os.environ["WEBAPP_URL"].rstrip("/")
+        return
+    made = service()
+    with running_server(create_app(made)) as url:
+        yield url
+    made.stop()
+
+
+def wait(driver, condition, timeout: float = TIMEOUT, what: str = ""):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(d), what)
+
+
+def test_paint_complete_download_and_undo(app_url, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    source = os.environ.get("WEBAPP_FACE")
+    image = np.asarray(Image.open(source).convert("RGB")) if source else face(21, size=48, width=40)
+    path = tmp_path / "portrait.png"
+    Image.fromarray(image).save(path)
+    height, width = image.shape[:2]
+
+    driver = chrome(downloads)
+    try:
+        driver.get(app_url)
+        wait(driver, lambda d: "model" in d.find_element(By.ID, "model-info").text, what="model info")
+        driver.find_element(By.ID, "file").send_keys(str(path))
+        wait(driver, lambda d: d.find_element(By.ID, "canvas-wrap").is_displayed(), what="the image")
+        assert f"{width}×{height}" in driver.find_element(By.ID, "image-size").text
+        iterations = os.environ.get("WEBAPP_ITERATIONS")
+        if iterations:
+            field = driver.find_element(By.ID, "n_iter")
+            field.clear()
+            field.send_keys(iterations)
+
+        # A rectangle by dragging: across the middle, down a little, and back.
+        overlay = driver.find_element(By.ID, "overlay-canvas")
+        shown_w, shown_h = overlay.size["width"], overlay.size["height"]
+        slider = driver.find_element(By.ID, "brush-size")
+        driver.execute_script("arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input'))",
+                              slider, max(4, int(shown_w * 0.12)))
+        drag = ActionChains(driver, duration=20)
+        drag.move_to_element_with_offset(overlay, int(-shown_w * 0.18), int(-shown_h * 0.02)).click_and_hold()
+        for _ in range(6):
+            drag.move_by_offset(int(shown_w * 0.06), 0)
+        drag.move_by_offset(0, int(shown_h * 0.08))
+        for _ in range(6):
+            drag.move_by_offset(-int(shown_w * 0.06), 0)
+        drag.release().perform()
+        painted = mask_of(driver)
+        assert painted.shape == (height, width) and 0 < painted.sum() < 0.5 * painted.size
+        assert not driver.find_element(By.ID, "undo").get_property("disabled")
+
+        driver.find_element(By.ID, "complete").click()
+        link = driver.find_element(By.ID, "download-png")
+        wait(driver, lambda d: link.get_attribute("hidden") is None or "Failed" in d.find_element(By.ID, "status").text,
+             what="the result")
+        assert link.get_attribute("hidden") is None, driver.find_element(By.ID, "status").text
+        assert driver.execute_script("return document.getElementById('result-view').complete")
+        time.sleep(1.0)  # the page scrolls the result into view
+        link.click()
+        target = downloads / "portrait-completed.png"
+        wait(driver, lambda d: target.exists() and target.stat().st_size > 0, timeout=30, what="the download")
+        time.sleep(0.2)
+        result = np.asarray(Image.open(target).convert("RGB"))
+        assert result.shape == image.shape
+        assert (result[~painted] == image[~painted]).all()  # kept exactly where nothing was painted
+        assert (result[painted] != image[painted]).any()     # filled where it was painted
+        gif = driver.execute_script("return fetch(arguments[0]).then(r => r.status)",
+                                    driver.find_element(By.ID, "download-gif").get_attribute("href"))
+        assert gif == 200
+
+        if os.environ.get("SAVE_SCREENSHOT") == "1":
+            driver.execute_script("window.scrollTo(0, 0)")
+            time.sleep(0.3)
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            page = driver.find_element(By.TAG_NAME, "main")
+            driver.set_window_size(1280, page.size["height"] + 220)
+            time.sleep(0.3)
+            driver.save_screenshot(str(SCREENSHOT))
+
+        driver.find_element(By.ID, "undo").click()
+        assert not mask_of(driver).any()  # the stroke is gone
+        assert driver.find_element(By.ID, "undo").get_property("disabled")
+        driver.find_element(By.ID, "redo").click()
+        assert (mask_of(driver) == painted).all()
+        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        assert errors == [], errors
+    finally:
+        driver.quit()
+
+
+def mask_of(driver) -> np.ndarray:
+    """The page's mask, bool (H, W): True where painted (to fill), as the server reads it."""
+    import masking
+
+    url = driver.execute_script("return state.mask.toDataURL('image/png')")
+    data = io.BytesIO(base64.b64decode(url.split(",", 1)[1]))
+    height, width = Image.open(data).size[::-1]
+    data.seek(0)
+    try:
+        return masking.read_photo_mask(data, height, width)[:, :, 0] < 0.5
+    except Exception as error:  # nothing painted: masking calls an all-white mask an error
+        if "all white" in str(error):
+            return np.zeros((height, width), bool)
+        raise

@@ -1,0 +1,289 @@
+"""The routes: the page, the REST API it uses, its OpenAPI description and an offline /docs page.
+
+Every error is one JSON line, {"error": "..."}, FastAPI's own validation errors included.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import FastAPI, File, Form, Path as PathParam, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from webapp import imaging
+from webapp.imaging import BadInput
+from webapp.jobs import Busy, Job
+from webapp.service import Options, Service
+
+STATIC = Path(__file__).resolve().parent / "static"
+OUTPUTS = {"result.png": "image/png", "fill.png": "image/png", "completion.gif": "image/gif"}
+EVENT_POLL_S, KEEPALIVE_S = 0.1, 15.0
+
+
+class ErrorBody(BaseModel):
+    error: str
+
+
+ERRORS = {status: {"model": ErrorBody, "description": text} for status, text in {
+    400: "an upload that is not an image, or is cut short", 404: "no such job (or it expired)",
+    409: "the job has no result yet, or failed", 413: "an upload over the size limits",
+    422: "bad option values, a bad mask, or a photo without a face", 429: "the queue is full",
+    503: "the server's memory budget is spent, or it is stopping"}.items()}
+
+
+def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def validation_message(exc: RequestValidationError) -> str:
+    """FastAPI's first validation error as one line: 'n_iter: Input should be a valid integer ...'."""
+    errors = exc.errors()
+    if not errors:
+        return "invalid request"
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "form"))
+    message = str(first.get("msg", "invalid value")).splitlines()[0]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {message}{more}" if where else f"{message}{more}"
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `limit` bytes is answered 413 (by its Content-Length,
+    or by counting a body sent without one), before the upload is parsed or spooled."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        message = f"the request is over this server's limit of {self.limit / 2**20:.0f} MiB"
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            return await error(413, message)(scope, receive, send)
+        seen, over = 0, False
+
+        async def counted():
+            nonlocal seen, over
+            event = await receive()
+            seen += len(event.get("body", b""))
+            if seen > self.limit:
+                over = True
+                raise BadInput(413, message)
+            return event
+
+        async def guarded(event):
+            if not over:
+                await send(event)
+
+        try:
+            await self.app(scope, counted, guarded)
+        except BadInput:
+            pass
+        if over:
+            await error(413, message)(scope, receive, send)
+
+
+def create_app(service: Service) -> FastAPI:
+    """The FastAPI app on a started (or not yet started) Service."""
+    app = FastAPI(title="DCGAN image completion", version="1.0.0", docs_url=None, redoc_url=None,
+                  description="Fill the missing parts of face images with a DCGAN (Yeh et al., after Amos 2016): "
+                              "POST an image and a mask, follow the job, fetch its result. Masks: white (or "
+                              "transparent) = keep, black (painted) = fill, at the image's size.")
+    app.state.service = service
+    store = service.store
+    limit = 2 * service.limits.max_upload_bytes + (1 << 20)
+    app.add_middleware(BodyLimit, limit=limit)
+
+    @app.exception_handler(BadInput)
+    async def bad_input(_request, exc: BadInput):
+        return error(exc.status, exc.message)
+
+    @app.exception_handler(Busy)
+    async def busy(_request, exc: Busy):
+        return error(exc.status, exc.message, {"Retry-After": "5"})
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request, exc: RequestValidationError):
+        return error(422, validation_message(exc))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request, exc: HTTPException):
+        return error(exc.status_code, str(exc.detail).splitlines()[0], getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def internal(_request, exc: Exception):
+        return error(500, f"internal error: {type(exc).__name__}")
+
+    def find(job_id: str) -> Job:
+        job = store.get(job_id)
+        if job is None:
+            raise BadInput(404, f"no job {job_id[:40]!r} (unknown, or expired)")
+        return job
+
+    # -- the page ------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return FileResponse(STATIC / "docs.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    # -- the API -------------------------------------------------------------
+    @app.get("/api/model", tags=["model"], summary="The model and the server's defaults and limits")
+    def model_info() -> dict:
+        """The model's image size, z_dim, gf_dim, df_dim, layout, channels, precision and device, the
+        jobs' default settings (the server's command line), the limits, and the job store's counts."""
+        return service.model_info()
+
+    @app.get("/api/masks/{mask_type}", tags=["masks"], summary="A built-in mask at an image's size",
+             responses={200: {"content": {"image/png": {}}, "description": "white = keep, black = fill"}, **ERRORS})
+    def mask_preview(mask_type: Annotated[str, PathParam(description="center, left, right, top, bottom, random, grid, lowres")],
+                     width: Annotated[int, Query(ge=1)], height: Annotated[int, Query(ge=1)],
+                     center_scale: Annotated[float | None, Query(ge=0.0, le=0.5)] = None,
+                     seed: Annotated[int | None, Query(ge=0)] = None) -> Response:
+        """The mask a job with this mask_type (and seed, for random) gets, made at the model's size by
+        masking.make_mask and shown at width x height."""
+        return Response(service.mask_preview(mask_type, width, height, center_scale, seed), media_type="image/png")
+
+    @app.post("/api/jobs", status_code=202, tags=["jobs"], summary="Start a completion",
+              responses={202: {"description": "queued: the job's state, with its id"}, **ERRORS})
+    async def submit(
+            image: Annotated[UploadFile, File(description="the image: an aligned face (any size), or a whole photo")],
+            mask: Annotated[UploadFile | None, File(description="white/transparent = keep, black = fill, at the image's "
+                                                                "size; overrides mask_type")] = None,
+            mask_type: Annotated[Literal["center", "left", "right", "top", "bottom", "random", "grid", "lowres"] | None,
+                                 Form(description="a built-in mask (masking.make_mask), without a mask file")] = None,
+            photo: Annotated[bool, Form(description="a whole photo: fill through its detected, aligned faces")] = False,
+            n_iter: Annotated[int | None, Form(description="iterations (--nIter)")] = None,
+            approach: Annotated[Literal["momentum", "adam", "hmc"] | None, Form()] = None,
+            lam: Annotated[float | None, Form(description="weight of the perceptual loss")] = None,
+            lr: Annotated[float | None, Form()] = None,
+            momentum: Annotated[float | None, Form()] = None,
+            beta1: Annotated[float | None, Form()] = None,
+            beta2: Annotated[float | None, Form()] = None,
+            eps: Annotated[float | None, Form()] = None,
+            hmc_beta: Annotated[float | None, Form()] = None,
+            hmc_eps: Annotated[float | None, Form()] = None,
+            hmc_l: Annotated[int | None, Form()] = None,
+            hmc_anneal: Annotated[float | None, Form()] = None,
+            out_interval: Annotated[int | None, Form(description="iterations between live frames")] = None,
+            seed: Annotated[int | None, Form(description="the job's z (and random mask); "
+                                                         "drawn and reported when not given")] = None,
+            weighted_mask: Annotated[bool | None, Form()] = None,
+            z_candidates: Annotated[int | None, Form()] = None,
+            blend: Annotated[Literal["none", "poisson"] | None, Form()] = None,
+            center_scale: Annotated[float | None, Form()] = None) -> JSONResponse:
+        """Queue a completion and answer at once (202) with the job's id and state. A whole photo's
+        faces are found before the answer (422 without one)."""
+        limit = service.limits.max_upload_bytes
+        for upload, field in ((image, "image"), (mask, "mask")):
+            if upload is not None and upload.size is not None and upload.size > limit:
+                raise BadInput(413, f"{field}: {upload.size / 2**20:.1f} MiB, over this server's limit of "
+                                    f"{limit / 2**20:.0f} MiB")
+        image_bytes = await image.read(limit + 1)
+        mask_bytes = await mask.read(limit + 1) if mask is not None else None
+        options = Options(n_iter=n_iter, approach=approach, lam=lam, lr=lr, momentum=momentum, beta1=beta1,
+                          beta2=beta2, eps=eps, hmc_beta=hmc_beta, hmc_eps=hmc_eps, hmc_l=hmc_l,
+                          hmc_anneal=hmc_anneal, out_interval=out_interval, seed=seed, weighted_mask=weighted_mask,
+                          z_candidates=z_candidates, blend=blend, mask_type=mask_type, center_scale=center_scale,
+                          photo=photo)
+        job = await run_in_threadpool(service.submit, image_bytes, image.filename, mask_bytes,
+                                      mask.filename if mask is not None else None, options)
+        _, state = store.snapshot(job)
+        return JSONResponse(state, status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
+
+    @app.get("/api/jobs/{job_id}", tags=["jobs"], summary="A job's state", responses=ERRORS)
+    def job_state(job_id: str) -> dict:
+        """queued (with its queue position), running (iteration, loss), done (the results' URLs) or
+        failed (error: one line)."""
+        return store.snapshot(find(job_id))[1]
+
+    @app.get("/api/jobs/{job_id}/events", tags=["jobs"], summary="A job's progress, as server-sent events",
+             responses={200: {"content": {"text/event-stream": {}}, "description": "one event per change"}, **ERRORS})
+    async def job_events(job_id: str, request: Request) -> StreamingResponse:
+        """Server-sent events: one `data:` JSON line per change of the job's state (as GET /api/jobs/{id}),
+        while it runs with `frame`, a PNG data URL of the input with the current fill (every out_interval
+        iterations); the stream ends after done or failed."""
+        job = find(job_id)
+
+        async def stream():
+            sent, frames, beat = -1, 0, time.monotonic()
+            yield "retry: 1000\n\n"
+            while True:
+                version, state = store.snapshot(job)
+                if version != sent:
+                    sent = version
+                    if state["state"] == "running" and len(job.frames) > frames:
+                        frames = len(job.frames)
+                        frame = await run_in_threadpool(render_frame, job)
+                        if frame is not None:
+                            state["frame"] = frame
+                    yield f"data: {json.dumps(state)}\n\n"
+                    beat = time.monotonic()
+                    if state["state"] in ("done", "failed"):
+                        return
+                elif time.monotonic() - beat > KEEPALIVE_S:
+                    yield ": keep-alive\n\n"
+                    beat = time.monotonic()
+                if await request.is_disconnected():
+                    return
+                await asyncio.sleep(EVENT_POLL_S)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    def output(job_id: str, name: str) -> Response:
+        job = find(job_id)
+        if job.state == "failed":
+            raise BadInput(409, f"job {job.id} failed: {job.error}")
+        if job.state != "done":
+            raise BadInput(409, f"job {job.id} is {job.state}; its {name} is not ready")
+        # inline, without a file name: the page's <a download="NAME"> names the download
+        return Response(job.outputs[name], media_type=OUTPUTS[name],
+                        headers={"Content-Disposition": "inline", "Cache-Control": "private, max-age=3600"})
+
+    @app.get("/api/jobs/{job_id}/result.png", tags=["results"], summary="The completed image, at the input's size",
+             responses={200: {"content": {"image/png": {}}, "description": "PNG"}, **ERRORS})
+    def result_png(job_id: str) -> Response:
+        """The input with its hole filled: known pixels exactly the input's, the fill Poisson-blended
+        (blend poisson) or pasted (none); at the model's size, complete.py's final/ image."""
+        return output(job_id, "result.png")
+
+    @app.get("/api/jobs/{job_id}/fill.png", tags=["results"], summary="The generator's whole image G(z)",
+             responses={200: {"content": {"image/png": {}}, "description": "PNG"}, **ERRORS})
+    def fill_png(job_id: str) -> Response:
+        """G(z) at the model's size (complete.py's fill/), one tile per face for a photo."""
+        return output(job_id, "fill.png")
+
+    @app.get("/api/jobs/{job_id}/completion.gif", tags=["results"], summary="The fill, frame by frame",
+             responses={200: {"content": {"image/gif": {}}, "description": "GIF"}, **ERRORS})
+    def completion_gif(job_id: str) -> Response:
+        """The input with the fill at iterations 0, out_interval, ..., n_iter (complete.py's completion.gif)."""
+        return output(job_id, "completion.gif")
+
+    return app
+
+
+def render_frame(job: Job) -> str | None:
+    """The job's latest frame as a PNG data URL (None once the job has moved on)."""
+    try:
+        _, fills = job.frames[-1]
+        from utils import to_float
+
+        png = imaging.png_bytes(job.frame(to_float(fills)))
+    except Exception:  # finished meanwhile: its frames are gone
+        return None
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")

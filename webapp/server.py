@@ -1,0 +1,123 @@
+"""Run the web app: check the model folder and the port (one-line errors, before anything
+binds or loads), load the model once, start the worker, serve with uvicorn, and stop cleanly on
+Ctrl-C or SIGTERM (the running batch stops after its chunk, waiting jobs fail, streams close).
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import utils
+from webapp.jobs import JobStore
+from webapp.service import Defaults, Limits, Service
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound now, so that a port in use is one line, not a traceback."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        utils.fail(f"--host {host}: {error.strerror or error}")
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            utils.fail(f"{host}:{port} is in use by another program; choose another --port")
+        if error.errno in (errno.EACCES, errno.EPERM):
+            utils.fail(f"{host}:{port}: permission denied (ports below 1024 need root); choose another --port")
+        utils.fail(f"cannot listen on {host}:{port}: {error.strerror or error}")
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    if host in ("0.0.0.0", "::"):
+        shown = "127.0.0.1"
+    return f"http://{shown}:{port}/"
+
+
+def serve(checkpoint_dir: str, defaults: Defaults, host: str = "127.0.0.1", port: int = 8080,
+          mixed_precision: str = "auto", limits: Limits = Limits(), store: JobStore | None = None) -> int:
+    """Load the model in checkpoint_dir and serve the page and the API until Ctrl-C or SIGTERM."""
+    from checkpoints import latest_checkpoint, no_checkpoint_message  # imports TensorFlow quietly
+
+    if latest_checkpoint(checkpoint_dir) is None:
+        utils.fail(no_checkpoint_message(checkpoint_dir) + "; train one first with "
+                   f"'python train_dcgan.py --dataset DIR --checkpoint_dir {checkpoint_dir}'")
+    sock = bind(host, port)
+    try:
+        return _serve(sock, checkpoint_dir, defaults, mixed_precision, limits, store)
+    finally:
+        sock.close()
+
+
+def _serve(sock, checkpoint_dir, defaults, mixed_precision, limits, store) -> int:
+    import uvicorn
+
+    import distribute
+    from model import DCGAN
+    from webapp.app import create_app
+
+    precision, why = distribute.choose_precision(mixed_precision)
+    print(distribute.precision_line(precision, why), flush=True)
+    model = DCGAN.from_checkpoint(checkpoint_dir, compute_dtype=precision)
+    if defaults.mask_type == "lowres" and model.image_size % 8:
+        utils.fail(f"--maskType lowres needs an image size divisible by 8, not {model.image_size}")
+    service = Service(model, defaults, limits, store, checkpoint=str(Path(checkpoint_dir)),
+                      precision="float32" if precision in (None, "off") else precision, log=lambda text: print(text, file=sys.stderr, flush=True))
+    app = create_app(service)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=3, server_header=False)
+    server = uvicorn.Server(config)
+    stopped = []
+    # uvicorn catches SIGINT and SIGTERM while it serves and re-sends them to these handlers when it
+    # is done: they note the signal, so that the process ends cleanly (not by KeyboardInterrupt).
+    previous = {sig: signal.signal(sig, lambda number, _frame: stopped.append(number))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    print("Tracing the completion's compiled functions...", flush=True)
+    service.start(warm_up=True)
+    print(f"Serving the {model.image_size}x{model.image_size} model of {checkpoint_dir} at {url_of(sock)} "
+          f"(the API's description at {url_of(sock)}docs); Ctrl-C to stop", flush=True)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        service.stop(timeout=10.0)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("Stopped.", flush=True)
+    return 0
+
+
+@contextlib.contextmanager
+def in_thread(app, host: str = "127.0.0.1", port: int = 0):
+    """Serve app with uvicorn in a thread (a free port by default); yields the base URL. For the
+    tests and bench/bench_serve.py; stops when the block ends."""
+    import uvicorn
+
+    sock = bind(host, port)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                           timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield url_of(sock).rstrip("/")
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

@@ -1,0 +1,247 @@
+"""The service behind the routes: the model's description, the jobs' defaults and limits, and
+turning one request (an image, a mask or a mask type, options) into a Job for the store.
+
+An aligned face of any size is resized to the model's size as complete.py resizes its inputs,
+and its result keeps every pixel outside the hole exactly; a whole photo goes through
+photo_completion (faces found and aligned as --photos finds them), each face a row of the batch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+import utils
+from completion_settings import BLENDS, CompletionSettings
+from webapp import imaging
+from webapp.imaging import BadInput
+from webapp.jobs import Job, JobStore, Worker, new_seed
+
+MAX_SEED = 2 ** 63 - 1
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for (every bound answers 413 or 422)."""
+    max_upload_bytes: int = 32 << 20     # each uploaded file
+    max_pixels: int = 4096 * 4096        # an image's width x height
+    max_iter: int = 10000                # n_iter
+    max_frames: int = 500                # n_iter / out_interval: frames kept for the live view and GIF
+    max_z_candidates: int = 64
+    max_hmc_l: int = 1000
+
+
+@dataclass
+class Options:
+    """A job's options as the API names them; None: the server's default (its command line's)."""
+    n_iter: int | None = None
+    approach: str | None = None
+    lam: float | None = None
+    lr: float | None = None
+    momentum: float | None = None
+    beta1: float | None = None
+    beta2: float | None = None
+    eps: float | None = None
+    hmc_beta: float | None = None
+    hmc_eps: float | None = None
+    hmc_l: int | None = None
+    hmc_anneal: float | None = None
+    out_interval: int | None = None
+    seed: int | None = None
+    weighted_mask: bool | None = None
+    z_candidates: int | None = None
+    blend: str | None = None
+    mask_type: str | None = None
+    center_scale: float | None = None
+    photo: bool = False
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """The server's command line: the jobs' settings, blend and mask."""
+    settings: CompletionSettings
+    blend: str = "poisson"
+    mask_type: str = "center"
+    center_scale: float = 0.25
+
+
+class Service:
+    def __init__(self, model, defaults: Defaults, limits: Limits = Limits(), store: JobStore | None = None,
+                 checkpoint: str = "", precision: str = "float32", log=None, engines=None):
+        self.model, self.defaults, self.limits = model, defaults, limits
+        self.store = store if store is not None else JobStore()
+        self.worker = Worker(self.store, model, defaults.settings.batch_size, log=log, engines=engines)
+        self.checkpoint, self.precision = checkpoint, precision
+        self.faces_lock = threading.Lock()  # dlib's detector, one photo at a time
+        self._device = None
+
+    def start(self, warm_up: bool = False) -> "Service":
+        """Start the worker; warm_up: trace the default settings' compiled functions first."""
+        if warm_up:
+            self.worker.warm_up(self.defaults.settings)
+        self.worker.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.worker.stop(timeout)
+
+    # -- the model ---------------------------------------------------------
+    def device(self) -> str:
+        if self._device is None:
+            import tensorflow as tf
+
+            gpus = tf.config.list_logical_devices("GPU")
+            if gpus:
+                details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+                self._device = f"{gpus[0].name} ({details.get('device_name', 'GPU')})"
+            else:
+                self._device = f"CPU ({utils.cpu_info()[0] or 'unknown model'})"
+        return self._device
+
+    def model_info(self) -> dict:
+        model, settings = self.model, self.defaults.settings
+        defaults = dataclasses.asdict(settings)
+        for name in ("batch_size", "xla", "lowres", "seed"):
+            defaults.pop(name)
+        defaults.update(blend=self.defaults.blend, mask_type=self.defaults.mask_type,
+                        center_scale=self.defaults.center_scale, seed=settings.seed)
+        return {"image_size": model.image_size, "z_dim": model.z_dim, "gf_dim": model.gf_dim,
+                "df_dim": model.df_dim, "layout": model.layout, "channels": model.c_dim,
+                "precision": self.precision, "device": self.device(), "checkpoint": self.checkpoint,
+                "batch_size": settings.batch_size, "mask_types": list(imaging.MASK_TYPES), "blends": list(BLENDS),
+                "approaches": ["momentum", "adam", "hmc"], "defaults": defaults,
+                "limits": dataclasses.asdict(self.limits), "jobs": self.store.stats()}
+
+    # -- requests ------------------------------------------------------------
+    def settings_for(self, options: Options, seed: int, lowres: bool) -> CompletionSettings:
+        """The job's CompletionSettings: the server's defaults with the options given; 422 if out of range."""
+        names = ("n_iter", "approach", "lam", "lr", "momentum", "beta1", "beta2", "eps", "hmc_beta", "hmc_eps",
+                 "hmc_l", "hmc_anneal", "out_interval", "weighted_mask", "z_candidates")
+        changes = {name: getattr(options, name) for name in names if getattr(options, name) is not None}
+        try:
+            settings = dataclasses.replace(self.defaults.settings, seed=seed, lowres=lowres, **changes)
+        except ValueError as error:
+            raise BadInput(422, str(error).splitlines()[0]) from None
+        limits = self.limits
+        if settings.n_iter > limits.max_iter:
+            raise BadInput(422, f"n_iter must be at most {limits.max_iter} on this server, not {settings.n_iter}")
+        frames = -(-settings.n_iter // settings.out_interval)
+        if frames > limits.max_frames:
+            raise BadInput(422, f"out_interval {settings.out_interval} gives {frames} frames for n_iter "
+                                f"{settings.n_iter}; this server keeps at most {limits.max_frames}: raise out_interval")
+        if settings.z_candidates > limits.max_z_candidates:
+            raise BadInput(422, f"z_candidates must be at most {limits.max_z_candidates}, not {settings.z_candidates}")
+        if settings.hmc_l > limits.max_hmc_l:
+            raise BadInput(422, f"hmc_l must be at most {limits.max_hmc_l}, not {settings.hmc_l}")
+        return settings
+
+    def options_check(self, options: Options) -> tuple[int, str, str, float]:
+        """(seed, blend, mask type, center scale), each given or the server's; 422 if out of range."""
+        if options.seed is not None and not 0 <= options.seed <= MAX_SEED:
+            raise BadInput(422, f"seed must be in [0, 2^63 - 1], not {options.seed}")
+        seed = options.seed if options.seed is not None else (
+            self.defaults.settings.seed if self.defaults.settings.seed is not None else new_seed())
+        blend = options.blend if options.blend is not None else self.defaults.blend
+        if blend not in BLENDS:
+            raise BadInput(422, f"blend must be one of {', '.join(BLENDS)}, not {blend!r}")
+        mask_type = options.mask_type if options.mask_type is not None else self.defaults.mask_type
+        if mask_type not in imaging.MASK_TYPES:
+            raise BadInput(422, f"mask_type must be one of {', '.join(imaging.MASK_TYPES)}, not {mask_type!r}")
+        scale = options.center_scale if options.center_scale is not None else self.defaults.center_scale
+        if not 0.0 <= scale <= 0.5:
+            raise BadInput(422, f"center_scale must be in [0, 0.5], not {scale}")
+        return seed, blend, mask_type, scale
+
+    def submit(self, image: bytes, image_name: str | None, mask: bytes | None, mask_name: str | None,
+               options: Options) -> Job:
+        """Validate, decode and plan one request, and queue it; BadInput or Busy if refused."""
+        seed, blend, mask_type, scale = self.options_check(options)
+        lowres = mask is None and mask_type == "lowres"
+        settings = self.settings_for(options, seed, lowres)
+        for data, field in ((image, "image"), (mask, "mask")):
+            if data is not None and len(data) > self.limits.max_upload_bytes:
+                raise BadInput(413, f"{field}: {len(data) / 2**20:.1f} MiB, over this server's limit of "
+                                    f"{self.limits.max_upload_bytes / 2**20:.0f} MiB")
+        size = self.model.image_size
+        what = imaging.label("image", image_name)
+        if options.photo:
+            if self.model.c_dim != 3:
+                raise BadInput(422, "whole photos need a colour model; this one is grayscale")
+            if lowres:
+                raise BadInput(422, "mask_type lowres is for aligned faces, not whole photos")
+        pixels = imaging.decode_image(image, what, 3 if options.photo else self.model.c_dim, self.limits.max_pixels)
+        height, width = pixels.shape[:2]
+        if mask is not None:
+            keep = imaging.decode_mask(mask, imaging.label("mask", mask_name), height, width)
+            model_mask = None
+        else:
+            model_mask = imaging.builtin_mask(mask_type, size, scale, seed)
+            keep = ~imaging.hole_at(model_mask, height, width)
+        if options.photo:
+            job = self._photo_job(pixels, keep, settings, blend)
+        else:
+            job = self._face_job(pixels, keep, model_mask, settings, blend)
+        return self.store.add(job)
+
+    def _face_job(self, image: np.ndarray, keep: np.ndarray, model_mask: np.ndarray | None,
+                  settings: CompletionSettings, blend: str) -> Job:
+        size = self.model.image_size
+        if model_mask is None:
+            model_mask = imaging.shrink_keep(keep, size)
+            if model_mask.max() == 0.0:
+                raise BadInput(422, f"mask: no pixel is left known at the model's {size}x{size}: paint a smaller hole")
+        crop = utils.resize(image, size)  # as complete.py reads an input of another size
+
+        def finish(fills):
+            return imaging.finish_face(image, keep, model_mask, fills[0], blend)
+
+        def frame(fills):
+            return imaging.face_frame(image, keep, model_mask, fills[0])
+
+        return Job(settings, crop[None], model_mask[None], blend, "face", image.shape[1], image.shape[0],
+                   finish, frame, held_bytes=image.nbytes * 2 + keep.nbytes + model_mask.nbytes)
+
+    def _photo_job(self, image: np.ndarray, keep: np.ndarray, settings: CompletionSettings, blend: str) -> Job:
+        import photo_completion
+
+        with self.faces_lock:
+            try:
+                faces = photo_completion.prepare_photo(image, ~keep, self.model.image_size)
+            except photo_completion.PhotoError as error:
+                raise BadInput(422, f"photo: {error}") from None
+        if len(faces) > self.defaults.settings.batch_size:
+            raise BadInput(422, f"photo: {len(faces)} faces to fill, more than this server's batch size "
+                                f"{self.defaults.settings.batch_size}")
+        crops = np.stack([face.crop for face in faces])
+        masks = np.stack([face.mask for face in faces]).astype(np.float32)
+        shape = image.shape[:2]
+
+        def pasted(fills) -> np.ndarray:
+            result = image
+            for face, fill in zip(faces, utils.to_uint8(fills)):
+                result = imaging.paste(result, photo_completion.fill_to_photo(fill, face.matrix, shape), face.hole)
+            return result
+
+        def finish(fills):
+            if blend == "poisson":
+                return photo_completion.paste_fills(image, faces, list(fills))
+            return pasted(fills)
+
+        def frame(fills):
+            return imaging.preview(pasted(fills))
+
+        held = image.nbytes * 2 + keep.nbytes + sum(face.hole.nbytes for face in faces) + crops.nbytes + masks.nbytes
+        return Job(settings, crops, masks, blend, "photo", image.shape[1], image.shape[0], finish, frame,
+                   held_bytes=held)
+
+    def mask_preview(self, mask_type: str, width: int, height: int, center_scale: float | None,
+                     seed: int | None) -> bytes:
+        """A built-in mask at an image's size, white = keep, as a job with that type would use it."""
+        if not (1 <= width and 1 <= height and width * height <= self.limits.max_pixels):
+            raise BadInput(422, f"width x height must be between 1 and {self.limits.max_pixels} pixels")
+        options = Options(mask_type=mask_type, center_scale=center_scale, seed=seed)
+        seed, _, mask_type, scale = self.options_check(options)
+        model_mask = imaging.builtin_mask(mask_type, self.model.image_size, scale, seed)
+        return imaging.mask_png(~imaging.hole_at(model_mask, height, width))
