@@ -82,6 +82,14 @@ def default_model_dir() -> Path:
     return Path(sysconfig.get_path("data")) / DATA_FOLDER / SHIPPED_MODEL
 
 
+def resolve_model_dir(asked: str | os.PathLike | None) -> tuple[str, str]:
+    """(the checkpoint folder to load, the line that says which it is): the folder asked for, or the shipped model."""
+    if asked is not None:
+        return str(asked), f"model: {asked}"
+    folder = default_model_dir()
+    return str(folder), f"model: the shipped face model ({folder}; --checkpointDir DIR for your own)"
+
+
 def save_networks(model, checkpoint_dir: str | os.PathLike) -> str:
     """Write only what completion and fine-tuning need: G's and D's weights and batch-norm statistics,
     the fixed sample z and dcgan.json, as DCGAN.model-0 (no optimiser slots, step 0, so that training

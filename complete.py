@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Fill the missing parts of images with a trained DCGAN (the original's complete.py).
 
+    python complete.py face.png                       # the shipped face model, center mask
     python complete.py --checkpointDir checkpoint --outDir completions --maskType center img1.png img2.png
 
 Writes before.png, masked.png, hats_imgs/, completed/, logs/ and completion.gif (the
@@ -51,7 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "for the original's)")
     parser.add_argument("--lam", type=utils.non_negative_float, default=DEFAULTS.lam,
                         help="weight of the perceptual loss")
-    parser.add_argument("--checkpointDir", default="checkpoint", help="the trained model")
+    parser.add_argument("--checkpointDir", default=None,
+                        help="the trained model (default: the shipped face model, checkpoints/face64)")
     parser.add_argument("--outDir", default=str(OUTPUT_DEFAULTS.out_dir), help="output folder")
     parser.add_argument("--outInterval", type=utils.positive_int, default=DEFAULTS.out_interval,
                         help="write images every N iterations")
@@ -107,23 +109,25 @@ def settings_from_args(args: argparse.Namespace) -> tuple[CompletionSettings, Ou
 def main(argv=None) -> int:
     args = parse_args(argv)
     settings, output = settings_from_args(args)
-    from checkpoints import latest_checkpoint  # imports TensorFlow quietly
+    from checkpoints import latest_checkpoint, resolve_model_dir  # imports TensorFlow quietly
     from completion import CompletionEngine
     from completion_job import CompletionJob
     from model import DCGAN
     import numpy as np
     import distribute
 
+    checkpoint_dir, model_line = resolve_model_dir(args.checkpointDir)
+    print(model_line)
     # Before TensorFlow initialises its devices; prints the precision line.
     strategy, precision = distribute.start(args.strategy, args.xla, args.mixed_precision)
-    found = latest_checkpoint(args.checkpointDir)  # a bad state file: a CheckpointError, one line
+    found = latest_checkpoint(checkpoint_dir)  # a bad state file: a CheckpointError, one line
     if found is None:
-        utils.fail(f"no checkpoint in {args.checkpointDir}; train one first with "
-                   f"'python train_dcgan.py --dataset DIR --checkpoint_dir {args.checkpointDir}'")
+        utils.fail(f"no checkpoint in {checkpoint_dir}; train one first with "
+                   f"'python train_dcgan.py --dataset DIR --checkpoint_dir {checkpoint_dir}'")
     with strategy.scope():  # under mirrored: a copy of G and D on every device
-        model = DCGAN.from_checkpoint(args.checkpointDir, compute_dtype=precision)
+        model = DCGAN.from_checkpoint(checkpoint_dir, compute_dtype=precision)
     if args.imgSize is not None and args.imgSize != model.image_size:
-        utils.fail(f"--imgSize {args.imgSize} does not match the checkpoint in {args.checkpointDir}, "
+        utils.fail(f"--imgSize {args.imgSize} does not match the checkpoint in {checkpoint_dir}, "
                    f"whose model is {model.image_size}x{model.image_size}")
     size = model.image_size
     if args.photos:

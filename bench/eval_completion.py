@@ -165,6 +165,7 @@ def run_dcgan(method: str, args, paths: Sequence[Path], size: int, out_dir: Path
                "--outDir", str(method_dir.resolve()), "--maskType", args.maskType,
                *(["--nIter", str(args.nIter)] if args.nIter is not None else []),
                "--seed", str(args.seed), "--centerScale", str(args.centerScale), *DCGAN_METHODS[method],
+               *(["--mixed_precision", args.mixed_precision] if args.mixed_precision else []),
                *[str(path.resolve()) for path in paths]]
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -247,6 +248,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="image size (default: the checkpoint's dcgan.json, else 64)")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="comma-separated methods to run, from " + ", ".join(METHODS))
+    parser.add_argument("--mixed_precision", choices=("auto", "off", "float16", "bfloat16"), default=None,
+                        help="complete.py's precision (default: its own; off: float32 everywhere, no per-CPU choice)")
     parser.add_argument("--quiet", action="store_true", help="do not show complete.py's output while it runs")
     args = parser.parse_args(argv)
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
