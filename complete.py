@@ -26,10 +26,9 @@ DEFAULTS, OUTPUT_DEFAULTS = CompletionSettings(), OutputSettings()  # every comp
 UNIT = utils.number_in(0.0, 1.0, high_open=True)  # Adam's betas and the momentum: in [0, 1)
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("imgs", nargs="*", help="images to complete (aligned faces at the model's size)")
+def add_completion_flags(parser: argparse.ArgumentParser) -> None:
+    """The completion's flags, shared by complete.py and serve.py (there, every job's defaults): the model,
+    the update rule and the loss, the batching, the blend, the built-in mask and the precision."""
     # The original's flags and defaults.
     # Defaults chosen on held-out faces (README, Quality): the repository's adam (its own default),
     # the paper's weighted contextual loss and Poisson blending.
@@ -47,26 +46,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--hmcAnneal", type=utils.positive_float, default=DEFAULTS.hmc_anneal,
                         help="HMC: hmcBeta *= hmcAnneal each iteration")
     parser.add_argument("--nIter", type=utils.positive_int, default=DEFAULTS.n_iter, help="iterations")
-    parser.add_argument("--imgSize", type=utils.positive_int, default=None,
-                        help="image size; must match the checkpoint's model (default: the checkpoint's, 64 "
-                             "for the original's)")
     parser.add_argument("--lam", type=utils.non_negative_float, default=DEFAULTS.lam,
                         help="weight of the perceptual loss")
     parser.add_argument("--checkpointDir", default=None,
                         help="the trained model (default: the shipped face model, checkpoints/face64)")
-    parser.add_argument("--outDir", default=str(OUTPUT_DEFAULTS.out_dir), help="output folder")
     parser.add_argument("--outInterval", type=utils.positive_int, default=DEFAULTS.out_interval,
                         help="write images every N iterations")
     parser.add_argument("--maskType", choices=masking.MASK_TYPES, default="center", help="which pixels to fill")
     parser.add_argument("--centerScale", type=utils.number_in(0.0, 0.5), default=0.25,
                         help="center mask: the hole spans [S*scale, S*(1-scale))")
-    # New in this port.
-    parser.add_argument("--photos", nargs="+", metavar="PHOTO", default=None,
-                        help="whole photos of any size to fill through their faces, with --mask at each photo's "
-                             "size (or a folder of masks named like the photos)")
-    parser.add_argument("--mask", metavar="FILE|DIR", default=None,
-                        help="your own mask image (white = keep, black = fill), or a folder with one per image "
-                             "(same file name, or same name with another image extension); overrides --maskType")
     parser.add_argument("--momentum", type=UNIT, default=DEFAULTS.momentum, help="momentum of the article's update")
     parser.add_argument("--batchSize", type=utils.positive_int, default=DEFAULTS.batch_size,
                         help="images optimised together")
@@ -80,11 +68,29 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="start each image from the best of N random z")
     parser.add_argument("--xla", action="store_true", default=DEFAULTS.xla,
                         help="compile the iterations with XLA (helps on GPUs)")
-    parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",
-                        help="mirrored: spread each batch's images over all GPUs of this machine")
     parser.add_argument("--mixed_precision", choices=("auto", "off", "float16", "bfloat16"), default="auto",
                         help="compute G and D in float16 or bfloat16 (z and the losses stay float32); auto: "
                              "bfloat16 on CPUs with AMX and GPUs of compute capability >= 8.0, else off")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("imgs", nargs="*", help="images to complete (aligned faces at the model's size)")
+    add_completion_flags(parser)
+    parser.add_argument("--imgSize", type=utils.positive_int, default=None,
+                        help="image size; must match the checkpoint's model (default: the checkpoint's, 64 "
+                             "for the original's)")
+    parser.add_argument("--outDir", default=str(OUTPUT_DEFAULTS.out_dir), help="output folder")
+    # New in this port.
+    parser.add_argument("--photos", nargs="+", metavar="PHOTO", default=None,
+                        help="whole photos of any size to fill through their faces, with --mask at each photo's "
+                             "size (or a folder of masks named like the photos)")
+    parser.add_argument("--mask", metavar="FILE|DIR", default=None,
+                        help="your own mask image (white = keep, black = fill), or a folder with one per image "
+                             "(same file name, or same name with another image extension); overrides --maskType")
+    parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",
+                        help="mirrored: spread each batch's images over all GPUs of this machine")
     args = parser.parse_args(argv)
     if bool(args.imgs) == bool(args.photos):
         parser.error("give the images to complete, or --photos PHOTO..., not both" if args.imgs else
