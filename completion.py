@@ -289,7 +289,8 @@ class CompletionEngine:
         """Complete N images: uint8 (N, S, S, C), or float in [-1, 1]; masks float (N, S, S, 1),
         1 = keep (weighted as the paper does with settings.weighted_mask). z: the start (N, z_dim),
         else drawn from the engine's generator. pad_to: images per compiled batch (default
-        settings.batch_size); each batch is padded to it, rounded up to a multiple of the replicas.
+        settings.batch_size, or N when N is smaller); each batch is padded to it, rounded up to a
+        multiple of the replicas.
         progress is called after every compiled chunk."""
         return CompletionResult.concatenate([result for _, result in
                                              self.complete_batches(images, masks, progress, record, z, pad_to)])
@@ -300,7 +301,8 @@ class CompletionEngine:
                          pad_to: int | None = None) -> Iterator[tuple[slice, CompletionResult]]:
         """complete(), one batch at a time: (the batch's rows of the input, its result)."""
         images, masks = self._check(images, masks, z)
-        size = pad_to or self.settings.batch_size
+        # Fewer images than a batch: a batch of just them (16 faces must not cost 64).
+        size = pad_to or min(self.settings.batch_size, len(images))
         batches = self.batch_count(len(images), size)
         for index in range(batches):
             rows = slice(index * size, (index + 1) * size)
