@@ -5,12 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench serve clean
 
 $(STAMP): requirements.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt pytest setuptools
+	$(BIN)/python -m pip install --quiet -r requirements.txt pytest setuptools httpx selenium
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
@@ -19,6 +19,10 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python demo.py
+
+# The web app on http://127.0.0.1:8080/ with the shipped model; SERVE_FLAGS="--checkpointDir DIR --port N ..."
+serve: $(STAMP)
+	$(BIN)/python serve.py $(SERVE_FLAGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_train.py

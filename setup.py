@@ -18,14 +18,17 @@ setup(
     # Every top-level module: the five scripts and the modules they import (tests/test_packaging.py checks).
     py_modules=["train_dcgan", "complete", "align_faces", "simple_distributions", "convert_checkpoint",
                 "model", "layouts", "ops", "utils", "masking", "distribute", "checkpoints", "training", "completion",
-                "completion_settings", "completion_job", "face_alignment", "photo_completion"],
+                "completion_settings", "completion_job", "face_alignment", "photo_completion", "serve"],
+    packages=["webapp"],  # the web app: its routes, jobs and page (serve.py)
+    package_data={"webapp": ["static/*"]},
     install_requires=requirements,
-    extras_require={"test": ["pytest>=7"], "gpu": ["tensorflow[and-cuda]>=2.16"]},
+    extras_require={"test": ["pytest>=7", "httpx", "selenium"], "gpu": ["tensorflow[and-cuda]>=2.16"]},
     entry_points={"console_scripts": [
         "dcgan-train=train_dcgan:main",
         "dcgan-complete=complete:main",
         "dcgan-align-faces=align_faces:main",
         "dcgan-simple-distributions=simple_distributions:main",
         "dcgan-convert-checkpoint=convert_checkpoint:main",
+        "dcgan-serve=serve:main",
     ]},
 )

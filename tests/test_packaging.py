@@ -5,7 +5,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ("train_dcgan", "complete", "align_faces", "simple_distributions", "convert_checkpoint")
+SCRIPTS = ("train_dcgan", "complete", "align_faces", "simple_distributions", "convert_checkpoint", "serve")
 LOCAL = {path.stem for path in ROOT.glob("*.py")} - {"setup", "conftest", "demo"}
 
 
@@ -160,6 +160,7 @@ def test_python_requires_admits_every_python_that_tensorflow_supports():
 
 def test_the_wheel_holds_every_module_the_scripts_import(tmp_path):
     """`pip install .` (not editable) gets its modules from the wheel, not from the checkout."""
+    import shutil
     import subprocess
     import sys
     import zipfile
@@ -169,8 +170,13 @@ def test_the_wheel_holds_every_module_the_scripts_import(tmp_path):
     for name in ["setup.py", "requirements.txt", "README.md", *(f"{m}.py" for m in LOCAL)]:
         if (ROOT / name).exists():
             (source / name).write_bytes((ROOT / name).read_bytes())
+    for package in setup_keyword("packages"):  # the web app, with its page
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w",
                     str(tmp_path / "dist"), str(source)], check=True, capture_output=True, timeout=300)
     (wheel,) = (tmp_path / "dist").glob("*.whl")
-    packaged = {Path(name).stem for name in zipfile.ZipFile(wheel).namelist() if name.endswith(".py")}
+    names = zipfile.ZipFile(wheel).namelist()
+    packaged = {Path(name).stem for name in names if name.endswith(".py") and "/" not in name}
     assert needed_modules() - packaged == set()
+    static = {f"webapp/static/{path.name}" for path in (ROOT / "webapp" / "static").iterdir()}
+    assert static and static | {"webapp/app.py", "webapp/jobs.py"} <= set(names)

@@ -50,7 +50,8 @@ def url_of(sock: socket.socket) -> str:
 
 
 def serve(checkpoint_dir: str, defaults: Defaults, host: str = "127.0.0.1", port: int = 8080,
-          mixed_precision: str = "auto", limits: Limits = Limits(), store: JobStore | None = None) -> int:
+          mixed_precision: str = "auto", limits: Limits = Limits(), store: JobStore | None = None,
+          xla: bool = False) -> int:
     """Load the model in checkpoint_dir and serve the page and the API until Ctrl-C or SIGTERM."""
     from checkpoints import latest_checkpoint, no_checkpoint_message  # imports TensorFlow quietly
 
@@ -59,20 +60,19 @@ def serve(checkpoint_dir: str, defaults: Defaults, host: str = "127.0.0.1", port
                    f"'python train_dcgan.py --dataset DIR --checkpoint_dir {checkpoint_dir}'")
     sock = bind(host, port)
     try:
-        return _serve(sock, checkpoint_dir, defaults, mixed_precision, limits, store)
+        return _serve(sock, checkpoint_dir, defaults, mixed_precision, limits, store, xla)
     finally:
         sock.close()
 
 
-def _serve(sock, checkpoint_dir, defaults, mixed_precision, limits, store) -> int:
+def _serve(sock, checkpoint_dir, defaults, mixed_precision, limits, store, xla) -> int:
     import uvicorn
 
     import distribute
     from model import DCGAN
     from webapp.app import create_app
 
-    precision, why = distribute.choose_precision(mixed_precision)
-    print(distribute.precision_line(precision, why), flush=True)
+    _, precision = distribute.start("default", xla, mixed_precision)  # one device; prints the precision line
     model = DCGAN.from_checkpoint(checkpoint_dir, compute_dtype=precision)
     if defaults.mask_type == "lowres" and model.image_size % 8:
         utils.fail(f"--maskType lowres needs an image size divisible by 8, not {model.image_size}")
