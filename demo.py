@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""The article's whole pipeline on data the project makes itself (`make demo`).
+"""The article's whole pipeline on data the project makes itself (`make demo`, under 10 minutes on 2 cores).
 
-1. generate procedural 64x64 faces (data/make_faces.py): a training set and a held-out set;
+1. generate procedural 64x64 faces (data/make_faces.py): a small training set, and held-out
+   faces from another seed, which the shipped model never saw;
 2. align a real photo (matplotlib's grace_hopper.jpg) with align_faces.py, to show that step;
-3. train the DCGAN on the generated faces for a fixed time on this machine (train_dcgan.py);
-4. complete the held-out faces with the center and random masks (complete.py, run by
-   bench/eval_completion.py) and compare with classical inpainting.
+3. train: fine-tune a copy of the shipped face model for a few minutes that you can watch
+   (sample grids, TensorBoard logs), or with --from_scratch train a new model for --train_minutes;
+4. complete the held-out faces with the shipped model (center mask, float32: the same pictures
+   and table on every machine) and compare with classical inpainting (bench/eval_completion.py).
 
 Every step is one of the project's own commands, printed before it runs.
 """
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+SHIPPED = ROOT / "checkpoints" / "face64"  # checkpoints.default_model_dir() in a clone
 
 
 def run(command: list, quiet: bool = False) -> str:
@@ -38,13 +41,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--out", default="demo_out", help="where every output goes")
-    parser.add_argument("--checkpoint_dir", default="checkpoints/demo", help="where the trained model goes")
-    parser.add_argument("--train_minutes", type=float, default=15.0,
-                        help="training time budget (the 25 epochs take about 15 minutes on a 2-core CPU)")
-    parser.add_argument("--count", type=int, default=3000, help="generated training faces")
-    parser.add_argument("--heldout", type=int, default=24, help="generated held-out faces to complete")
+    parser.add_argument("--checkpoint_dir", default="demo_out/model",
+                        help="the model step 3 trains: a copy of the shipped model, fine-tuned")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs of step 3 over the generated training faces")
+    parser.add_argument("--from_scratch", action="store_true",
+                        help="step 3 trains a new half-width model instead (25 epochs within --train_minutes)")
+    parser.add_argument("--train_minutes", type=float, default=15.0, help="time budget of --from_scratch")
+    parser.add_argument("--count", type=int, default=2000, help="generated training faces")
+    parser.add_argument("--heldout", type=int, default=16, help="generated held-out faces to complete")
     parser.add_argument("--quick", action="store_true",
-                        help="a smoke test: 16x16, tiny model, a few steps (used by the tests)")
+                        help="a smoke test: 16x16, tiny model trained from scratch, a few steps (used by the tests)")
     return parser.parse_args(argv)
 
 
@@ -52,23 +58,17 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
     out = Path(args.out).resolve()
-    faces, aligned = out / "faces", out / "aligned"
+    train_faces, heldout_faces, aligned = out / "faces" / "train", out / "heldout_faces" / "heldout", out / "aligned"
     checkpoint, samples, logs = Path(args.checkpoint_dir).resolve(), out / "samples", out / "logs"
-    if args.quick:
-        size, dims, count, heldout, n_iter = 16, ["--gf_dim", "8", "--df_dim", "8"], 96, 8, ["--nIter", "6"]
-        train_limit = ["--epoch", "2", "--batch_size", "16", "--sample_every", "4"]
-    else:
-        # Half the original's widths: four times fewer FLOPs, so a CPU trains it in minutes. At
-        # these widths bfloat16 was not faster than float32 on a 2-core CPU with AMX (72 against
-        # 97 images/s), and its model filled held-out faces less well after the same 1150 steps,
-        # so the demo trains in float32 (README, Mixed precision).
-        size, dims, count, heldout = 64, ["--gf_dim", "32", "--df_dim", "32"], args.count, args.heldout
-        n_iter = []  # complete.py's own defaults, as a user runs it
-        train_limit = ["--epoch", "25", "--time_limit", str(args.train_minutes), "--sample_every", "50",
-                       "--mixed_precision", "off"]
+    scratch = args.quick or args.from_scratch
+    if not scratch and not SHIPPED.is_dir():
+        print(f"error: the shipped model {SHIPPED} is missing; run with --from_scratch", file=sys.stderr)
+        return 2
+    size, count, heldout = (16, 96, 8) if args.quick else (64, args.count, args.heldout)
 
-    print("== 1. Generate procedural faces (the embedded default dataset)")
-    run(["data/make_faces.py", faces, "--count", count, "--heldout", heldout, "--size", size, "--seed", 0])
+    print("== 1. Generate procedural faces: training faces, and held-out faces of another seed")
+    run(["data/make_faces.py", train_faces.parent, "--count", count, "--heldout", 0, "--size", size, "--seed", 0])
+    run(["data/make_faces.py", heldout_faces.parent, "--count", 0, "--heldout", heldout, "--size", size, "--seed", 1])
 
     print("\n== 2. Align a real photo with dlib, as the article does with OpenFace")
     photo_dir = out / "photos"
@@ -77,21 +77,22 @@ def main(argv=None) -> int:
     shutil.copy(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), photo_dir / "grace_hopper.jpg")
     run(["align_faces.py", photo_dir, "align", "innerEyesAndBottomLip", aligned, "--size", 64])
 
-    print("\n== 3. Train the DCGAN (resumes if a checkpoint is there)")
-    run(["train_dcgan.py", "--dataset", faces / "train", "--image_size", size, *dims, *train_limit, "--seed", 0,
+    print("\n== 3. Train the DCGAN: " + ("a new model" if scratch else "fine-tune a copy of the shipped model") +
+          " (run again to resume)")
+    run(["train_dcgan.py", "--dataset", train_faces, *training_flags(args, checkpoint), "--seed", 0,
          "--checkpoint_dir", checkpoint, "--sample_dir", samples, "--log_dir", logs])
 
-    print("\n== 4. Complete the held-out faces and compare with classical inpainting")
-    # complete.py with its default flags, and (center mask only) as the article ran it.
-    reports = {}
-    for mask, methods in (("center", "dcgan,dcgan_article,opencv_telea,opencv_ns,mean_colour"),
-                          ("random", "dcgan,opencv_telea,opencv_ns,mean_colour")):
-        output = run(["bench/eval_completion.py", "--checkpointDir", checkpoint, "--images", faces / "heldout",
-                      "--maskType", mask, *n_iter, "--methods", methods, "--outDir", out / "eval" / mask,
-                      "--seed", 0], quiet=True)
-        print(output.rstrip())
-        reports[mask] = json.loads(output.strip().splitlines()[-1])
-    (out / "eval" / "report.json").write_text(json.dumps(reports, indent=2) + "\n")
+    completing = checkpoint if scratch else SHIPPED
+    print(f"\n== 4. Complete the held-out faces with {'this' if scratch else 'the shipped'} model and compare "
+          f"with classical inpainting")
+    # complete.py with its default flags, and as the article ran it (float32 on every machine).
+    n_iter = ["--nIter", "6"] if args.quick else []
+    output = run(["bench/eval_completion.py", "--checkpointDir", completing, "--images", heldout_faces,
+                  "--maskType", "center", *n_iter, "--methods", "dcgan,dcgan_article,opencv_telea,opencv_ns,mean_colour",
+                  "--mixed_precision", "off", "--outDir", out / "eval" / "center", "--seed", 0], quiet=True)
+    print(output.rstrip())
+    report = {"center": json.loads(output.strip().splitlines()[-1])}
+    (out / "eval" / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     completions = out / "eval" / "center" / "dcgan"
 
     minutes = (time.monotonic() - started) / 60
@@ -101,10 +102,25 @@ def main(argv=None) -> int:
     print(f"  TensorBoard logs    {logs}   (tensorboard --logdir {logs})")
     print(f"  aligned photo       {aligned}")
     print(f"  completions         {completions / 'final'}  and  {completions / 'completion.gif'}")
-    print(f"  comparison pictures {out / 'eval'}/*/comparison_*.png  (rows: masked, Telea, Navier-Stokes, "
-          f"the article's DCGAN, DCGAN, truth)")
+    print(f"  comparison picture  {out / 'eval' / 'center'}/comparison_center.png  (rows: masked, Telea, "
+          f"Navier-Stokes, the article's DCGAN, DCGAN, truth)")
     print(f"  quality report      {out / 'eval' / 'report.json'}")
     return 0
+
+
+def training_flags(args: argparse.Namespace, checkpoint: Path) -> list:
+    """train_dcgan.py's flags for step 3: a tiny model (--quick), a new half-width one (--from_scratch),
+    or fine-tuning a copy of the shipped model (its size and widths come from the copy's dcgan.json)."""
+    if args.quick:
+        return ["--image_size", 16, "--gf_dim", 8, "--df_dim", 8, "--epoch", 2, "--batch_size", 16,
+                "--sample_every", 4]
+    if args.from_scratch:
+        # Half the original's widths, float32: what the shipped model is (checkpoints/README.md).
+        return ["--image_size", 64, "--gf_dim", 32, "--df_dim", 32, "--epoch", 25, "--time_limit",
+                args.train_minutes, "--sample_every", 50, "--mixed_precision", "off"]
+    if not (checkpoint / "dcgan.json").exists():
+        shutil.copytree(SHIPPED, checkpoint, dirs_exist_ok=True)
+    return ["--epoch", args.epochs, "--sample_every", 10, "--mixed_precision", "off"]
 
 
 if __name__ == "__main__":
