@@ -221,6 +221,18 @@ def block_mean(images: tf.Tensor) -> tf.Tensor:
     return masking.block_mean(images, reshape=tf.reshape, mean=tf.reduce_mean)
 
 
+def weighted_masks(masks: tf.Tensor, window: int = masking.WEIGHTED_MASK_WINDOW) -> tf.Tensor:
+    """masking.weighted_mask on a batch of tensors (N, S, S, 1) -> (N, S, S, 1), in the graph (an
+    exported SavedModel's): the same rule, the window's mean of the missing share taken by a
+    convolution over the symmetrically padded masks, as scipy's convolve2d(mode="same", boundary="symm")."""
+    known = tf.convert_to_tensor(masks, tf.float32)[..., :1]
+    padded = tf.pad(1.0 - known, [[0, 0], [window // 2, (window - 1) // 2], [window // 2, (window - 1) // 2], [0, 0]],
+                    mode="SYMMETRIC")
+    kernel = tf.fill([window, window, 1, 1], 1.0 / window ** 2)
+    missing_share = tf.nn.conv2d(padded, kernel, strides=1, padding="VALID")
+    return known * missing_share
+
+
 # ----------------------------------------------------------------------------
 # The engine: masked images in, results out
 # ----------------------------------------------------------------------------
@@ -231,6 +243,23 @@ def draw_z(seed: int, count: int, z_dim: int) -> np.ndarray:
     server gives each job the z of its own seed, so that its result does not depend on the other
     jobs that share its batch (except under HMC, whose draws come from the engine's generator)."""
     return tf.random.Generator.from_seed(seed).uniform([count, z_dim], -1.0, 1.0).numpy()
+
+
+def draw_z_in_graph(seed: tf.Tensor, count, z_dim) -> tf.Tensor:
+    """draw_z's numbers from a seed tensor (int64 scalar), without a generator variable: in a
+    graph (an exported SavedModel's), where the seed is an input. Generator.from_seed(seed) holds
+    the Philox state [seed, s, s] (the integer's 64-bit words, s = -1 for a negative seed, else 0:
+    counter = the first two, key = the last), and its first uniform draw is the stateless Philox
+    draw of that key and counter, scaled to [-1, 1) as Generator.uniform scales it."""
+    seed = tf.cast(seed, tf.int64)
+    high = tf.where(seed < 0, tf.constant(-1, tf.int64), tf.constant(0, tf.int64))
+    counter = tf.bitcast(tf.stack([seed, high]), tf.uint64)
+    key = tf.bitcast(tf.reshape(high, [1]), tf.uint64)
+    unit = tf.raw_ops.StatelessRandomUniformV2(shape=tf.stack([tf.cast(count, tf.int64), tf.cast(z_dim, tf.int64)]),
+                                               key=key, counter=counter, alg=tf.random.Algorithm.PHILOX.value,
+                                               dtype=tf.float32)
+    minval, maxval = tf.constant(-1.0), tf.constant(1.0)
+    return tf.add(unit * (maxval - minval), minval)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from utils import IMAGE_EXTENSIONS, ImageError, first_few, read_rgb
 
 MASK_TYPES = ("random", "center", "left", "right", "top", "bottom", "full", "grid", "lowres")
 LOWRES_FACTOR = 8  # the lowres mask keeps an 8x-downsampled copy of the image
+WEIGHTED_MASK_WINDOW = 7  # the weighted mask's square window (symmetric boundary), here and in completion
 
 
 def make_mask(mask_type: str, image_size: int, center_scale: float = 0.25,
@@ -115,7 +116,7 @@ def block_mean(images, factor: int = LOWRES_FACTOR, reshape=np.reshape, mean=np.
     return mean(blocks, axis=(2, 4))
 
 
-def weighted_mask(mask: np.ndarray, window: int = 7) -> np.ndarray:
+def weighted_mask(mask: np.ndarray, window: int = WEIGHTED_MASK_WINDOW) -> np.ndarray:
     """Yeh et al.'s weighted mask: each known pixel weighs the share of missing pixels in the
     window x window square around it (so known pixels next to the hole count most); 0 in the hole."""
     from scipy.signal import convolve2d

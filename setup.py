@@ -18,6 +18,7 @@ setup(
     # Every top-level module: the five scripts and the modules they import (tests/test_packaging.py checks).
     py_modules=["train_dcgan", "complete", "align_faces", "simple_distributions", "convert_checkpoint",
                 "model", "layouts", "ops", "utils", "masking", "distribute", "checkpoints", "training", "completion",
+                "export_savedmodel", "saved_model_export",
                 "completion_settings", "completion_job", "face_alignment", "photo_completion", "serve"],
     packages=["webapp"],  # the web app: its routes, jobs and page (serve.py)
     package_data={"webapp": ["static/*"]},
@@ -29,6 +30,7 @@ setup(
         "dcgan-align-faces=align_faces:main",
         "dcgan-simple-distributions=simple_distributions:main",
         "dcgan-convert-checkpoint=convert_checkpoint:main",
+        "dcgan-export=export_savedmodel:main",
         "dcgan-serve=serve:main",
     ]},
 )
