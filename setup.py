@@ -22,6 +22,9 @@ setup(
                 "completion_settings", "completion_job", "face_alignment", "photo_completion", "serve"],
     packages=["webapp"],  # the web app: its routes, jobs and page (serve.py)
     package_data={"webapp": ["static/*"]},
+    # The shipped face model, where checkpoints.default_model_dir() looks in an installed wheel.
+    data_files=[("share/dcgan-completion-tf2/face64",
+                 sorted(str(p.relative_to(HERE)) for p in (HERE / "checkpoints" / "face64").iterdir()))],
     install_requires=requirements,
     extras_require={"test": ["pytest>=7", "httpx", "selenium"], "gpu": ["tensorflow[and-cuda]>=2.16"]},
     entry_points={"console_scripts": [
