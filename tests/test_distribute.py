@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -112,54 +113,148 @@ def test_complete_mirrored_gives_the_one_device_finals(mirrored, tmp_path):
         assert np.abs(image - finals["mirrored"][name]).max() <= 1, name
 
 
+# -- train_dcgan.py and complete.py under every --strategy and --mixed_precision -------------
+# One step of 8 images on each of two replicas would be 4 images each; the dataset is 16 images,
+# so each run trains 2 steps (one epoch), writes a sample grid and a checkpoint after each, then
+# completes 2 images. At 16x16 with --gf_dim 8 G's widths are 64, 32, 16, 8, 3: in float32 its
+# last two layers run "merged", in bfloat16 its first two "phases" (ops.phase_method).
+
+PRECISIONS = ("off", "bfloat16", "float16")  # forced: auto would pick by this machine
+PRECISION_LINES = {"off": "precision: float32 (as asked)",
+                   "bfloat16": "precision: bfloat16 (variables float32) (as asked)",
+                   "float16": "precision: float16 (variables float32) (as asked)"}
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("faces")
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for i in range(16):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(folder / f"{i:02d}.png")
+    return folder
+
+
+def matrix_command(faces: Path, out: Path, strategies: str) -> list:
+    return [ROOT / "tests" / "cli_matrix_worker.py", faces, out, strategies, *PRECISIONS]
+
+
+@pytest.fixture(scope="module")
+def one_machine(faces, tmp_path_factory):
+    """default and mirrored (two logical CPUs) x every precision, in one process."""
+    out = tmp_path_factory.mktemp("one_machine")
+    result = run(matrix_command(faces, out, "default,mirrored"), env={"DCGAN_LOGICAL_CPUS": "2"}, timeout=1800)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads((out / "results-0.json").read_text()), out
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def test_multiworker_training_only_the_chief_writes(tmp_path):
-    """Two workers on 127.0.0.1 with the same flags: both finish, only the chief writes files."""
-    data = tmp_path / "data"
-    data.mkdir()
-    from PIL import Image
-    rng = np.random.default_rng(0)
-    for i in range(16):
-        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(data / f"{i:02d}.png")
+@pytest.fixture(scope="module")
+def two_workers(faces, tmp_path_factory):
+    """multiworker x every precision: two workers on 127.0.0.1, each in one process, same flags."""
+    out = tmp_path_factory.mktemp("two_workers")
     cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
-    flags = ["--strategy", "multiworker", "--dataset", data, "--image_size", "8", "--z_dim", "4", "--gf_dim", "4",
-             "--df_dim", "4", "--batch_size", "4", "--epoch", "1", "--checkpoint_dir", tmp_path / "ck",
-             "--sample_dir", tmp_path / "samples", "--log_dir", tmp_path / "logs", "--sample_every", "2",
-             "--save_every", "2", "--seed", "0"]
-    workers = []
+    workers, logs = [], [open(out / f"log{index}.txt", "w") for index in range(2)]
     try:
         for index in range(2):
-            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TMPDIR=str(tmp_path / f"tmp{index}"),
+            (out / f"tmp{index}").mkdir()
+            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TMPDIR=str(out / f"tmp{index}"),
                        TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
-            (tmp_path / f"tmp{index}").mkdir()
-            workers.append(subprocess.Popen([sys.executable, "train_dcgan.py", *map(str, flags)], cwd=ROOT,
-                                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-        outputs = [w.communicate(timeout=120)[0] for w in workers]
+            workers.append(subprocess.Popen([sys.executable, *map(str, matrix_command(faces, out, "multiworker"))],
+                                            cwd=ROOT, env=env, stdout=logs[index], stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + 1800
+        while any(w.poll() is None for w in workers) and time.monotonic() < deadline:
+            if any(w.poll() not in (None, 0) for w in workers):
+                break  # one failed: the other would wait for it in every collective
+            time.sleep(0.5)
     finally:
         for w in workers:
             if w.poll() is None:
                 w.kill()
-                w.wait()
-    assert [w.returncode for w in workers] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
-    assert "worker 0 of 2 workers" in outputs[0] and "worker 1 of 2 workers" in outputs[1]
-    assert "Done: 4 steps; checkpoint in" in outputs[0]
-    assert "this worker writes no files" in outputs[1]
-    # Only the chief's files: checkpoints of steps 2 and 4, samples, one event file; the
-    # other worker's temporary checkpoints are gone.
-    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == [
-        "DCGAN.model-2.data-00000-of-00001", "DCGAN.model-2.index", "DCGAN.model-4.data-00000-of-00001",
-        "DCGAN.model-4.index", "checkpoint", "dcgan.json"]
-    assert len(list((tmp_path / "samples").glob("*.png"))) == 2
-    assert len(list((tmp_path / "logs").iterdir())) == 1
-    assert list((tmp_path / "tmp1").iterdir()) == []
-    # The checkpoint loads in a plain process.
-    check = run(["-c", "import model; m = model.DCGAN.from_checkpoint(%r); print(int(m.step))" % str(tmp_path / "ck")])
-    assert check.returncode == 0 and check.stdout.split()[-1] == "4", check.stderr[-2000:]
+            w.wait()
+        for log in logs:
+            log.close()
+    tails = "".join((out / f"log{i}.txt").read_text()[-3000:] for i in range(2))
+    assert [w.returncode for w in workers] == [0, 0], tails
+    return [json.loads((out / f"results-{i}.json").read_text()) for i in range(2)], out
+
+
+def test_tiny_models_take_the_merged_and_the_phase_paths():
+    """What the runs below cover: G's image layers by the merged convolution in float32 (eager, for
+    the sample grid, where a MirroredVariable failed), and by phases too in bfloat16."""
+    import tensorflow as tf
+
+    import layouts
+    import ops
+    _, widths = layouts.generator_plan(layouts.DEFAULT_LAYOUT, 16, 8, 3)
+    assert [ops.phase_method(w, None) for w in widths[1:]] == [None, None, "merged", "merged"]
+    assert [ops.phase_method(w, tf.bfloat16) for w in widths[1:]] == ["phases", "phases", "merged", "merged"]
+
+
+def check_samples(folder: Path) -> None:
+    """A grid after each of the two steps: 8x8 faces of 16x16, not blank, and G moved between them."""
+    from PIL import Image
+    paths = sorted((folder / "samples").glob("*.png"))
+    assert [p.name for p in paths] == ["train_00_0000.png", "train_00_0001.png"]
+    grids = [np.asarray(Image.open(p), dtype=int) for p in paths]
+    for grid in grids:
+        assert grid.shape[0] == grid.shape[1] >= 8 * 16 and grid.std() > 0
+    assert np.abs(grids[0] - grids[1]).max() > 0
+
+
+def check_completion(run: dict, folder: Path, precision: str) -> None:
+    from PIL import Image
+    assert run["code"] == 0, run
+    assert PRECISION_LINES[precision] in run["stdout"]
+    finals = sorted((folder / "completed" / "final").glob("*.png"))
+    assert [p.name for p in finals] == ["00.png", "01.png"]
+    assert all(np.asarray(Image.open(p)).shape == (16, 16, 3) for p in finals)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("strategy", ["default", "mirrored"])
+def test_train_and_complete_on_one_machine(one_machine, strategy, precision):
+    results, out = one_machine
+    runs, folder = results[strategy][precision], out / strategy / precision
+    train = runs["train"]
+    assert train["code"] == 0, train
+    assert PRECISION_LINES[precision] in train["stdout"]
+    if strategy == "mirrored":
+        assert "Training with MirroredStrategy, 2 replica(s): 8 images per step, 4 per replica." in train["stdout"]
+    assert "Done: 2 steps; checkpoint in" in train["stdout"]
+    assert (folder / "ck" / "DCGAN.model-2.index").exists()
+    check_samples(folder)
+    check_completion(runs["complete"], folder, precision)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_train_and_complete_with_two_workers(two_workers, precision):
+    """Both workers finish; only the chief writes files (its checkpoints of steps 1 and 2, its
+    samples, one event file); the other's temporary checkpoints are gone; the chief's checkpoint
+    completes in a plain (default strategy) model."""
+    (chief, other), out = two_workers
+    folder = out / "multiworker" / precision
+    train = chief["multiworker"][precision]["train"]
+    assert train["code"] == 0, train
+    assert PRECISION_LINES[precision] in train["stdout"]
+    assert "2 replica(s), worker 0 of 2 workers: 8 images per step, 4 per replica." in train["stdout"]
+    assert "Done: 2 steps; checkpoint in" in train["stdout"]
+    second = other["multiworker"][precision]["train"]
+    assert second["code"] == 0 and "worker 1 of 2 workers" in second["stdout"], second
+    assert "Done: 2 steps (this worker writes no files; the chief does)." in second["stdout"]
+    assert sorted(p.name for p in (folder / "ck").iterdir()) == [
+        "DCGAN.model-1.data-00000-of-00001", "DCGAN.model-1.index", "DCGAN.model-2.data-00000-of-00001",
+        "DCGAN.model-2.index", "checkpoint", "dcgan.json"]
+    check_samples(folder)
+    assert len(list((folder / "logs").iterdir())) == 1
+    assert list((out / "tmp1").iterdir()) == []
+    assert "complete" not in other["multiworker"][precision]
+    check_completion(chief["multiworker"][precision]["complete"], folder, precision)
 
 
 def test_loss_scale_skips_non_finite_steps_and_grows():

@@ -243,6 +243,30 @@ def test_convolution_with_phase_gradients_matches_numpy(monkeypatch, h, w):
     np.testing.assert_allclose(dw, tape.gradient(total, layer.w).numpy(), rtol=1e-5, atol=1e-4)
 
 
+def test_phase_layers_run_eagerly_on_mirrored_variables(phases):
+    """A float32 layer built under a MirroredStrategy and called outside a tf.function (as for the
+    sample grid): its kernel, a MirroredVariable, reaches the custom gradient as a tensor (given
+    the variable, eager mode took it for a captured one and raised). Same values and gradients
+    as the layer built without a strategy."""
+    rng = np.random.default_rng(5)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        layers = [Conv2dTranspose(4, 3, "deconv"), Conv2d(4, 3, "conv")]
+    plain = [Conv2dTranspose(4, 3, "deconv"), Conv2d(4, 3, "conv")]
+    assert type(layers[0].w).__name__ == "MirroredVariable"
+    assert [layer.phases for layer in layers] == [phases, "phases" if phases == "phases" else None]
+    for mirrored, single in zip(layers, plain):
+        randomise(single, rng)
+        mirrored.w.assign(single.w)
+        mirrored.biases.assign(single.biases)
+        x = rng.normal(size=(2, 4, 4, 4))
+        u = rng.normal(size=single(tf.constant(x, tf.float32)).shape)
+        np.testing.assert_allclose(mirrored(tf.constant(x, tf.float32)).numpy(),
+                                   single(tf.constant(x, tf.float32)).numpy(), rtol=1e-6, atol=1e-6)
+        for got, expected in zip(gradients(mirrored, x, u), gradients(single, x, u)):
+            np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
 def test_phases_on_a_cpu_in_bfloat16_and_to_few_channels():
     if tf.config.list_physical_devices("GPU"):
         assert ops.phase_method(3, tf.bfloat16) is None and ops.phase_method(256, tf.bfloat16) is None
