@@ -172,6 +172,7 @@ def test_the_wheel_holds_every_module_the_scripts_import(tmp_path):
             (source / name).write_bytes((ROOT / name).read_bytes())
     for package in setup_keyword("packages"):  # the web app, with its page
         shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "checkpoints" / "face64", source / "checkpoints" / "face64")  # the shipped model
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w",
                     str(tmp_path / "dist"), str(source)], check=True, capture_output=True, timeout=300)
     (wheel,) = (tmp_path / "dist").glob("*.whl")
@@ -180,3 +181,6 @@ def test_the_wheel_holds_every_module_the_scripts_import(tmp_path):
     assert needed_modules() - packaged == set()
     static = {f"webapp/static/{path.name}" for path in (ROOT / "webapp" / "static").iterdir()}
     assert static and static | {"webapp/app.py", "webapp/jobs.py"} <= set(names)
+    data = {name.split(".data/data/", 1)[1] for name in names if ".data/data/" in name}
+    shipped = {f"share/dcgan-completion-tf2/face64/{path.name}" for path in (ROOT / "checkpoints" / "face64").iterdir()}
+    assert shipped <= data  # where checkpoints.default_model_dir() looks in an installed wheel
