@@ -5,9 +5,9 @@ clients on loopback, beside the same completions as sequential complete.py runs 
     python bench/bench_serve.py                               # a tiny model (16x16), made here
     python bench/bench_serve.py --checkpointDir CK --nIter 100
 
-Every client submits aligned faces with a center hole and its own seed, follows nothing but the
-job's state, and fetches the result PNG; a request's time to result runs from its POST to the
-result in hand. The server runs in this process (uvicorn in a thread, on 127.0.0.1), with its
+Every client submits aligned faces with a center hole and its own seed, follows the job's
+server-sent events until it is done (as the page does), and fetches the result PNG; a request's
+time to result runs from its POST to the result in hand. The server runs in this process (uvicorn in a thread, on 127.0.0.1), with its
 --batchSize, so waiting jobs are completed together. Prints a table and one JSON line; the
 machine is named from `lscpu`.
 """
@@ -68,20 +68,23 @@ def multipart(fields: dict, files: dict) -> tuple[bytes, str]:
 
 
 def complete_one(base: str, image: bytes, seed: int, n_iter: int) -> float:
-    """POST a job, poll its state, GET its result; the seconds it took."""
+    """POST a job, follow its server-sent events (as the page does) until done, GET its result;
+    the seconds it took."""
     start = time.perf_counter()
     body, kind = multipart({"seed": seed, "n_iter": n_iter, "mask_type": "center"}, {"image": ("face.png", image)})
     request = urllib.request.Request(f"{base}/api/jobs", data=body, headers={"Content-Type": kind}, method="POST")
     with urllib.request.urlopen(request, timeout=600) as response:
         job = json.load(response)
-    while True:
-        with urllib.request.urlopen(f"{base}/api/jobs/{job['id']}", timeout=600) as response:
-            state = json.load(response)
-        if state["state"] == "done":
-            break
-        if state["state"] == "failed":
-            raise RuntimeError(state["error"])
-        time.sleep(0.01)
+    state = job
+    with urllib.request.urlopen(f"{base}/api/jobs/{job['id']}/events", timeout=600) as stream:
+        for raw in stream:
+            line = raw.decode("utf-8").strip()
+            if line.startswith("data: "):
+                state = json.loads(line[6:])
+                if state["state"] in ("done", "failed"):
+                    break
+    if state["state"] != "done":
+        raise RuntimeError(state.get("error", f"job {job['id']} ended {state['state']}"))
     with urllib.request.urlopen(f"{base}/api/jobs/{job['id']}/result.png", timeout=600) as response:
         response.read()
     return time.perf_counter() - start
