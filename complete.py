@@ -69,8 +69,9 @@ def add_completion_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--xla", action="store_true", default=DEFAULTS.xla,
                         help="compile the iterations with XLA (helps on GPUs)")
     parser.add_argument("--mixed_precision", choices=("auto", "off", "float16", "bfloat16"), default="auto",
-                        help="compute G and D in float16 or bfloat16 (z and the losses stay float32); auto: "
-                             "bfloat16 on CPUs with AMX and GPUs of compute capability >= 8.0, else off")
+                        help="compute G and D in float16 or bfloat16 (z and the losses stay float32); auto: the "
+                             "fastest that this device measured to complete as well as float32 (measured once, "
+                             "then remembered in $XDG_CACHE_HOME)")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -115,7 +116,8 @@ def settings_from_args(args: argparse.Namespace) -> tuple[CompletionSettings, Ou
 def main(argv=None) -> int:
     args = parse_args(argv)
     settings, output = settings_from_args(args)
-    from checkpoints import latest_checkpoint, resolve_model_dir  # imports TensorFlow quietly
+    from checkpoints import latest_checkpoint, read_hparams, resolve_model_dir  # imports TensorFlow quietly
+    import auto_precision
     from completion import CompletionEngine
     from completion_job import CompletionJob
     from model import DCGAN
@@ -124,18 +126,26 @@ def main(argv=None) -> int:
 
     checkpoint_dir, model_line = resolve_model_dir(args.checkpointDir)
     print(model_line)
-    # Before TensorFlow initialises its devices; prints the precision line.
-    strategy, precision = distribute.start(args.strategy, args.xla, args.mixed_precision)
+    strategy = distribute.start(args.strategy, args.xla, args.mixed_precision)  # before TF's devices start
     found = latest_checkpoint(checkpoint_dir)  # a bad state file: a CheckpointError, one line
     if found is None:
         utils.fail(f"no checkpoint in {checkpoint_dir}; train one first with "
                    f"'python train_dcgan.py --dataset DIR --checkpoint_dir {checkpoint_dir}'")
-    with strategy.scope():  # under mirrored: a copy of G and D on every device
-        model = DCGAN.from_checkpoint(checkpoint_dir, compute_dtype=precision)
-    if args.imgSize is not None and args.imgSize != model.image_size:
+
+    def build(precision: str) -> DCGAN:
+        with strategy.scope():  # under mirrored: a copy of G and D on every device
+            return DCGAN.from_checkpoint(checkpoint_dir, compute_dtype=precision)
+
+    hparams = read_hparams(checkpoint_dir)
+    size = hparams["image_size"]
+    if args.imgSize is not None and args.imgSize != size:
         utils.fail(f"--imgSize {args.imgSize} does not match the checkpoint in {checkpoint_dir}, "
-                   f"whose model is {model.image_size}x{model.image_size}")
-    size = model.image_size
+                   f"whose model is {size}x{size}")
+    inputs = len(args.photos or args.imgs)
+    model, precision, why = auto_precision.completion_precision(
+        args.mixed_precision, build, hparams, min(settings.batch_size, max(inputs, 1)), settings,
+        strategy.num_replicas_in_sync)
+    print(distribute.precision_line(precision, why))
     if args.photos:
         from photo_completion import PhotoJob
         return PhotoJob(CompletionEngine(model, settings), output).run(args.photos, args.mask)

@@ -64,10 +64,12 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
-def start(strategy_name: str, xla: bool, mixed_precision: str) -> tuple[tf.distribute.Strategy, str]:
-    """A script's start-up, before TensorFlow initialises its devices: the strategy --strategy names
-    (refused in one line when it cannot run, as with --xla on CPU replicas) and the precision
-    --mixed_precision chooses, said in the start-up line. Returns (strategy, precision)."""
+def start(strategy_name: str, xla: bool, mixed_precision: str) -> tf.distribute.Strategy:
+    """A script's start-up, before TensorFlow initialises its devices: the strategy --strategy names,
+    refused in one line when it cannot run (as with --xla on CPU replicas) or when --mixed_precision
+    names no precision. The precision itself is chosen once the model is known (auto_precision)."""
+    if mixed_precision != "auto" and mixed_precision not in PRECISIONS:
+        raise utils.UserError(f"--mixed_precision {mixed_precision}: choose from auto, {', '.join(PRECISIONS)}")
     try:
         strategy = make_strategy(strategy_name)
     except ValueError as error:
@@ -75,9 +77,7 @@ def start(strategy_name: str, xla: bool, mixed_precision: str) -> tuple[tf.distr
     problem = xla_problem(strategy) if xla else None
     if problem:
         raise utils.UserError(problem)
-    precision, why = choose_precision(mixed_precision)
-    print(precision_line(precision, why))
-    return strategy, precision
+    return strategy
 
 
 def per_replica_batch(strategy, global_batch: int) -> int:
@@ -179,38 +179,13 @@ def barrier(strategy) -> None:
 # Mixed precision
 # ----------------------------------------------------------------------------
 
-def gpu_capabilities() -> list[tuple[int, int]]:
-    """The compute capability (major, minor) of each visible GPU ((0, 0) where TensorFlow does not say)."""
-    capabilities = []
-    for gpu in tf.config.list_physical_devices("GPU"):
-        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability") or (0, 0)
-        capabilities.append(tuple(capability))
-    return capabilities
-
-
-def choose_precision(asked: str, flags: set[str] | None = None,
-                     gpus: list[tuple[int, int]] | None = None) -> tuple[str, str]:
-    """--mixed_precision auto|off|float16|bfloat16 -> (the precision to run, why), for the start-up line.
-
-    auto: bfloat16 where the device computes it natively and faster than float32 (NVIDIA GPUs of
-    compute capability 8.0 or newer; CPUs with AMX, flag amx_bf16), float32 ("off") elsewhere:
-    on a CPU with AVX512_BF16 but no AMX, bfloat16 measured slower than float32. `flags` and
-    `gpus` default to this machine's.
-    """
-    if asked != "auto":
-        if asked not in PRECISIONS:
-            raise ValueError(f"unknown precision {asked!r}; choose from auto, {', '.join(PRECISIONS)}")
-        return asked, "as asked"
-    gpus = gpu_capabilities() if gpus is None else gpus
-    if gpus:
-        oldest = min(gpus)
-        if oldest >= (8, 0):
-            return "bfloat16", f"auto: GPU compute capability {oldest[0]}.{oldest[1]} computes bfloat16 natively"
-        return "off", f"auto: GPU compute capability {oldest[0]}.{oldest[1]} has no fast bfloat16 (needs 8.0)"
-    flags = utils.cpu_info()[1] if flags is None else flags
-    if "amx_bf16" in flags:
-        return "bfloat16", "auto: this CPU has AMX (amx_bf16)"
-    return "off", "auto: this CPU has no AMX (amx_bf16), where bfloat16 is not faster"
+def choose_precision(asked: str) -> tuple[str, str]:
+    """A forced --mixed_precision (off, float16, bfloat16) -> (it, "as asked"); auto is measured by
+    auto_precision, not decided here."""
+    if asked not in PRECISIONS:
+        raise ValueError(f"unknown precision {asked!r}; choose from {', '.join(PRECISIONS)} "
+                         f"(auto is auto_precision's)")
+    return asked, "as asked"
 
 
 def precision_line(chosen: str, why: str) -> str:

@@ -59,8 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     flag("time_limit", "stop (with a checkpoint) after this many minutes; run again to continue", metavar="MINUTES")
     flag("strategy", "default: one device; mirrored: all GPUs of this machine; multiworker: the machines in "
                      "TF_CONFIG (--batch_size is the global batch)")
-    flag("mixed_precision", "auto: bfloat16 on CPUs with AMX and GPUs of compute capability >= 8.0, else off "
-                            "(float32); float16 uses dynamic loss scaling; variables stay float32")
+    flag("mixed_precision", "auto: float32, as bfloat16-trained models filled faces worse (docs/speed.md); "
+                            "float16 uses dynamic loss scaling; variables stay float32")
     return parser.parse_args(argv)
 
 
@@ -93,9 +93,12 @@ def main(argv=None) -> int:
     settings = settings_from_args(parse_args(argv))
     paths = training.dataset_images(settings.dataset)
     import checkpoints  # noqa: F401  (imports TensorFlow quietly)
+    import auto_precision
     import distribute
     from model import DCGAN
-    strategy, precision = distribute.start(settings.strategy, settings.xla, settings.mixed_precision)
+    strategy = distribute.start(settings.strategy, settings.xla, settings.mixed_precision)
+    precision, why = auto_precision.training_precision(settings.mixed_precision)
+    print(distribute.precision_line(precision, why))
     distribute.per_replica_batch(strategy, settings.batch_size)  # the global batch divides, or say so now
     hparams = model_hparams(settings, paths)
     # Every folder the run writes, made (and found writable) before the long work starts.

@@ -39,14 +39,13 @@ def worker(args) -> dict:
     import masking
     from completion_settings import CompletionSettings
 
-    strategy, dcgan, precision = build_model(args, args.imgSize)
-    scale_generator(dcgan)
+    settings = CompletionSettings(approach=args.approach, seed=0, xla=args.xla)
+    strategy, dcgan, precision = build_model(args, args.imgSize, "completion", args.batchSize, settings)
     per_image = completion_iteration_flops(dcgan)
     if args.first_round:
         print_flops(dcgan, per_image, "one completion iteration")
     mask = masking.make_mask("center", args.imgSize)
     images = tf.random.uniform([args.batchSize, args.imgSize, args.imgSize, 3], -1.0, 1.0, seed=1)
-    settings = CompletionSettings(approach=args.approach, seed=0, xla=args.xla)
 
     def optimise(dcgan, iterations: int):
         """(seconds, final z) of `iterations` iterations from the seed's z."""
@@ -68,7 +67,7 @@ def worker(args) -> dict:
     if not args.first_round:
         return result
     # Quality: each run's final z's loss, evaluated in float32 on one device.
-    reference = scale_generator(model.DCGAN(image_size=args.imgSize, seed=0))
+    reference = scale_generator(model.DCGAN(image_size=args.imgSize, gf_dim=args.gf_dim, df_dim=args.df_dim, seed=0))
     evaluate = completion.Completer(reference, mask, settings).loss
     result["final_loss"] = float(tf.reduce_mean(evaluate(final_z, images)[0]))
     if precision != "off":
@@ -114,7 +113,8 @@ def main() -> None:
     args = parse_args()
     torch_command = None
     if args.torch_python:
-        torch_command = harness.torch_command(args.torch_python, args.batchSize, args.torch_iterations, complete=True)
+        torch_command = harness.torch_command(args.torch_python, args, args.batchSize, args.torch_iterations,
+                                              complete=True)
     harness.main(args, __file__, worker, summarise, torch_command, "torch_iterations_per_s", digits=3)
 
 

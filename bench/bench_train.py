@@ -79,7 +79,7 @@ def main() -> None:
     args = parse_args()
     torch_command = None
     if args.torch_python:
-        torch_command = harness.torch_command(args.torch_python, args.batch_size, args.steps)
+        torch_command = harness.torch_command(args.torch_python, args, args.batch_size, args.steps)
     harness.main(args, __file__, worker, summarise, torch_command, "torch_images_per_s", digits=2)
 
 

@@ -104,11 +104,23 @@ def scale_generator(dcgan: model.DCGAN, gain: float = 3.0) -> model.DCGAN:
     return dcgan
 
 
-def build_model(args, image_size: int):
-    """(strategy, DCGAN, precision) for the benchmark's flags, with random weights (seed 0); precision is
-    what --mixed_precision resolved to, as in train_dcgan.py."""
+def build_model(args, image_size: int, job: str = "training", batch: int = 64, settings=None):
+    """(strategy, DCGAN, precision) for the benchmark's flags, with random weights (seed 0; G scaled for a
+    completion); precision is what --mixed_precision resolves to in train_dcgan.py (job "training") or
+    complete.py (job "completion": auto measures this model at `batch` with `settings`)."""
+    import auto_precision
     import distribute
     strategy = distribute.make_strategy(args.strategy)
-    precision, _ = distribute.choose_precision(args.mixed_precision)
-    with strategy.scope():
-        return strategy, model.DCGAN(image_size=image_size, seed=0, compute_dtype=precision), precision
+    hparams = dict(image_size=image_size, z_dim=100, gf_dim=args.gf_dim, df_dim=args.df_dim, c_dim=3)
+
+    def build(precision: str) -> model.DCGAN:
+        with strategy.scope():
+            dcgan = model.DCGAN(**hparams, seed=0, compute_dtype=precision)
+        return scale_generator(dcgan) if job == "completion" else dcgan
+
+    if job == "training":
+        precision, _ = auto_precision.training_precision(args.mixed_precision)
+        return strategy, build(precision), precision
+    dcgan, precision, _ = auto_precision.completion_precision(args.mixed_precision, build, hparams, batch, settings,
+                                                              strategy.num_replicas_in_sync)
+    return strategy, dcgan, precision

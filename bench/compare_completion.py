@@ -91,10 +91,13 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown candidate {unknown[0]!r}")
 
-    import distribute
+    import auto_precision
+    from checkpoints import read_hparams
+    from completion_settings import CompletionSettings
     from model import DCGAN
-    precision, _ = distribute.choose_precision(args.mixed_precision)
-    model = DCGAN.from_checkpoint(args.checkpointDir, compute_dtype=precision)
+    model, precision, _ = auto_precision.completion_precision(
+        args.mixed_precision, lambda p: DCGAN.from_checkpoint(args.checkpointDir, compute_dtype=p),
+        read_hparams(args.checkpointDir), min(args.limit, 64), CompletionSettings())
     truth, _, _ = utils.load_images(utils.list_images(args.images)[:args.limit], model.image_size, progress=False)
     mask = eval_completion.eval_mask(args.maskType, model.image_size)
     print(f"{len(truth)} images, {model.image_size}x{model.image_size}, mask {args.maskType}, precision {precision}; "

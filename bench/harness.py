@@ -95,7 +95,9 @@ def add_flags(parser, what: str) -> None:
     parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",
                         help="mirrored: all GPUs (or the logical CPUs of DCGAN_LOGICAL_CPUS); the batch is global")
     parser.add_argument("--mixed_precision", choices=PRECISION_CHOICES, default="auto",
-                        help="as train_dcgan.py: auto picks bfloat16 where the device computes it natively")
+                        help="as the script timed: training's auto keeps float32, completion's measures")
+    parser.add_argument("--gf_dim", type=int, default=64, help="G's width (64: the article's; 32: the shipped model's)")
+    parser.add_argument("--df_dim", type=int, default=64, help="D's width")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of TensorFlow and PyTorch")
     parser.add_argument("--torch_python", default=None, metavar="PYTHON",
                         help=f"also time {what} in PyTorch (bench/torch_reference.py) with this Python")
@@ -103,11 +105,12 @@ def add_flags(parser, what: str) -> None:
     parser.add_argument("--first_round", action="store_true", help=argparse.SUPPRESS)
 
 
-def torch_command(python: str, batch_size: int, steps: int, complete: bool = False) -> list[str]:
-    """bench/torch_reference.py with another Python (one with torch), on as many threads as TensorFlow uses."""
+def torch_command(python: str, args, batch_size: int, steps: int, complete: bool = False) -> list[str]:
+    """bench/torch_reference.py with another Python (one with torch), on as many threads as TensorFlow uses,
+    for the model of args' widths."""
     script = os.path.join(ROOT, "bench", "torch_reference.py")
-    return [python, script, "--batch_size", str(batch_size), "--steps", str(steps),
-            "--threads", str(os.cpu_count())] + (["--complete"] if complete else [])
+    return [python, script, "--batch_size", str(batch_size), "--steps", str(steps), "--threads", str(os.cpu_count()),
+            "--gf_dim", str(args.gf_dim), "--df_dim", str(args.df_dim)] + (["--complete"] if complete else [])
 
 
 def torch_precision(first_tf_result: dict) -> list[str]:

@@ -2,6 +2,7 @@
 """The same DCGAN training step (or completion iteration) in PyTorch, as a speed reference.
 
     python bench/torch_reference.py [--batch_size 64] [--steps 10] [--complete] [--precision bfloat16]
+                                    [--gf_dim 64] [--df_dim 64]
 
 Not a dependency of the project: run it with a Python that has torch installed
 (bench_train.py --torch_python PATH runs it for you, in its own process, with no TensorFlow
@@ -45,6 +46,8 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--gf_dim", type=int, default=64, help="G's width (the article's 64)")
+    parser.add_argument("--df_dim", type=int, default=64, help="D's width")
     parser.add_argument("--complete", action="store_true", help="time completion iterations instead")
     parser.add_argument("--precision", choices=("off", "float16", "bfloat16"), default="off",
                         help="float16, bfloat16: torch.autocast on the CPU in that type (off: float32)")
@@ -52,8 +55,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    G = generator().to(memory_format=torch.channels_last)
-    D = discriminator().to(memory_format=torch.channels_last)
+    G = generator(gf=args.gf_dim).to(memory_format=torch.channels_last)
+    D = discriminator(df=args.df_dim).to(memory_format=torch.channels_last)
     autocast = contextlib.nullcontext() if args.precision == "off" else \
         torch.autocast("cpu", dtype=getattr(torch, args.precision))
     g_optim = torch.optim.Adam(G.parameters(), lr=0.0002, betas=(0.5, 0.999), eps=1e-8)

@@ -99,7 +99,7 @@ def test_result_equals_complete_py(client, tmp_path, capsys):
     (tmp_path / "mask.png").write_bytes(mask_png(SIZE, SIZE, BOX))
     assert complete.main(["--checkpointDir", str(model_dir()), "--outDir", str(tmp_path / "out"), "--mask",
                           str(tmp_path / "mask.png"), "--seed", "5", "--nIter", "8", "--outInterval", "4", "--batchSize", "1",
-                          str(tmp_path / "face.png")]) == 0
+                          "--mixed_precision", "off", str(tmp_path / "face.png")]) == 0
     capsys.readouterr()
     state = done(client, post(client, png(image), mask_png(SIZE, SIZE, BOX), seed=5, n_iter=8, out_interval=4))
     assert state["seed"] == 5 and state["iteration"] == 8 and state["faces"] == 1

@@ -68,12 +68,18 @@ def serve(checkpoint_dir: str, defaults: Defaults, host: str = "127.0.0.1", port
 def _serve(sock, checkpoint_dir, defaults, mixed_precision, limits, store, xla) -> int:
     import uvicorn
 
+    import auto_precision
     import distribute
+    from checkpoints import read_hparams
     from model import DCGAN
     from webapp.app import create_app
 
-    _, precision = distribute.start("default", xla, mixed_precision)  # one device; prints the precision line
-    model = DCGAN.from_checkpoint(checkpoint_dir, compute_dtype=precision)
+    distribute.start("default", xla, mixed_precision)  # one device
+    # auto measures at batch 1: a page's user waits for one image.
+    model, precision, why = auto_precision.completion_precision(
+        mixed_precision, lambda p: DCGAN.from_checkpoint(checkpoint_dir, compute_dtype=p),
+        read_hparams(checkpoint_dir), 1, defaults.settings)
+    print(distribute.precision_line(precision, why), flush=True)
     if defaults.mask_type == "lowres" and model.image_size % 8:
         utils.fail(f"--maskType lowres needs an image size divisible by 8, not {model.image_size}")
     service = Service(model, defaults, limits, store, checkpoint=str(Path(checkpoint_dir)),

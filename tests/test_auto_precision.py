@@ -1,0 +1,224 @@
+"""--mixed_precision auto: the decision from (faked) timings and losses, the cache in XDG_CACHE_HOME,
+the device's name, forced precisions, and one real measurement of a tiny model's completion step."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import auto_precision  # noqa: E402
+from auto_precision import Decision, choose, decide  # noqa: E402
+
+
+def timings(**seconds):
+    """A fake seconds_per_step that also records which precisions were timed."""
+    timed = []
+
+    def seconds_per_step(precision):
+        timed.append(precision)
+        return seconds[precision]
+    seconds_per_step.timed = timed
+    return seconds_per_step
+
+
+def losses(**ratios):
+    """A fake loss_ratio that records which precisions were checked."""
+    checked = []
+
+    def loss_ratio(precision):
+        checked.append(precision)
+        return ratios[precision]
+    loss_ratio.checked = checked
+    return loss_ratio
+
+
+def never(precision):
+    raise AssertionError(f"{precision} should not have been measured")
+
+
+# -- the decision --------------------------------------------------------------------------
+
+def test_a_faster_precision_that_completes_as_well_is_chosen():
+    decision = decide(["bfloat16"], timings(off=0.2, bfloat16=0.1), losses(bfloat16=1.008))
+    assert decision.precision == "bfloat16"
+    assert decision.speedup == pytest.approx(2.0)
+    assert decision.reason() == "auto: measured 2.00x the speed of float32, final loss +0.8% of float32's"
+
+
+def test_a_faster_precision_with_a_worse_loss_is_refused():
+    check = losses(bfloat16=1.02)
+    decision = decide(["bfloat16"], timings(off=0.2, bfloat16=0.1), check)
+    assert decision.precision == "off" and check.checked == ["bfloat16"]
+    assert decision.loss_ratio == {"bfloat16": 1.02}
+    assert "bfloat16 2.00x as fast but final loss +2.0%" in decision.reason()
+
+
+@pytest.mark.parametrize("bfloat16_seconds", [0.3, 0.19])  # slower; faster by less than MIN_SPEEDUP
+def test_a_precision_not_clearly_faster_is_not_even_checked(bfloat16_seconds):
+    decision = decide(["bfloat16"], timings(off=0.2, bfloat16=bfloat16_seconds), never)
+    assert decision.precision == "off" and decision.loss_ratio == {}
+    assert decision.speedup == 1.0
+    speed = 0.2 / bfloat16_seconds
+    assert decision.reason() == f"auto: bfloat16 measured {speed:.2f}x the speed of float32"
+
+
+def test_the_fastest_that_passes_wins_and_float32_is_always_timed():
+    """On a GPU: bfloat16 fastest but worse, float16 next and as good."""
+    seconds = timings(off=0.3, bfloat16=0.1, float16=0.15)
+    check = losses(bfloat16=1.05, float16=0.999)
+    decision = decide(["bfloat16", "float16"], seconds, check)
+    assert decision.precision == "float16" and check.checked == ["bfloat16", "float16"]
+    assert sorted(seconds.timed) == ["bfloat16", "float16", "off"]
+    assert decision.speedup == pytest.approx(2.0)
+
+
+# -- the cache ------------------------------------------------------------------------------
+
+def test_the_decision_is_measured_once_and_then_remembered(tmp_path):
+    path = tmp_path / "cache" / "precision.json"
+    key = auto_precision.cache_key("completion", "CPU X (2 cores)", "2.21.0", {"image_size": 64, "batch": 1})
+    first, why = choose(key, ["bfloat16"], timings(off=0.2, bfloat16=0.1), losses(bfloat16=1.0), path)
+    assert first.precision == "bfloat16" and why.endswith(f"measured now, remembered in {path}")
+    stored = json.loads(path.read_text())[key]
+    assert stored["precision"] == "bfloat16" and stored["seconds_per_step"] == {"off": 0.2, "bfloat16": 0.1}
+    again, why = choose(key, ["bfloat16"], never, never, path)
+    assert again == first
+    assert why == f"{first.reason()}; measured on {first.measured}, remembered in {path}"
+    # Another TensorFlow (or device, or model shape) is measured anew, beside the first.
+    other = auto_precision.cache_key("completion", "CPU X (2 cores)", "2.22.0", {"image_size": 64, "batch": 1})
+    assert other != key
+    decision, _ = choose(other, ["bfloat16"], timings(off=0.1, bfloat16=0.2), never, path)
+    assert decision.precision == "off"
+    assert set(json.loads(path.read_text())) == {key, other}
+
+
+def test_an_unreadable_cache_is_measured_again_with_a_warning(tmp_path, capsys):
+    path = tmp_path / "precision.json"
+    path.write_text("{not json")
+    decision, _ = choose("k", ["bfloat16"], timings(off=0.1, bfloat16=0.2), never, path)
+    assert decision.precision == "off"
+    warning = capsys.readouterr().err.strip()
+    assert warning.startswith(f"warning: {path}: cannot read the cached precision decisions") and "\n" not in warning
+    assert json.loads(path.read_text())["k"]["precision"] == "off"  # rewritten whole
+
+
+def test_a_cache_that_cannot_be_written_is_only_a_warning(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    path = blocker / "precision.json"  # its folder is a file
+    decision, why = choose("k", ["bfloat16"], timings(off=0.1, bfloat16=0.2), never, path)
+    assert decision.precision == "off" and "measured now" in why
+    err = capsys.readouterr().err
+    assert "cannot remember the precision decision" in err and "Traceback" not in err
+
+
+def test_a_cached_decision_for_a_precision_no_longer_offered_is_measured_again(tmp_path):
+    path = tmp_path / "precision.json"
+    choose("k", ["bfloat16", "float16"], timings(off=0.3, bfloat16=0.2, float16=0.1), losses(float16=1.0), path)
+    decision, why = choose("k", ["bfloat16"], timings(off=0.3, bfloat16=0.1), losses(bfloat16=1.0), path)
+    assert decision.precision == "bfloat16" and "measured now" in why
+
+
+def test_the_cache_lives_in_xdg_cache_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert auto_precision.cache_path() == tmp_path / "dcgan-completion-tf2" / "precision.json"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert auto_precision.cache_path() == tmp_path / "home" / ".cache" / "dcgan-completion-tf2" / "precision.json"
+
+
+# -- the device --------------------------------------------------------------------------------
+
+def test_the_device_is_named_by_its_gpus_else_its_cpu(tmp_path):
+    import utils
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9B45\nflags\t\t: fpu avx2 avx512_bf16\n\n"
+                       "processor\t: 1\nmodel name\t: AMD EPYC 9B45\n")
+    name, flags = utils.cpu_info(str(cpuinfo))
+    assert name == "AMD EPYC 9B45" and "avx512_bf16" in flags
+    assert auto_precision.device_name(gpus=[], cpu=name) == f"CPU AMD EPYC 9B45 ({os.cpu_count()} cores)"
+    h100 = [("NVIDIA H100", (9, 0))]
+    assert auto_precision.device_name(gpus=h100, cpu=name) == "NVIDIA H100 (compute capability 9.0)"
+    assert auto_precision.candidates_for([]) == ["bfloat16"]
+    assert auto_precision.candidates_for(h100) == ["bfloat16", "float16"]
+
+
+# -- forced precisions and training ------------------------------------------------------------
+
+@pytest.mark.parametrize("asked", ["off", "bfloat16", "float16"])
+def test_a_forced_precision_is_built_as_given_without_measuring(asked, monkeypatch):
+    monkeypatch.setattr(auto_precision, "CompletionTrial", never)
+    built = []
+    model, precision, why = auto_precision.completion_precision(asked, lambda p: built.append(p) or p, {}, 1, None)
+    assert built == [asked] and model == asked and precision == asked and why == "as asked"
+
+
+def test_training_keeps_float32_unless_told_otherwise():
+    precision, why = auto_precision.training_precision("auto")
+    assert precision == "off" and why == auto_precision.TRAINING_RULE and "docs/speed.md#precision" in why
+    assert auto_precision.training_precision("bfloat16") == ("bfloat16", "as asked")
+    with pytest.raises(ValueError):
+        auto_precision.training_precision("float8")
+
+
+# -- one real measurement -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_model_builder():
+    from model import DCGAN
+    from completion_settings import CompletionSettings
+    built = []
+
+    def build(precision):
+        model = DCGAN(image_size=16, gf_dim=8, df_dim=8, z_dim=16, seed=3, compute_dtype=precision)
+        for var in model.generator.trainable_variables:  # a G whose images vary with z (see test_completion)
+            if var.name.split("/")[-1].split(":")[0] in ("w", "Matrix"):
+                var.assign(var * 10.0)
+        built.append(precision)
+        return model
+    return build, built, CompletionSettings(approach="momentum", seed=0)
+
+
+def test_the_trial_times_and_judges_the_real_step(tiny_model_builder, monkeypatch):
+    import completion
+    build, built, settings = tiny_model_builder
+    monkeypatch.setattr(auto_precision, "TIMING_SECONDS", 0.2)
+    trial = auto_precision.CompletionTrial(build, batch=3, settings=settings)
+    assert trial.images.shape == (8, 16, 16, 3) and trial.batch == 3
+    assert np.abs(trial.images).max() <= 1.0 and trial.images.std() > 0.05  # G's images, not noise or zeros
+    seconds = trial.seconds_per_step("off")
+    assert 0 < seconds < 1.0
+    # The same precision judged twice: same z, same images, same model, so the same final loss.
+    assert trial.loss_ratio("off") == pytest.approx(1.0, abs=1e-6)
+    # The check really optimises: the final loss is below the start's.
+    judge = completion.Completer(trial.model("off"), trial.mask, settings)
+    start_loss = float(np.mean(judge.loss(trial.start_z[:8], trial.images[:8])[0]))
+    assert trial.final_loss("off") < start_loss
+    assert built == ["off"]  # float32's model, built once
+
+
+def test_auto_returns_the_measured_model_and_line(tiny_model_builder, monkeypatch, tmp_path):
+    build, built, settings = tiny_model_builder
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(auto_precision, "TIMING_SECONDS", 0.2)
+    hparams = dict(image_size=16, gf_dim=8, df_dim=8, z_dim=16, c_dim=3)
+    built.clear()
+    model, precision, why = auto_precision.completion_precision("auto", build, hparams, 2, settings)
+    assert precision in ("off", "bfloat16") and built.count(precision) == 1  # the measured one, not rebuilt
+    assert (model.compute_dtype is None) == (precision == "off")
+    assert why.startswith("auto: ") and "measured now" in why
+    cache = json.loads((tmp_path / "dcgan-completion-tf2" / "precision.json").read_text())
+    (key, entry), = cache.items()
+    assert json.loads(key)["batch"] == 2 and json.loads(key)["job"] == "completion"
+    assert set(entry["seconds_per_step"]) == {"off", "bfloat16"} and entry["precision"] == precision
+    # The next start reads the decision and builds one model.
+    built.clear()
+    _, again, why = auto_precision.completion_precision("auto", build, hparams, 2, settings)
+    assert again == precision and built == [precision] and "measured on" in why
