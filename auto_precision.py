@@ -1,14 +1,19 @@
-"""--mixed_precision auto: the precision chosen by measuring, once per device and model.
+"""--mixed_precision auto: the precision (and the CPU's convolution kernels) chosen by measuring,
+once per device and model.
 
-A rule over CPU flags or GPU names goes stale with each new chip, so auto asks the device:
-it times the model's own completion step in float32 and in each lower precision the device
-offers, keeps the fastest that completes as well as float32 (its final loss within 1% of
-float32's, on the same images from the same z), and remembers the decision in the user's
-cache folder ($XDG_CACHE_HOME/dcgan-completion-tf2/precision.json), keyed by the device, the
-TensorFlow version, the model's shape and the batch. Training keeps float32 on the evidence of
-quality per step (TRAINING_RULE). A forced precision (off, bfloat16, float16) is used as given.
+A rule over CPU flags or GPU names goes stale with each new chip, so auto asks the device: it
+times the model's own step in each variant the device offers (float32 and the lower precisions;
+on a CPU each with TensorFlow's own convolution kernels and with ops.py's phase convolutions,
+the same maths), keeps the fastest that is as good as float32, and remembers the decision in the
+user's cache folder ($XDG_CACHE_HOME/dcgan-completion-tf2/precision.json), keyed by the job, the
+device, the TensorFlow version, the model's shape and the batch.
 
-    model = auto_precision.completion_model("auto", checkpoint_dir, strategy, batch=16, settings=settings)
+"As good": for completion, a final loss within 1% of float32's on the same images from the same
+z; for training, the evidence of quality per step (TRAINING_RULE), so training's auto times only
+float32's kernels. A forced precision (off, bfloat16, float16) is used as given, with ops.py's rule
+for the kernels.
+
+    model, precision, why = auto_precision.completion_precision("auto", build, hparams, batch, settings)
 """
 from __future__ import annotations
 
@@ -28,62 +33,90 @@ MIN_SPEEDUP = 1.1          # ... and it must be at least this much faster: timin
 TIMING_SECONDS = 0.75      # time each candidate's step for about this long
 CHECK_IMAGES, CHECK_ITERATIONS = 8, 50   # the quality check: 8 images, 50 iterations from the same z
 
-# Training: the quality per step at equal steps, not the speed, decides. The evidence so far (docs/speed.md,
-# "Precision"): a bfloat16 model trained on a Xeon with AMX ran more steps in the same 15 minutes than its
-# float32 twin and still filled held-out faces 1.6 dB worse; float16 was never shown as good. So training's
-# auto keeps float32 on every device; --mixed_precision bfloat16 trades that quality for speed.
-TRAINING_RULE = ("auto: training keeps float32, as bfloat16-trained models filled held-out faces worse "
-                 "(docs/speed.md#precision); --mixed_precision bfloat16 trades that for speed")
+# Training: the quality per step at equal steps, not the speed, decides. The evidence (docs/distributed.md,
+# "Precision"): trained for the same 1150 steps on a Xeon with AMX, the bfloat16 model filled held-out faces
+# 0.8 dB worse than its float32 twin, and in 15 minutes (more steps in bfloat16) 1.6 dB worse; float16 was
+# never shown as good. So training's auto keeps float32 on every device; --mixed_precision bfloat16 trades
+# that quality for speed.
+TRAINING_RULE = ("training keeps float32, as bfloat16-trained models filled held-out faces worse "
+                 "(docs/distributed.md#precision)")
+PHASES = "+phases"         # a variant's suffix: the CPU's stride-2 convolutions by phases (ops.py)
+
+
+def precision_of(variant: str) -> str:
+    return variant.removesuffix(PHASES)
+
+
+def phases_of(variant: str) -> bool:
+    return variant.endswith(PHASES)
+
+
+def describe(variant: str) -> str:
+    name = "float32" if precision_of(variant) == "off" else precision_of(variant)
+    return name + (" (phase convolutions)" if phases_of(variant) else "")
 
 
 @dataclass(frozen=True)
 class Decision:
-    """auto's choice and its evidence: seconds per step of each candidate timed, the loss ratio
-    (candidate's final loss / float32's) of each candidate checked."""
-    precision: str
+    """auto's choice and its evidence: the seconds per step of each variant timed, and the loss ratio
+    (final loss / float32's) of each lower precision checked."""
+    variant: str
     seconds_per_step: dict[str, float]
     loss_ratio: dict[str, float]
     measured: str = ""           # when (ISO date, UTC)
 
     @property
+    def precision(self) -> str:
+        return precision_of(self.variant)
+
+    @property
+    def phases(self) -> bool:
+        return phases_of(self.variant)
+
+    def speed(self, variant: str) -> float:
+        """How many times float32 with TensorFlow's own kernels ("off") the variant ran."""
+        return self.seconds_per_step["off"] / self.seconds_per_step[variant]
+
+    @property
     def speedup(self) -> float:
-        """How much faster the chosen precision ran than float32 (1.0 for float32)."""
-        return self.seconds_per_step["off"] / self.seconds_per_step[self.precision]
+        return self.speed(self.variant)
 
     def reason(self) -> str:
         """Why, for the start-up line: what was measured and what that decided."""
-        name = self.precision if self.precision != "off" else "float32"
+        parts = [f"auto: {describe(self.variant)} measured {self.speedup:.2f}x the speed of float32"]
         if self.precision != "off":
-            ratio = self.loss_ratio[self.precision]
-            return (f"auto: measured {self.speedup:.2f}x the speed of float32, final loss "
-                    f"{100 * (ratio - 1):+.1f}% of float32's")
-        others = []
-        for candidate, seconds in self.seconds_per_step.items():
-            if candidate == "off":
+            parts[0] += f", final loss {100 * (self.loss_ratio[self.precision] - 1):+.1f}% of float32's"
+        for precision in dict.fromkeys(map(precision_of, self.seconds_per_step)):
+            if precision in ("off", self.precision):
                 continue
-            speed = self.seconds_per_step["off"] / seconds
-            if candidate in self.loss_ratio:
-                others.append(f"{candidate} {speed:.2f}x as fast but final loss "
-                              f"{100 * (self.loss_ratio[candidate] - 1):+.1f}%")
-            else:
-                others.append(f"{candidate} measured {speed:.2f}x the speed of {name}")
-        return "auto: " + ("; ".join(others) if others else "no lower precision on this device")
+            fastest = min((v for v in self.seconds_per_step if precision_of(v) == precision),
+                          key=self.seconds_per_step.get)
+            text = f"{describe(fastest)} {self.speed(fastest):.2f}x"
+            if precision in self.loss_ratio:
+                text += f" but final loss {100 * (self.loss_ratio[precision] - 1):+.1f}%"
+            parts.append(text)
+        return "; ".join(parts)
 
 
-def decide(candidates: list[str], seconds_per_step: Callable[[str], float],
+def decide(variants: list[str], seconds_per_step: Callable[[str], float],
            loss_ratio: Callable[[str], float]) -> Decision:
-    """The fastest candidate that is at least MIN_SPEEDUP faster than float32 ("off", always a
-    candidate) and whose final loss is within LOSS_TOLERANCE of float32's; float32 when none is.
-    Only candidates that are fast enough get the (slower) quality check."""
-    times = {candidate: seconds_per_step(candidate) for candidate in ["off"] + [c for c in candidates if c != "off"]}
-    ratios = {}
-    for candidate in sorted(times, key=times.get):
-        if candidate == "off" or times["off"] / times[candidate] < MIN_SPEEDUP:
+    """Time every variant ("off", float32 with TensorFlow's kernels, always among them). Keep the
+    fastest float32 variant, unless a lower precision's variant is at least MIN_SPEEDUP faster and
+    its final loss is within LOSS_TOLERANCE of float32's (loss_ratio(variant), asked once per
+    precision, of its fastest variant, and only of those fast enough)."""
+    times = {variant: seconds_per_step(variant) for variant in dict.fromkeys(["off", *variants])}
+    float32 = min((v for v in times if precision_of(v) == "off"), key=times.get)
+    ratios: dict[str, float] = {}
+    for variant in sorted(times, key=times.get):
+        if times[float32] / times[variant] < MIN_SPEEDUP:
             break
-        ratios[candidate] = loss_ratio(candidate)
-        if ratios[candidate] <= 1.0 + LOSS_TOLERANCE:
-            return Decision(candidate, times, ratios, today())
-    return Decision("off", times, ratios, today())
+        precision = precision_of(variant)
+        if precision in ratios:
+            continue  # its fastest variant was checked already
+        ratios[precision] = loss_ratio(variant)
+        if ratios[precision] <= 1.0 + LOSS_TOLERANCE:
+            return Decision(variant, times, ratios, today())
+    return Decision(float32, times, ratios, today())
 
 
 def today() -> str:
@@ -130,7 +163,7 @@ def remembered(cache: dict, key: str) -> Decision | None:
 
 def remember(path: Path, cache: dict, key: str, decision: Decision) -> None:
     """Write the cache with the decision added (atomically); a cache that cannot be written is a warning."""
-    cache = {**cache, key: {"precision": decision.precision, "seconds_per_step": decision.seconds_per_step,
+    cache = {**cache, key: {"variant": decision.variant, "seconds_per_step": decision.seconds_per_step,
                             "loss_ratio": decision.loss_ratio, "measured": decision.measured}}
     try:
         utils.save_json(path, cache)
@@ -139,16 +172,16 @@ def remember(path: Path, cache: dict, key: str, decision: Decision) -> None:
                    f"auto will measure again next time")
 
 
-def choose(key: str, candidates: list[str], seconds_per_step: Callable[[str], float],
+def choose(key: str, variants: list[str], seconds_per_step: Callable[[str], float],
            loss_ratio: Callable[[str], float], path: Path | None = None) -> tuple[Decision, str]:
     """The cached decision for key, else decide() now and remember it. Returns (decision, the
     start-up line's reason, which says whether it was measured now or when)."""
     path = cache_path() if path is None else path
     cache = read_cache(path)
     decision = remembered(cache, key)
-    if decision is not None and decision.precision in ["off"] + list(candidates):
+    if decision is not None and set(decision.seconds_per_step) == set(["off", *variants]):
         return decision, f"{decision.reason()}; measured on {decision.measured}, remembered in {path}"
-    decision = decide(candidates, seconds_per_step, loss_ratio)
+    decision = decide(variants, seconds_per_step, loss_ratio)
     # Read again: another process may have added its decision while this one measured.
     remember(path, read_cache(path, quiet=True), key, decision)
     return decision, f"{decision.reason()}; measured now, remembered in {path}"
@@ -168,10 +201,14 @@ def device_name(gpus: list[tuple[str, tuple[int, int]]] | None = None, cpu: str 
     return f"CPU {name or 'unknown'} ({os.cpu_count()} cores)"
 
 
-def candidates_for(gpus: list[tuple[str, tuple[int, int]]]) -> list[str]:
-    """The lower precisions worth timing: bfloat16 everywhere, float16 on GPUs (on CPUs TensorFlow has
-    no fast float16 convolutions)."""
-    return ["bfloat16", "float16"] if gpus else ["bfloat16"]
+def variants_for(job: str, gpus: list[tuple[str, tuple[int, int]]]) -> list[str]:
+    """What auto times. Completion: float32 and bfloat16 (and float16 on GPUs: on CPUs TensorFlow has
+    no fast float16 convolutions); on a CPU each with TensorFlow's kernels and by phases. Training:
+    float32's two kernels on a CPU (TRAINING_RULE); nothing to time on a GPU."""
+    precisions = ["off"] if job == "training" else ["off", "bfloat16"] + (["float16"] if gpus else [])
+    if gpus:
+        return precisions
+    return [variant for precision in precisions for variant in (precision, precision + PHASES)]
 
 
 def visible_gpus() -> list[tuple[str, tuple[int, int]]]:
@@ -188,14 +225,14 @@ def visible_gpus() -> list[tuple[str, tuple[int, int]]]:
 # ----------------------------------------------------------------------------
 
 class CompletionTrial:
-    """Times one precision's completion step at the run's batch size, and checks its final loss.
+    """Times each variant's completion step at the run's batch size, and checks a precision's final loss.
 
     The images are the float32 model's own G(z) for fixed z (faces, for a face model), with the
-    center mask; every precision starts from the same z, and its final z's loss is evaluated by
-    the float32 model, so the losses compare like for like.
+    center mask; every variant starts from the same z, and its final z's loss is judged by the
+    float32 model, so the losses compare like for like. The models built stay, for the caller.
     """
 
-    def __init__(self, build: Callable[[str], object], batch: int, settings):
+    def __init__(self, build: Callable[[str, bool], object], batch: int, settings):
         import numpy as np
 
         import completion
@@ -213,66 +250,91 @@ class CompletionTrial:
         self.judge = completion.Completer(reference, self.mask, settings)
         self.float32_loss = None
 
-    def model(self, precision: str):
-        if precision not in self.models:
-            self.models[precision] = self.build(precision)
-        return self.models[precision]
+    def model(self, variant: str):
+        if variant not in self.models:
+            self.models[variant] = self.build(precision_of(variant), phases_of(variant))
+        return self.models[variant]
 
-    def _completer(self, precision: str):
-        import completion
-        return completion.Completer(self.model(precision), self.mask, self.settings)
-
-    def seconds_per_step(self, precision: str) -> float:
+    def seconds_per_step(self, variant: str) -> float:
         """The best seconds per iteration over chunks of about 0.1 s, for about TIMING_SECONDS."""
-        import tensorflow as tf
-        completer = self._completer(precision)
-        z = tf.constant(self.start_z[:self.batch])
-        images = tf.constant(self.images[:self.batch])
+        import completion
+        completer = completion.Completer(self.model(variant), self.mask, self.settings)
+        z, images = self.start_z[:self.batch], self.images[:self.batch]
         state = completer.initial_state(z)
-        completer.run(z, state, images, 0, 2)[3].numpy()  # tracing, not timed
-        steps, best, deadline = 2, float("inf"), time.perf_counter() + TIMING_SECONDS
-        while True:
-            start = time.perf_counter()
-            completer.run(z, state, images, 0, steps)[3].numpy()
-            best = min(best, (time.perf_counter() - start) / steps)
-            if time.perf_counter() > deadline:
-                return best
-            steps = max(2, min(200, int(0.1 / best)))
+        return best_seconds(lambda steps: completer.run(z, state, images, 0, steps)[3].numpy())
 
-    def final_loss(self, precision: str) -> float:
-        """The mean loss (judged in float32) after CHECK_ITERATIONS iterations in this precision."""
+    def final_loss(self, variant: str) -> float:
+        """The mean loss (judged in float32) after CHECK_ITERATIONS iterations in this variant."""
+        import completion
         import tensorflow as tf
-        completer = self._completer(precision)
-        z = tf.constant(self.start_z[:self.check])
-        images = tf.constant(self.images[:self.check])
+        completer = completion.Completer(self.model(variant), self.mask, self.settings)
+        z, images = tf.constant(self.start_z[:self.check]), tf.constant(self.images[:self.check])
         z = completer.run(z, completer.initial_state(z), images, 0, CHECK_ITERATIONS)[0]
         return float(tf.reduce_mean(self.judge.loss(z, images)[0]))
 
-    def loss_ratio(self, precision: str) -> float:
+    def loss_ratio(self, variant: str) -> float:
         if self.float32_loss is None:
             self.float32_loss = self.final_loss("off")
-        return self.final_loss(precision) / self.float32_loss
+        return self.final_loss(variant) / self.float32_loss
 
 
-def completion_shape(hparams: dict, batch: int, replicas: int, approach: str) -> dict:
+class TrainingTrial:
+    """Times each variant's training step (one D and two G updates) at the run's batch, on models of
+    its own: a step changes the weights, so the model that trains is built after."""
+
+    def __init__(self, build: Callable[[str, bool], object], batch: int):
+        self.build, self.batch = build, batch
+
+    def seconds_per_step(self, variant: str) -> float:
+        import tensorflow as tf
+        model = self.build(precision_of(variant), phases_of(variant))
+        images = tf.random.stateless_uniform([self.batch, model.image_size, model.image_size, model.c_dim],
+                                             [0, 1], -1.0, 1.0)
+
+        def steps(count: int) -> None:
+            for _ in range(count):
+                out = model.train_step(images)
+            float(out["d_loss"])
+        return best_seconds(steps, chunk_seconds=0.0)
+
+
+def best_seconds(run: Callable[[int], None], chunk_seconds: float = 0.1) -> float:
+    """The best seconds per step of run(steps) (which waits for its result) over chunks of about
+    chunk_seconds (at least one step each), for about TIMING_SECONDS after a first, untimed call
+    (the tracing)."""
+    run(1)
+    steps, best, deadline = 1, float("inf"), time.perf_counter() + TIMING_SECONDS
+    while True:
+        start = time.perf_counter()
+        run(steps)
+        best = min(best, (time.perf_counter() - start) / steps)
+        if time.perf_counter() > deadline:
+            return best
+        steps = max(1, min(200, int(chunk_seconds / best)))
+
+
+def model_shape(hparams: dict, batch: int, replicas: int, **extra) -> dict:
     """The cache key's model part: what changes the step's speed."""
     keys = ("image_size", "z_dim", "gf_dim", "df_dim", "c_dim", "layout")
-    return {**{k: hparams.get(k) for k in keys}, "batch": batch, "replicas": replicas, "approach": approach}
+    return {**{k: hparams.get(k) for k in keys}, "batch": batch, "replicas": replicas, **extra}
 
 
-def completion_precision(asked: str, build: Callable[[str], object], hparams: dict, batch: int, settings,
-                         replicas: int = 1) -> tuple[object, str, str]:
-    """(model, precision, reason) for a completion: asked as given, or auto's measured choice;
-    build(precision) -> the model in that precision. Measuring builds float32's model too; the
-    chosen one is returned, not built again."""
+def _measured(job: str, shape: dict, seconds_per_step, loss_ratio) -> tuple[Decision, str]:
+    import tensorflow as tf
+    gpus = visible_gpus()
+    key = cache_key(job, device_name(gpus), tf.__version__, shape)
+    return choose(key, variants_for(job, gpus), seconds_per_step, loss_ratio)
+
+
+def completion_precision(asked: str, build: Callable[[str, bool | None], object], hparams: dict, batch: int,
+                         settings, replicas: int = 1) -> tuple[object, str, str]:
+    """(model, precision, reason) for a completion: asked as given (ops.py's rule for the kernels), or
+    auto's measured choice; build(precision, phases) -> the model. Measuring builds a model per
+    variant; the chosen one is returned, not built again."""
     import distribute
     if asked != "auto":
         precision, why = distribute.choose_precision(asked)
-        return build(precision), precision, why
-    import tensorflow as tf
-    gpus = visible_gpus()
-    key = cache_key("completion", device_name(gpus), tf.__version__,
-                    completion_shape(hparams, batch, replicas, settings.approach))
+        return build(precision, None), precision, why
     trial = None
 
     def get_trial() -> CompletionTrial:
@@ -280,16 +342,25 @@ def completion_precision(asked: str, build: Callable[[str], object], hparams: di
         trial = trial or CompletionTrial(build, batch, settings)
         return trial
 
-    decision, why = choose(key, candidates_for(gpus), lambda p: get_trial().seconds_per_step(p),
-                           lambda p: get_trial().loss_ratio(p))
-    model = trial.models[decision.precision] if trial and decision.precision in trial.models \
-        else build(decision.precision)
-    return model, decision.precision, why
+    decision, why = _measured("completion", model_shape(hparams, batch, replicas, approach=settings.approach),
+                              lambda v: get_trial().seconds_per_step(v), lambda v: get_trial().loss_ratio(v))
+    if trial and decision.variant in trial.models:
+        return trial.models[decision.variant], decision.precision, why
+    return build(decision.precision, decision.phases), decision.precision, why
 
 
-def training_precision(asked: str) -> tuple[str, str]:
-    """(precision, reason) for training: asked as given; auto keeps float32 (TRAINING_RULE)."""
+def training_precision(asked: str, build: Callable[[str, bool | None], object], hparams: dict, batch: int,
+                       replicas: int = 1, measure: bool = True) -> tuple[object, str, str]:
+    """(model, precision, reason) for training: asked as given (ops.py's rule for the kernels); auto:
+    float32 (TRAINING_RULE), with the kernels measured faster (measure=False: ops.py's rule, as
+    when several workers would each have to measure in step)."""
     import distribute
     if asked != "auto":
-        return distribute.choose_precision(asked)
-    return "off", TRAINING_RULE
+        precision, why = distribute.choose_precision(asked)
+        return build(precision, None), precision, why
+    if not measure:
+        return build("off", None), "off", f"auto: {TRAINING_RULE}"
+    trial = TrainingTrial(build, batch)
+    decision, why = _measured("training", model_shape(hparams, batch, replicas), trial.seconds_per_step,
+                              lambda variant: 1.0)
+    return build("off", decision.phases), "off", f"auto: {TRAINING_RULE}; {why.removeprefix('auto: ')}"

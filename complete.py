@@ -132,9 +132,9 @@ def main(argv=None) -> int:
         utils.fail(f"no checkpoint in {checkpoint_dir}; train one first with "
                    f"'python train_dcgan.py --dataset DIR --checkpoint_dir {checkpoint_dir}'")
 
-    def build(precision: str) -> DCGAN:
+    def build(precision: str, phases: bool | None) -> DCGAN:
         with strategy.scope():  # under mirrored: a copy of G and D on every device
-            return DCGAN.from_checkpoint(checkpoint_dir, compute_dtype=precision)
+            return DCGAN.from_checkpoint(checkpoint_dir, compute_dtype=precision, phases=phases)
 
     hparams = read_hparams(checkpoint_dir)
     size = hparams["image_size"]

@@ -50,7 +50,7 @@ class Generator(tf.Module):
     """
 
     def __init__(self, image_size: int, z_dim: int, gf_dim: int, c_dim: int, compute_dtype=None,
-                 layout: str = layouts.DEFAULT_LAYOUT):
+                 layout: str = layouts.DEFAULT_LAYOUT, phases: bool | None = None):
         super().__init__(name="generator")
         self.start_size, widths = layouts.generator_plan(layout, image_size, gf_dim, c_dim)
         self.start_channels = widths[0]
@@ -61,7 +61,7 @@ class Generator(tf.Module):
             self.g_h0_lin = Linear(z_dim, self.start_size ** 2 * widths[0], "g_h0_lin", **dtype)
             self.g_bn0 = BatchNorm(widths[0], "g_bn0", **dtype)
             for i in range(1, self.layers + 1):
-                setattr(self, f"g_h{i}", Conv2dTranspose(widths[i - 1], widths[i], f"g_h{i}", **dtype))
+                setattr(self, f"g_h{i}", Conv2dTranspose(widths[i - 1], widths[i], f"g_h{i}", phases=phases, **dtype))
                 if i < self.layers:
                     setattr(self, f"g_bn{i}", BatchNorm(widths[i], f"g_bn{i}", **dtype))
 
@@ -83,7 +83,7 @@ class Discriminator(tf.Module):
     """
 
     def __init__(self, image_size: int, df_dim: int, c_dim: int, compute_dtype=None,
-                 layout: str = layouts.DEFAULT_LAYOUT):
+                 layout: str = layouts.DEFAULT_LAYOUT, phases: bool | None = None):
         super().__init__(name="discriminator")
         widths, end_size = layouts.discriminator_widths(image_size, df_dim)
         self.layers = len(widths)
@@ -93,7 +93,7 @@ class Discriminator(tf.Module):
         with self.name_scope:
             channels = c_dim
             for i, out in enumerate(widths):
-                setattr(self, f"d_h{i}_conv", Conv2d(channels, out, f"d_h{i}_conv", **dtype))
+                setattr(self, f"d_h{i}_conv", Conv2d(channels, out, f"d_h{i}_conv", phases=phases, **dtype))
                 if i > 0:
                     setattr(self, self.bn_names[i - 1], BatchNorm(out, self.bn_names[i - 1], **dtype))
                 channels = out
@@ -153,22 +153,25 @@ class DCGAN(tf.Module):
 
     def __init__(self, image_size: int = 64, z_dim: int = 100, gf_dim: int = 64, df_dim: int = 64,
                  c_dim: int = 3, learning_rate: float = 0.0002, beta1: float = 0.5, seed: int | None = None,
-                 compute_dtype=None, layout: str = layouts.DEFAULT_LAYOUT):
+                 compute_dtype=None, layout: str = layouts.DEFAULT_LAYOUT, phases: bool | None = None):
         """Build it under `strategy.scope()` to train or complete with a tf.distribute strategy;
         compute_dtype "float16" or "bfloat16" computes in that type (variables stay float32);
-        layout "article" (the default) or "later": the original's two eras (layouts.py)."""
+        layout "article" (the default) or "later": the original's two eras (layouts.py);
+        phases: the CPU's stride-2 convolutions by phases (True), by TensorFlow's kernels (False),
+        or as ops.phase_method's rule (None); the same maths and variables either way."""
         super().__init__(name="dcgan")
         layouts.check(layout, image_size)
         self.image_size, self.z_dim, self.gf_dim, self.df_dim, self.c_dim = image_size, z_dim, gf_dim, df_dim, c_dim
-        self.layout = layout
+        self.layout, self.phases = layout, phases
         # The strategy whose scope built the model; None: the default strategy (one device).
         self.strategy = tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
         self.compute_dtype = distribute.compute_dtype(compute_dtype.name if isinstance(compute_dtype, tf.DType)
                                                       else compute_dtype)
         if seed is not None:
             tf.random.set_seed(seed)
-        self.generator = Generator(image_size, z_dim, gf_dim, c_dim, compute_dtype=self.compute_dtype, layout=layout)
-        self.discriminator = Discriminator(image_size, df_dim, c_dim, compute_dtype=self.compute_dtype, layout=layout)
+        networks = dict(compute_dtype=self.compute_dtype, layout=layout, phases=phases)
+        self.generator = Generator(image_size, z_dim, gf_dim, c_dim, **networks)
+        self.discriminator = Discriminator(image_size, df_dim, c_dim, **networks)
         self.d_optim = Adam(self.discriminator.trainable_variables, learning_rate, beta1, name="d_optim")
         self.g_optim = Adam(self.generator.trainable_variables, learning_rate, beta1, name="g_optim")
         # Training bookkeeping, checkpointed so that a restart continues where it stopped.

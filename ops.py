@@ -44,20 +44,21 @@ def _normal(shape, truncated: bool = False) -> tf.Tensor:
     return sample(shape, stddev=STDDEV)
 
 
-def phase_method(channels: int, compute_dtype) -> str | None:
+def phase_method(channels: int, compute_dtype, phases: bool | None = None) -> str | None:
     """How a stride-2 transposed convolution to `channels` channels (or a stride-2 convolution's
     input gradient, the same operation) runs on this machine: None (TensorFlow's own kernel),
-    "phases" or "merged" (see transposed_by_phases).
+    "phases" or "merged" (see transposed_by_phases). GPUs keep cuDNN's kernels.
 
-    Measured with bench/bench_complete.py on an AMX CPU: oneDNN's backward-data kernels ran at
-    about half the rate of its forward ones in bfloat16, and were ~4x slower to 3 channels in
-    either precision. GPUs keep cuDNN's kernels.
+    phases: True or False as measured (auto_precision times both on the device: which is faster
+    depends on the CPU, the precision and the batch), or None for the rule drawn on an AMX CPU,
+    where oneDNN's backward-data kernels ran at about half the rate of its forward ones in
+    bfloat16 and were ~4x slower to 3 channels in either precision.
     """
-    if tf.config.list_physical_devices("GPU"):
+    if tf.config.list_physical_devices("GPU") or phases is False:
         return None
     if channels < 16:
         return "merged"
-    return "phases" if compute_dtype == tf.bfloat16 else None
+    return "phases" if phases or compute_dtype == tf.bfloat16 else None
 
 
 # Output pixel (2i + p, 2j + q) of a 5x5, stride-2, SAME transposed convolution sums the input
@@ -151,13 +152,13 @@ class Conv2d(tf.Module):
     """5x5 convolution, stride 2, SAME padding; w ~ truncated N(0, 0.02), biases 0."""
 
     def __init__(self, in_channels: int, out_channels: int, name: str, kernel: int = 5, stride: int = 2,
-                 compute_dtype=None):
+                 compute_dtype=None, phases: bool | None = None):
         super().__init__(name=name)
         self.stride, self.compute_dtype = stride, compute_dtype
         # Its input gradient is a transposed convolution to in_channels. Not merged: to few channels
         # that is D's first layer, whose convolution, bias and leaky ReLU Grappler's remapper fuses
         # and, with a custom gradient, then fails on (it logs an error and fuses nothing).
-        method = phase_method(in_channels, compute_dtype) if (kernel, stride) == (5, 2) else None
+        method = phase_method(in_channels, compute_dtype, phases) if (kernel, stride) == (5, 2) else None
         self.phases = method if method == "phases" else None
         with self.name_scope:
             self.w = tf.Variable(_normal([kernel, kernel, in_channels, out_channels], truncated=True), name="w")
@@ -179,11 +180,11 @@ class Conv2dTranspose(tf.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, name: str, kernel: int = 5, stride: int = 2,
-                 compute_dtype=None):
+                 compute_dtype=None, phases: bool | None = None):
         super().__init__(name=name)
         self.stride, self.compute_dtype = stride, compute_dtype
         self.out_channels = out_channels
-        self.phases = phase_method(out_channels, compute_dtype) if (kernel, stride) == (5, 2) else None
+        self.phases = phase_method(out_channels, compute_dtype, phases) if (kernel, stride) == (5, 2) else None
         with self.name_scope:
             self.w = tf.Variable(_normal([kernel, kernel, out_channels, in_channels]), name="w")
             self.biases = tf.Variable(tf.zeros([out_channels]), name="biases")

@@ -51,7 +51,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    f"{MODEL_DEFAULTS['df_dim']})")
     flag("c_dim", "image channels: 3 (RGB) or 1 (grayscale) (default: the checkpoint's when resuming, "
                   "else 1 if every dataset image is single-channel, else 3)")
-    flag("crop", "centre-crop images to a square before resizing")
+    flag("crop", "centre-crop images to a square before resizing (the largest, or --input_height's)")
+    flag("input_height", "with --crop: the side of the centred square (DCGAN-tensorflow's; 108 for CelebA's "
+                         "178x218 img_align_celeba)")
     flag("seed", "random seed, for reproducible runs")
     flag("sample_every", "write a sample grid every N steps")
     flag("save_every", "save a checkpoint every N steps")
@@ -59,9 +61,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     flag("time_limit", "stop (with a checkpoint) after this many minutes; run again to continue", metavar="MINUTES")
     flag("strategy", "default: one device; mirrored: all GPUs of this machine; multiworker: the machines in "
                      "TF_CONFIG (--batch_size is the global batch)")
-    flag("mixed_precision", "auto: float32, as bfloat16-trained models filled faces worse (docs/speed.md); "
+    flag("mixed_precision", "auto: float32, as bfloat16-trained models filled faces worse (docs/distributed.md), "
+                            "with the convolution kernels measured faster; "
                             "float16 uses dynamic loss scaling; variables stay float32")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.input_height is not None and not args.crop:
+        parser.error("--input_height is the side of the centre crop: add --crop")
+    return args
 
 
 def settings_from_args(args: argparse.Namespace) -> TrainingSettings:
@@ -97,17 +103,23 @@ def main(argv=None) -> int:
     import distribute
     from model import DCGAN
     strategy = distribute.start(settings.strategy, settings.xla, settings.mixed_precision)
-    precision, why = auto_precision.training_precision(settings.mixed_precision)
-    print(distribute.precision_line(precision, why))
     distribute.per_replica_batch(strategy, settings.batch_size)  # the global batch divides, or say so now
     hparams = model_hparams(settings, paths)
     # Every folder the run writes, made (and found writable) before the long work starts.
     for folder, what in ((settings.checkpoint_dir, "checkpoint folder"), (settings.sample_dir, "sample folder"),
                          (settings.log_dir, "TensorBoard log folder")):
         utils.output_folder(folder, what)
-    with strategy.scope():  # the model's variables, its optimisers' slots and its counters
-        model = DCGAN(**hparams, learning_rate=settings.learning_rate, beta1=settings.beta1, seed=settings.seed,
-                      compute_dtype=precision)
+
+    def build(precision: str, phases: bool | None) -> DCGAN:
+        with strategy.scope():  # the model's variables, its optimisers' slots and its counters
+            return DCGAN(**hparams, learning_rate=settings.learning_rate, beta1=settings.beta1, seed=settings.seed,
+                         compute_dtype=precision, phases=phases)
+
+    # auto times the step's kernels on models of its own; several workers would have to time in step.
+    model, precision, why = auto_precision.training_precision(
+        settings.mixed_precision, build, hparams, settings.batch_size,
+        strategy.num_replicas_in_sync, measure=distribute.task(strategy)[0] is None)
+    print(distribute.precision_line(precision, why))
     return training.Trainer(model, settings, paths).run()
 
 

@@ -117,6 +117,7 @@ class TrainingSettings:
     df_dim: int | None = None
     c_dim: int | None = None
     crop: bool = False
+    input_height: int | None = None      # with crop: the side of the centred square cropped
     seed: int | None = None
     sample_every: int = 100
     save_every: int = 500
@@ -130,6 +131,13 @@ class TrainingSettings:
             value = getattr(self, name)
             if not rule.admits(value):
                 raise ValueError(f"{name} must be {rule.describe()}, not {value!r}")
+        if self.input_height is not None and not self.crop:
+            raise ValueError("input_height is the side of the centre crop: it needs crop")
+
+    @property
+    def crop_side(self) -> bool | int:
+        """What utils.load_image crops: nothing, the largest centred square, or input_height's."""
+        return self.input_height if self.crop and self.input_height else self.crop
 
 
 RULES = dict(
@@ -137,7 +145,7 @@ RULES = dict(
     train_size=Rule(float, low=1.0), batch_size=POSITIVE_INT, image_size=Rule(int, power_of_two=True, optional=True),
     dataset=PATH, checkpoint_dir=PATH, sample_dir=PATH, log_dir=PATH,
     z_dim=MODEL_SIZE, gf_dim=MODEL_SIZE, df_dim=MODEL_SIZE, c_dim=Rule(int, choices=(1, 3), optional=True),
-    crop=FLAG, seed=Rule(int, optional=True), sample_every=POSITIVE_INT, save_every=POSITIVE_INT, xla=FLAG,
+    crop=FLAG, input_height=Rule(int, low=1, optional=True), seed=Rule(int, optional=True), sample_every=POSITIVE_INT, save_every=POSITIVE_INT, xla=FLAG,
     time_limit=Rule(float, low=0.0, low_open=True, high_open=True, optional=True),
     strategy=Rule(str, choices=STRATEGIES), mixed_precision=Rule(str, choices=PRECISIONS))
 DEFAULTS = TrainingSettings()
@@ -198,7 +206,7 @@ def image_dataset(images: np.ndarray, batch_size: int, seed: int | None = None) 
             .prefetch(tf.data.AUTOTUNE))
 
 
-def streaming_dataset(paths: list, image_size: int, crop: bool, batch_size: int, errors: list,
+def streaming_dataset(paths: list, image_size: int, crop: bool | int, batch_size: int, errors: list,
                       seed: int | None = None, channels: int = 3) -> tf.data.Dataset:
     """For datasets too big to hold in memory: decode files on the fly, in parallel.
 
@@ -237,7 +245,7 @@ def memory_budget() -> int:
         return 2 ** 31
 
 
-def count_readable(paths: list, image_size: int, crop: bool, channels: int, up_to: int) -> int:
+def count_readable(paths: list, image_size: int, crop: bool | int, channels: int, up_to: int) -> int:
     """How many of the files can be decoded, counting no further than up_to."""
     found = 0
     for path in paths:
@@ -287,21 +295,21 @@ class Trainer:
             # state, which every worker received from the chief.
             seed = int(self.model.rng.state.numpy()[-1] % (2 ** 31))
         if not self.streaming:
-            images, loaded, errors = utils.load_images(paths, size, crop=settings.crop, channels=channels)
+            images, loaded, errors = utils.load_images(paths, size, crop=settings.crop_side, channels=channels)
             if errors:
                 utils.warn(utils.describe_bad_files(errors))
             count = len(loaded)
         else:
             print(f"Dataset of {len(paths)} images does not fit in memory: decoding on the fly.")
             # A batch's worth of readable files must exist, or the endless stream would find none.
-            readable = count_readable(paths, size, settings.crop, channels, up_to=settings.batch_size)
+            readable = count_readable(paths, size, settings.crop_side, channels, up_to=settings.batch_size)
             count = len(paths) if readable == settings.batch_size else readable
         self.decode_errors = errors
         if count < settings.batch_size:
             utils.fail(f"dataset folder {settings.dataset} has {count} readable images, "
                        f"fewer than one batch of {settings.batch_size} (lower --batch_size)")
         dataset = (image_dataset(images, settings.batch_size, seed) if not self.streaming else
-                   streaming_dataset(paths, size, settings.crop, settings.batch_size, errors, seed, channels))
+                   streaming_dataset(paths, size, settings.crop_side, settings.batch_size, errors, seed, channels))
         return dataset, count // settings.batch_size
 
     # -- signals -----------------------------------------------------------

@@ -200,10 +200,10 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
-def center_crop(image: np.ndarray) -> np.ndarray:
-    """The largest centred square of an image."""
+def center_crop(image: np.ndarray, side: int | None = None) -> np.ndarray:
+    """The centred side x side square of an image (the largest one when side is None or too big)."""
     height, width = image.shape[:2]
-    side = min(height, width)
+    side = min(height, width, side or height)
     top, left = (height - side) // 2, (width - side) // 2
     return image[top:top + side, left:left + side]
 
@@ -217,11 +217,13 @@ def resize(image: np.ndarray, size: int) -> np.ndarray:
     return resized.reshape(size, size, image.shape[2])
 
 
-def load_image(path: str | os.PathLike, image_size: int, crop: bool = False, channels: int = 3) -> np.ndarray:
-    """Read an image as uint8 (image_size, image_size, channels): optional centre crop, then resize."""
+def load_image(path: str | os.PathLike, image_size: int, crop: bool | int = False, channels: int = 3) -> np.ndarray:
+    """Read an image as uint8 (image_size, image_size, channels): optional centre crop, then resize.
+    crop: False, True (the largest centred square) or N (the centred N x N square, as DCGAN-tensorflow's
+    --input_height N --crop)."""
     image = read_image(path, channels)
     if crop:
-        image = center_crop(image)
+        image = center_crop(image, None if crop is True else int(crop))
     return resize(image, image_size)
 
 
@@ -356,7 +358,7 @@ def unique_names(stems: Sequence[str], separator: str = "_") -> list[str]:
 # Completion masks: 1 = known pixel, 0 = to fill. The one definition of each.
 # ----------------------------------------------------------------------------
 
-def load_images(paths: Sequence[str | os.PathLike], image_size: int, crop: bool = False,
+def load_images(paths: Sequence[str | os.PathLike], image_size: int, crop: bool | int = False,
                 workers: int | None = None, progress: bool = True,
                 channels: int = 3) -> tuple[np.ndarray, list[Path], list[str]]:
     """Decode many images in parallel threads (Pillow releases the GIL while decoding).

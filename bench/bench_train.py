@@ -40,7 +40,7 @@ def worker(args) -> dict:
     """One round in this process: TensorFlow's figures."""
     from common import build_model, matmul_rates, print_flops, tf, train_step_flops
 
-    strategy, dcgan, precision = build_model(args, args.image_size)
+    strategy, dcgan, precision = build_model(args, args.image_size, "training", args.batch_size)
     per_image = train_step_flops(dcgan)
     if args.first_round:
         print_flops(dcgan, per_image, "one training step")

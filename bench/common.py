@@ -1,6 +1,7 @@
 """Shared TensorFlow pieces of the benchmarks' rounds: analytic FLOP counts, matmul references, the model."""
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -113,14 +114,14 @@ def build_model(args, image_size: int, job: str = "training", batch: int = 64, s
     strategy = distribute.make_strategy(args.strategy)
     hparams = dict(image_size=image_size, z_dim=100, gf_dim=args.gf_dim, df_dim=args.df_dim, c_dim=3)
 
-    def build(precision: str) -> model.DCGAN:
+    def build(precision: str, phases: bool | None) -> model.DCGAN:
         with strategy.scope():
-            dcgan = model.DCGAN(**hparams, seed=0, compute_dtype=precision)
+            dcgan = model.DCGAN(**hparams, seed=0, compute_dtype=precision, phases=phases)
         return scale_generator(dcgan) if job == "completion" else dcgan
 
-    if job == "training":
-        precision, _ = auto_precision.training_precision(args.mixed_precision)
-        return strategy, build(precision), precision
-    dcgan, precision, _ = auto_precision.completion_precision(args.mixed_precision, build, hparams, batch, settings,
-                                                              strategy.num_replicas_in_sync)
+    choose = auto_precision.training_precision if job == "training" else \
+        functools.partial(auto_precision.completion_precision, settings=settings)
+    dcgan, precision, why = choose(args.mixed_precision, build, hparams, batch,
+                                   replicas=strategy.num_replicas_in_sync)
+    print(f"precision: {why}", flush=True)
     return strategy, dcgan, precision

@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     from completion_settings import CompletionSettings
     from model import DCGAN
     model, precision, _ = auto_precision.completion_precision(
-        args.mixed_precision, lambda p: DCGAN.from_checkpoint(args.checkpointDir, compute_dtype=p),
+        args.mixed_precision, lambda p, phases: DCGAN.from_checkpoint(args.checkpointDir, compute_dtype=p, phases=phases),
         read_hparams(args.checkpointDir), min(args.limit, 64), CompletionSettings())
     truth, _, _ = utils.load_images(utils.list_images(args.images)[:args.limit], model.image_size, progress=False)
     mask = eval_completion.eval_mask(args.maskType, model.image_size)

@@ -46,37 +46,54 @@ def never(precision):
 # -- the decision --------------------------------------------------------------------------
 
 def test_a_faster_precision_that_completes_as_well_is_chosen():
-    decision = decide(["bfloat16"], timings(off=0.2, bfloat16=0.1), losses(bfloat16=1.008))
-    assert decision.precision == "bfloat16"
-    assert decision.speedup == pytest.approx(2.0)
-    assert decision.reason() == "auto: measured 2.00x the speed of float32, final loss +0.8% of float32's"
+    check = losses(bfloat16=1.008)
+    decision = decide(["off", "bfloat16"], timings(off=0.2, bfloat16=0.1), check)
+    assert decision.variant == decision.precision == "bfloat16" and not decision.phases
+    assert decision.speedup == pytest.approx(2.0) and check.checked == ["bfloat16"]
+    assert decision.reason() == "auto: bfloat16 measured 2.00x the speed of float32, final loss +0.8% of float32's"
 
 
 def test_a_faster_precision_with_a_worse_loss_is_refused():
     check = losses(bfloat16=1.02)
-    decision = decide(["bfloat16"], timings(off=0.2, bfloat16=0.1), check)
-    assert decision.precision == "off" and check.checked == ["bfloat16"]
+    decision = decide(["off", "bfloat16"], timings(off=0.2, bfloat16=0.1), check)
+    assert decision.variant == "off" and check.checked == ["bfloat16"]
     assert decision.loss_ratio == {"bfloat16": 1.02}
-    assert "bfloat16 2.00x as fast but final loss +2.0%" in decision.reason()
+    assert decision.reason() == "auto: float32 measured 1.00x the speed of float32; bfloat16 2.00x but final loss +2.0%"
 
 
 @pytest.mark.parametrize("bfloat16_seconds", [0.3, 0.19])  # slower; faster by less than MIN_SPEEDUP
 def test_a_precision_not_clearly_faster_is_not_even_checked(bfloat16_seconds):
-    decision = decide(["bfloat16"], timings(off=0.2, bfloat16=bfloat16_seconds), never)
-    assert decision.precision == "off" and decision.loss_ratio == {}
-    assert decision.speedup == 1.0
-    speed = 0.2 / bfloat16_seconds
-    assert decision.reason() == f"auto: bfloat16 measured {speed:.2f}x the speed of float32"
+    decision = decide(["off", "bfloat16"], timings(off=0.2, bfloat16=bfloat16_seconds), never)
+    assert decision.variant == "off" and decision.loss_ratio == {}
+    assert decision.reason().endswith(f"; bfloat16 {0.2 / bfloat16_seconds:.2f}x")
 
 
-def test_the_fastest_that_passes_wins_and_float32_is_always_timed():
+def test_the_faster_kernels_of_float32_are_kept_without_a_quality_check():
+    """On a CPU: the phase convolutions are the same maths, so float32's faster kernels need no check;
+    bfloat16 must beat them, not plain float32, to be checked."""
+    seconds = timings(**{"off": 0.3, "off+phases": 0.2, "bfloat16": 0.4, "bfloat16+phases": 0.19})
+    decision = decide(["off", "off+phases", "bfloat16", "bfloat16+phases"], seconds, never)
+    assert decision.variant == "off+phases" and decision.precision == "off" and decision.phases
+    assert decision.speedup == pytest.approx(1.5)
+    assert sorted(seconds.timed) == ["bfloat16", "bfloat16+phases", "off", "off+phases"]
+    assert decision.reason() == ("auto: float32 (phase convolutions) measured 1.50x the speed of float32; "
+                                 "bfloat16 (phase convolutions) 1.58x")
+
+
+def test_the_fastest_that_passes_wins_and_each_precision_is_checked_once():
     """On a GPU: bfloat16 fastest but worse, float16 next and as good."""
-    seconds = timings(off=0.3, bfloat16=0.1, float16=0.15)
-    check = losses(bfloat16=1.05, float16=0.999)
-    decision = decide(["bfloat16", "float16"], seconds, check)
-    assert decision.precision == "float16" and check.checked == ["bfloat16", "float16"]
-    assert sorted(seconds.timed) == ["bfloat16", "float16", "off"]
+    check = losses(**{"bfloat16+phases": 1.05, "float16": 0.999})
+    seconds = timings(**{"off": 0.3, "bfloat16+phases": 0.1, "bfloat16": 0.12, "float16": 0.15})
+    decision = decide(["off", "bfloat16+phases", "bfloat16", "float16"], seconds, check)
+    assert decision.variant == "float16" and check.checked == ["bfloat16+phases", "float16"]
+    assert decision.loss_ratio == {"bfloat16": 1.05, "float16": 0.999}
     assert decision.speedup == pytest.approx(2.0)
+
+
+def test_plain_float32_is_always_timed():
+    seconds = timings(off=0.2, bfloat16=0.3)
+    decide(["bfloat16"], seconds, never)
+    assert sorted(seconds.timed) == ["bfloat16", "off"]
 
 
 # -- the cache ------------------------------------------------------------------------------
@@ -87,7 +104,7 @@ def test_the_decision_is_measured_once_and_then_remembered(tmp_path):
     first, why = choose(key, ["bfloat16"], timings(off=0.2, bfloat16=0.1), losses(bfloat16=1.0), path)
     assert first.precision == "bfloat16" and why.endswith(f"measured now, remembered in {path}")
     stored = json.loads(path.read_text())[key]
-    assert stored["precision"] == "bfloat16" and stored["seconds_per_step"] == {"off": 0.2, "bfloat16": 0.1}
+    assert stored["variant"] == "bfloat16" and stored["seconds_per_step"] == {"off": 0.2, "bfloat16": 0.1}
     again, why = choose(key, ["bfloat16"], never, never, path)
     assert again == first
     assert why == f"{first.reason()}; measured on {first.measured}, remembered in {path}"
@@ -106,7 +123,7 @@ def test_an_unreadable_cache_is_measured_again_with_a_warning(tmp_path, capsys):
     assert decision.precision == "off"
     warning = capsys.readouterr().err.strip()
     assert warning.startswith(f"warning: {path}: cannot read the cached precision decisions") and "\n" not in warning
-    assert json.loads(path.read_text())["k"]["precision"] == "off"  # rewritten whole
+    assert json.loads(path.read_text())["k"]["variant"] == "off"  # rewritten whole
 
 
 def test_a_cache_that_cannot_be_written_is_only_a_warning(tmp_path, capsys):
@@ -119,7 +136,7 @@ def test_a_cache_that_cannot_be_written_is_only_a_warning(tmp_path, capsys):
     assert "cannot remember the precision decision" in err and "Traceback" not in err
 
 
-def test_a_cached_decision_for_a_precision_no_longer_offered_is_measured_again(tmp_path):
+def test_a_cached_decision_over_other_variants_is_measured_again(tmp_path):
     path = tmp_path / "precision.json"
     choose("k", ["bfloat16", "float16"], timings(off=0.3, bfloat16=0.2, float16=0.1), losses(float16=1.0), path)
     decision, why = choose("k", ["bfloat16"], timings(off=0.3, bfloat16=0.1), losses(bfloat16=1.0), path)
@@ -146,8 +163,10 @@ def test_the_device_is_named_by_its_gpus_else_its_cpu(tmp_path):
     assert auto_precision.device_name(gpus=[], cpu=name) == f"CPU AMD EPYC 9B45 ({os.cpu_count()} cores)"
     h100 = [("NVIDIA H100", (9, 0))]
     assert auto_precision.device_name(gpus=h100, cpu=name) == "NVIDIA H100 (compute capability 9.0)"
-    assert auto_precision.candidates_for([]) == ["bfloat16"]
-    assert auto_precision.candidates_for(h100) == ["bfloat16", "float16"]
+    assert auto_precision.variants_for("completion", []) == ["off", "off+phases", "bfloat16", "bfloat16+phases"]
+    assert auto_precision.variants_for("completion", h100) == ["off", "bfloat16", "float16"]
+    assert auto_precision.variants_for("training", []) == ["off", "off+phases"]
+    assert auto_precision.variants_for("training", h100) == ["off"]
 
 
 # -- forced precisions and training ------------------------------------------------------------
@@ -155,17 +174,42 @@ def test_the_device_is_named_by_its_gpus_else_its_cpu(tmp_path):
 @pytest.mark.parametrize("asked", ["off", "bfloat16", "float16"])
 def test_a_forced_precision_is_built_as_given_without_measuring(asked, monkeypatch):
     monkeypatch.setattr(auto_precision, "CompletionTrial", never)
-    built = []
-    model, precision, why = auto_precision.completion_precision(asked, lambda p: built.append(p) or p, {}, 1, None)
-    assert built == [asked] and model == asked and precision == asked and why == "as asked"
-
-
-def test_training_keeps_float32_unless_told_otherwise():
-    precision, why = auto_precision.training_precision("auto")
-    assert precision == "off" and why == auto_precision.TRAINING_RULE and "docs/speed.md#precision" in why
-    assert auto_precision.training_precision("bfloat16") == ("bfloat16", "as asked")
+    monkeypatch.setattr(auto_precision, "TrainingTrial", never)
+    for choose_for in (auto_precision.completion_precision, auto_precision.training_precision):
+        built = []
+        model, precision, why = choose_for(asked, lambda p, phases: built.append((p, phases)) or p, {}, 1,
+                                           settings=None) if choose_for is auto_precision.completion_precision \
+            else choose_for(asked, lambda p, phases: built.append((p, phases)) or p, {}, 1)
+        assert built == [(asked, None)] and model == asked and precision == asked and why == "as asked"
     with pytest.raises(ValueError):
-        auto_precision.training_precision("float8")
+        auto_precision.training_precision("float8", lambda p, phases: p, {}, 1)
+
+
+def test_training_keeps_float32_and_times_only_its_kernels(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    timed = []
+
+    class FakeTrial:
+        def __init__(self, build, batch):
+            assert batch == 64
+
+        def seconds_per_step(self, variant):
+            timed.append(variant)
+            return {"off": 2.0, "off+phases": 1.5}[variant]
+    monkeypatch.setattr(auto_precision, "TrainingTrial", FakeTrial)
+    monkeypatch.setattr(auto_precision, "visible_gpus", lambda: [])
+    built = []
+    model, precision, why = auto_precision.training_precision("auto", lambda p, phases: built.append((p, phases)),
+                                                              {"image_size": 64}, 64)
+    assert precision == "off" and built == [("off", True)] and sorted(timed) == ["off", "off+phases"]
+    assert why.startswith(f"auto: {auto_precision.TRAINING_RULE}; float32 (phase convolutions) measured 1.33x "
+                          f"the speed of float32; measured now")
+    assert "docs/distributed.md#precision" in why
+    # Several workers: no measuring (they would have to time in step), ops.py's rule.
+    built.clear()
+    _, _, why = auto_precision.training_precision("auto", lambda p, phases: built.append((p, phases)), {}, 64,
+                                                  measure=False)
+    assert built == [("off", None)] and why == f"auto: {auto_precision.TRAINING_RULE}"
 
 
 # -- one real measurement -------------------------------------------------------------------------
@@ -176,12 +220,12 @@ def tiny_model_builder():
     from completion_settings import CompletionSettings
     built = []
 
-    def build(precision):
-        model = DCGAN(image_size=16, gf_dim=8, df_dim=8, z_dim=16, seed=3, compute_dtype=precision)
+    def build(precision, phases=None):
+        model = DCGAN(image_size=16, gf_dim=8, df_dim=8, z_dim=16, seed=3, compute_dtype=precision, phases=phases)
         for var in model.generator.trainable_variables:  # a G whose images vary with z (see test_completion)
             if var.name.split("/")[-1].split(":")[0] in ("w", "Matrix"):
                 var.assign(var * 10.0)
-        built.append(precision)
+        built.append((precision, phases))
         return model
     return build, built, CompletionSettings(approach="momentum", seed=0)
 
@@ -191,7 +235,9 @@ def test_the_trial_times_and_judges_the_real_step(tiny_model_builder, monkeypatc
     build, built, settings = tiny_model_builder
     monkeypatch.setattr(auto_precision, "TIMING_SECONDS", 0.2)
     trial = auto_precision.CompletionTrial(build, batch=3, settings=settings)
+    assert built == [("off", False)]
     assert trial.images.shape == (8, 16, 16, 3) and trial.batch == 3
+    built.clear()
     assert np.abs(trial.images).max() <= 1.0 and trial.images.std() > 0.05  # G's images, not noise or zeros
     seconds = trial.seconds_per_step("off")
     assert 0 < seconds < 1.0
@@ -201,7 +247,7 @@ def test_the_trial_times_and_judges_the_real_step(tiny_model_builder, monkeypatc
     judge = completion.Completer(trial.model("off"), trial.mask, settings)
     start_loss = float(np.mean(judge.loss(trial.start_z[:8], trial.images[:8])[0]))
     assert trial.final_loss("off") < start_loss
-    assert built == ["off"]  # float32's model, built once
+    assert built == []  # float32's model built once, by the trial's start
 
 
 def test_auto_returns_the_measured_model_and_line(tiny_model_builder, monkeypatch, tmp_path):
@@ -211,14 +257,16 @@ def test_auto_returns_the_measured_model_and_line(tiny_model_builder, monkeypatc
     hparams = dict(image_size=16, gf_dim=8, df_dim=8, z_dim=16, c_dim=3)
     built.clear()
     model, precision, why = auto_precision.completion_precision("auto", build, hparams, 2, settings)
-    assert precision in ("off", "bfloat16") and built.count(precision) == 1  # the measured one, not rebuilt
-    assert (model.compute_dtype is None) == (precision == "off")
-    assert why.startswith("auto: ") and "measured now" in why
     cache = json.loads((tmp_path / "dcgan-completion-tf2" / "precision.json").read_text())
     (key, entry), = cache.items()
+    variant = entry["variant"]
+    assert set(entry["seconds_per_step"]) == set(auto_precision.variants_for("completion", []))
     assert json.loads(key)["batch"] == 2 and json.loads(key)["job"] == "completion"
-    assert set(entry["seconds_per_step"]) == {"off", "bfloat16"} and entry["precision"] == precision
+    assert precision == auto_precision.precision_of(variant) and why.startswith("auto: ") and "measured now" in why
+    assert sorted(built) == sorted((auto_precision.precision_of(v), auto_precision.phases_of(v))
+                                   for v in entry["seconds_per_step"])  # each variant built once, none again
+    assert (model.compute_dtype is None) == (precision == "off") and model.phases == variant.endswith("+phases")
     # The next start reads the decision and builds one model.
     built.clear()
     _, again, why = auto_precision.completion_precision("auto", build, hparams, 2, settings)
-    assert again == precision and built == [precision] and "measured on" in why
+    assert again == precision and built == [(precision, variant.endswith("+phases"))] and "measured on" in why

@@ -102,9 +102,11 @@ def test_training_run(runs):
     assert "skipped 1 unreadable image file" in warnings[0] and str(runs["data"] / "broken.png") in warnings[0]
     assert "Done: 6 steps" in first.stdout
     assert runs["first_step"] == 6
-    # --mixed_precision auto (the default) keeps float32 for training and says why, in one line.
-    assert re.search(r"^precision: float32 \(auto: training keeps float32, as bfloat16-trained models", first.stdout,
-                     re.M), first.stdout
+    # --mixed_precision auto (the default) keeps float32 for training, says why and which kernels it
+    # measured faster, in one line.
+    assert re.search(r"^precision: float32 \(auto: training keeps float32, as bfloat16-trained models.*; "
+                     r"float32( \(phase convolutions\))? measured [0-9.]+x the speed of float32; measured now",
+                     first.stdout, re.M), first.stdout
 
 
 def test_training_checkpoints(runs):

@@ -25,3 +25,18 @@ def test_resume_takes_the_checkpoints_shape(tmp_path, capsys):
         train_dcgan.main(common + ["--epoch", "3", "--df_dim", "8"])
     assert exit_info.value.code == 2
     assert "--df_dim 8 does not match the checkpoint" in capsys.readouterr().err
+
+
+def test_input_height_crops_that_square_and_needs_crop(tmp_path, capsys):
+    """--input_height 108 --crop, DCGAN-tensorflow's recipe for CelebA: the settings crop 108 x 108."""
+    import training
+    args = train_dcgan.parse_args(["--crop", "--input_height", "108"])
+    assert train_dcgan.settings_from_args(args).crop_side == 108
+    assert train_dcgan.settings_from_args(train_dcgan.parse_args(["--crop"])).crop_side is True
+    assert train_dcgan.settings_from_args(train_dcgan.parse_args([])).crop_side is False
+    with pytest.raises(SystemExit) as exit_info:
+        train_dcgan.parse_args(["--input_height", "108"])
+    assert exit_info.value.code == 2 and "--input_height is the side of the centre crop: add --crop" in \
+        capsys.readouterr().err
+    with pytest.raises(ValueError, match="input_height must be"):
+        training.TrainingSettings(crop=True, input_height=0)

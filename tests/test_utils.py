@@ -87,6 +87,12 @@ def test_load_image_crop_and_resize(tmp_path):
     # Uniform images stay uniform through the resize.
     Image.fromarray(np.full((30, 30, 3), 77, np.uint8)).save(tmp_path / "flat.png")
     np.testing.assert_array_equal(utils.load_image(tmp_path / "flat.png", 16, crop=True), 77)
+    # crop=N: the centred N x N square (DCGAN-tensorflow's --input_height N --crop): CelebA's 218x178
+    # images cropped to 108 keep rows 55..162 and columns 35..142; a side too big takes the largest square.
+    celeba = rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)
+    Image.fromarray(celeba).save(tmp_path / "celeba.png")
+    np.testing.assert_array_equal(utils.load_image(tmp_path / "celeba.png", 108, crop=108), celeba[55:163, 35:143])
+    np.testing.assert_array_equal(utils.load_image(tmp_path / "celeba.png", 178, crop=500), celeba[20:198])
 
 
 def test_gray_images_read_resize_and_write_in_one_channel(tmp_path):

@@ -77,7 +77,7 @@ def _serve(sock, checkpoint_dir, defaults, mixed_precision, limits, store, xla) 
     distribute.start("default", xla, mixed_precision)  # one device
     # auto measures at batch 1: a page's user waits for one image.
     model, precision, why = auto_precision.completion_precision(
-        mixed_precision, lambda p: DCGAN.from_checkpoint(checkpoint_dir, compute_dtype=p),
+        mixed_precision, lambda p, phases: DCGAN.from_checkpoint(checkpoint_dir, compute_dtype=p, phases=phases),
         read_hparams(checkpoint_dir), 1, defaults.settings)
     print(distribute.precision_line(precision, why), flush=True)
     if defaults.mask_type == "lowres" and model.image_size % 8:
