@@ -83,15 +83,22 @@ class Decision:
 
     def reason(self) -> str:
         """Why, for the start-up line: what was measured and what that decided."""
-        parts = [f"auto: {describe(self.variant)} measured {self.speedup:.2f}x the speed of float32"]
+        if self.variant == "off":
+            parts = ["auto: float32 measured fastest"]
+            # float32's other kernels, one by one; every other precision by its fastest variant.
+            others = [v for v in self.seconds_per_step if precision_of(v) == "off" and v != "off"]
+        else:
+            parts = [f"auto: {describe(self.variant)} measured {self.speedup:.2f}x the speed of float32"]
+            others = []
         if self.precision != "off":
             parts[0] += f", final loss {100 * (self.loss_ratio[self.precision] - 1):+.1f}% of float32's"
         for precision in dict.fromkeys(map(precision_of, self.seconds_per_step)):
-            if precision in ("off", self.precision):
-                continue
-            fastest = min((v for v in self.seconds_per_step if precision_of(v) == precision),
-                          key=self.seconds_per_step.get)
-            text = f"{describe(fastest)} {self.speed(fastest):.2f}x"
+            if precision not in ("off", self.precision):
+                others.append(min((v for v in self.seconds_per_step if precision_of(v) == precision),
+                                  key=self.seconds_per_step.get))
+        for variant in others:
+            precision = precision_of(variant)
+            text = f"{describe(variant)} {self.speed(variant):.2f}x"
             if precision in self.loss_ratio:
                 text += f" but final loss {100 * (self.loss_ratio[precision] - 1):+.1f}%"
             parts.append(text)

@@ -58,7 +58,7 @@ def test_a_faster_precision_with_a_worse_loss_is_refused():
     decision = decide(["off", "bfloat16"], timings(off=0.2, bfloat16=0.1), check)
     assert decision.variant == "off" and check.checked == ["bfloat16"]
     assert decision.loss_ratio == {"bfloat16": 1.02}
-    assert decision.reason() == "auto: float32 measured 1.00x the speed of float32; bfloat16 2.00x but final loss +2.0%"
+    assert decision.reason() == "auto: float32 measured fastest; bfloat16 2.00x but final loss +2.0%"
 
 
 @pytest.mark.parametrize("bfloat16_seconds", [0.3, 0.19])  # slower; faster by less than MIN_SPEEDUP
@@ -92,6 +92,8 @@ def test_the_fastest_that_passes_wins_and_each_precision_is_checked_once():
 
 def test_plain_float32_is_always_timed():
     seconds = timings(off=0.2, bfloat16=0.3)
+    decision = decide(["off+phases", "bfloat16"], timings(**{"off": 0.2, "off+phases": 0.25, "bfloat16": 0.3}), never)
+    assert decision.reason() == "auto: float32 measured fastest; float32 (phase convolutions) 0.80x; bfloat16 0.67x"
     decide(["bfloat16"], seconds, never)
     assert sorted(seconds.timed) == ["bfloat16", "off"]
 
