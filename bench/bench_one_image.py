@@ -44,7 +44,11 @@ def worker(args) -> dict:
     image = np.random.default_rng(1).integers(0, 256, (1, 64, 64, 3), dtype=np.uint8)
     mask = masking.make_mask("center", 64)[None, :, :, :1].astype(np.float32)
     engine = completion.CompletionEngine(dcgan, settings)
-    engine.complete(image, mask)  # tracing: part of the start-up (the web app does it before serving)
+    # Tracing, part of the start-up (the web app does it before serving): a short run, as the
+    # chunk's length is a tensor (one trace for every length).
+    warm_up = copy.copy(engine)
+    warm_up.settings = dataclasses.replace(settings, n_iter=2)
+    warm_up.complete(image, mask)
     result = dict(mixed_precision=precision, replicas=strategy.num_replicas_in_sync,
                   startup_s=time.perf_counter() - START)
     for count in counts:
