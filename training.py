@@ -117,7 +117,7 @@ class TrainingSettings:
     df_dim: int | None = None
     c_dim: int | None = None
     crop: bool = False
-    input_height: int | None = None      # with crop: the side of the centred square cropped
+    input_height: int | None = None      # the side of a centred square to crop (implies crop)
     seed: int | None = None
     sample_every: int = 100
     save_every: int = 500
@@ -131,13 +131,10 @@ class TrainingSettings:
             value = getattr(self, name)
             if not rule.admits(value):
                 raise ValueError(f"{name} must be {rule.describe()}, not {value!r}")
-        if self.input_height is not None and not self.crop:
-            raise ValueError("input_height is the side of the centre crop: it needs crop")
 
     @property
-    def crop_side(self) -> bool | int:
-        """What utils.load_image crops: nothing, the largest centred square, or input_height's."""
-        return self.input_height if self.crop and self.input_height else self.crop
+    def crop_side(self) -> bool | int:  # utils.load_image's crop: none, the largest square, or input_height's
+        return self.input_height or self.crop
 
 
 RULES = dict(
@@ -170,8 +167,7 @@ def flag_type(name: str) -> dict:
 
 def image_size(text: str) -> int:
     """argparse type of --image_size."""
-    value = int(text)
-    if not utils.is_valid_image_size(value):
+    if not utils.is_valid_image_size(value := int(text)):
         raise argparse.ArgumentTypeError(f"must be a power of two >= 8 (8, 16, 32, 64, 128, ...), not {value}")
     return value
 
@@ -448,9 +444,7 @@ class Trainer:
 
     def _batches(self, dataset, count: int):
         """count batches: of a fresh pass over the dataset (reshuffled), as distributed values under a strategy."""
-        if self.strategy is None:
-            return dataset.take(count)
-        return itertools.islice(iter(dataset), count)
+        return dataset.take(count) if self.strategy is None else itertools.islice(iter(dataset), count)
 
     def _late(self) -> bool:
         return self.deadline is not None and time.monotonic() > self.deadline

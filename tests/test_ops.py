@@ -184,7 +184,7 @@ def test_variable_names_follow_the_scopes():
 def phases(request, monkeypatch):
     """Layers built while this is active run their stride-2 convolutions by phases (one way or the
     other), in any precision."""
-    monkeypatch.setattr(ops, "phase_method", lambda channels, compute_dtype: request.param)
+    monkeypatch.setattr(ops, "phase_method", lambda channels, compute_dtype, phases=None: request.param)
     return request.param
 
 
@@ -224,7 +224,7 @@ def test_convolution_with_phase_gradients_matches_numpy(monkeypatch, h, w):
     """Forward: the numpy convolution; input gradient: the numpy transposed convolution (odd sizes
     fall back to TensorFlow's own gradient); filter gradient: TensorFlow's own convolution's."""
     rng = np.random.default_rng(h * 10 + w)
-    monkeypatch.setattr(ops, "phase_method", lambda channels, compute_dtype: "phases")
+    monkeypatch.setattr(ops, "phase_method", lambda channels, compute_dtype, phases=None: "phases")
     layer = Conv2d(3, 4, "conv")
     assert layer.phases == "phases"
     randomise(layer, rng)
@@ -275,6 +275,11 @@ def test_phases_on_a_cpu_in_bfloat16_and_to_few_channels():
     assert ops.phase_method(256, tf.bfloat16) == "phases"
     assert ops.phase_method(256, None) is None and ops.phase_method(256, tf.float16) is None
     assert ops.phase_method(3, None) == ops.phase_method(3, tf.bfloat16) == "merged"
+    # As measured (auto_precision): phases True or False override the rule, in any precision.
+    assert ops.phase_method(256, None, phases=True) == "phases" and ops.phase_method(3, None, phases=True) == "merged"
+    assert ops.phase_method(256, tf.bfloat16, phases=False) is None and ops.phase_method(3, None, phases=False) is None
+    assert Conv2dTranspose(512, 256, "deconv", phases=True).phases == "phases"
+    assert Conv2d(64, 128, "conv", compute_dtype=tf.bfloat16, phases=False).phases is None
     # A layer decides by the channels of its transposed convolution: a convolution's input's.
     assert Conv2dTranspose(64, 3, "deconv").phases == "merged"
     assert Conv2dTranspose(512, 256, "deconv", compute_dtype=tf.bfloat16).phases == "phases"

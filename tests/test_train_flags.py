@@ -40,3 +40,4 @@ def test_input_height_crops_that_square_and_needs_crop(tmp_path, capsys):
         capsys.readouterr().err
     with pytest.raises(ValueError, match="input_height must be"):
         training.TrainingSettings(crop=True, input_height=0)
+    assert training.TrainingSettings(input_height=54).crop_side == 54  # in the library it implies the crop

@@ -66,7 +66,7 @@ def test_streaming_with_many_unreadable_files_still_finishes_its_epochs(tmp_path
 
 ORIGINAL_FLAGS = dict(epoch=25, learning_rate=0.0002, beta1=0.5, train_size=math.inf, batch_size=64, image_size=None,
                       dataset="lfw-aligned-64", checkpoint_dir="checkpoint", sample_dir="samples")
-PORT_FLAGS = dict(log_dir="logs", z_dim=None, gf_dim=None, df_dim=None, c_dim=None, crop=False, seed=None,
+PORT_FLAGS = dict(log_dir="logs", z_dim=None, gf_dim=None, df_dim=None, c_dim=None, crop=False, input_height=None, seed=None,
                   sample_every=100, save_every=500, xla=False, time_limit=None, strategy="default",
                   mixed_precision="auto")
 
