@@ -120,7 +120,8 @@ def test_result_equals_complete_py(client, tmp_path, capsys):
 
 
 def test_progress_streams_as_server_sent_events(client):
-    response = post(client, png(face(2)), mask_type="center", n_iter=8, out_interval=2, seed=1)
+    # Long enough (a few tenths of a second) that the stream opens while the job still runs.
+    response = post(client, png(face(2)), mask_type="center", n_iter=600, out_interval=20, seed=1)
     job_id = response.json()["id"]
     events = []
     with client.stream("GET", f"/api/jobs/{job_id}/events") as stream:
@@ -130,7 +131,7 @@ def test_progress_streams_as_server_sent_events(client):
                 events.append(json.loads(line[6:]))
     assert events[-1]["state"] == "done" and events[-1]["results"]["result.png"].endswith("/result.png")
     iterations = [event["iteration"] for event in events]
-    assert iterations == sorted(iterations) and iterations[-1] == 8
+    assert iterations == sorted(iterations) and iterations[-1] == 600
     frames = [event["frame"] for event in events if "frame" in event]
     assert frames and all(frame.startswith("data:image/png;base64,") for frame in frames)
     running = [event for event in events if event["state"] == "running" and event["loss"] is not None]
