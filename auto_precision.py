@@ -186,7 +186,8 @@ def choose(key: str, variants: list[str], seconds_per_step: Callable[[str], floa
     path = cache_path() if path is None else path
     cache = read_cache(path)
     decision = remembered(cache, key)
-    if decision is not None and set(decision.seconds_per_step) == set(["off", *variants]):
+    if decision is not None and set(decision.seconds_per_step) == set(["off", *variants]) \
+            and decision.variant in decision.seconds_per_step:
         return decision, f"{decision.reason()}; measured on {decision.measured}, remembered in {path}"
     decision = decide(variants, seconds_per_step, loss_ratio)
     # Read again: another process may have added its decision while this one measured.

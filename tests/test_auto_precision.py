@@ -145,6 +145,16 @@ def test_a_cached_decision_over_other_variants_is_measured_again(tmp_path):
     assert decision.precision == "bfloat16" and "measured now" in why
 
 
+def test_a_cached_entry_that_does_not_hold_together_is_measured_again(tmp_path):
+    path = tmp_path / "precision.json"
+    path.write_text(json.dumps({"k": {"variant": "float16", "seconds_per_step": {"off": 0.1, "bfloat16": 0.2},
+                                      "loss_ratio": {}, "measured": "2026-01-01"},
+                                "other": {"precision": "off"}}))  # an older format's entry, kept
+    decision, why = choose("k", ["bfloat16"], timings(off=0.1, bfloat16=0.2), never, path)
+    assert decision.variant == "off" and "measured now" in why
+    assert set(json.loads(path.read_text())) == {"k", "other"}
+
+
 def test_the_cache_lives_in_xdg_cache_home(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert auto_precision.cache_path() == tmp_path / "dcgan-completion-tf2" / "precision.json"
