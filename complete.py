@@ -121,7 +121,6 @@ def main(argv=None) -> int:
     from completion import CompletionEngine
     from completion_job import CompletionJob
     from model import DCGAN
-    import numpy as np
     import distribute
 
     checkpoint_dir, model_line = resolve_model_dir(args.checkpointDir)
@@ -141,26 +140,41 @@ def main(argv=None) -> int:
     if args.imgSize is not None and args.imgSize != size:
         utils.fail(f"--imgSize {args.imgSize} does not match the checkpoint in {checkpoint_dir}, "
                    f"whose model is {size}x{size}")
-    inputs = len(args.photos or args.imgs)
+    work = read_work(args, size, hparams.get("c_dim", 3))  # every input checked before any long work
     model, precision, why = auto_precision.completion_precision(
-        args.mixed_precision, build, hparams, min(settings.batch_size, max(inputs, 1)), settings,
+        args.mixed_precision, build, hparams, min(settings.batch_size, len(args.photos or work.paths)), settings,
         strategy.num_replicas_in_sync)
     print(distribute.precision_line(precision, why))
+    engine = CompletionEngine(model, settings)
     if args.photos:
         from photo_completion import PhotoJob
-        return PhotoJob(CompletionEngine(model, settings), output).run(args.photos, args.mask)
+        return PhotoJob(engine, output).run(args.photos, work)
+    return CompletionJob(engine, output).run(work)
+
+
+def read_work(args: argparse.Namespace, size: int, channels: int):
+    """What complete.py will work on, read and checked before the model is built: the photos' mask
+    files (--photos), or the images and their masks; and a writable output folder."""
+    if args.photos:
+        from photo_completion import photo_masks
+        work = photo_masks(args.photos, args.mask)
+    else:
+        from completion_job import JobInputs
+        work = JobInputs.read(args.imgs, read_mask(args, size), size, channels)
+    utils.output_folder(args.outDir, "output folder")
+    return work
+
+
+def read_mask(args: argparse.Namespace, size: int):
+    """--mask (a file, or a folder with each image's), or the --maskType mask, at the model's size."""
+    import numpy as np
     if args.mask is not None:
         if os.path.isdir(args.mask):  # each image's own mask, all read before any work starts
-            mask = masking.read_masks(args.mask, args.imgs, size)
-        else:
-            mask = masking.read_mask(args.mask, size)
-    else:
-        if args.maskType == "lowres" and size % masking.LOWRES_FACTOR:
-            utils.fail(f"the lowres mask needs an image size divisible by {masking.LOWRES_FACTOR}, not {size}")
-        mask = masking.make_mask(args.maskType, size, args.centerScale, rng=np.random.default_rng(args.seed))
-    utils.output_folder(args.outDir, "output folder")
-    return CompletionJob(CompletionEngine(model, settings), output, mask).run(args.imgs)
-
+            return masking.read_masks(args.mask, args.imgs, size)
+        return masking.read_mask(args.mask, size)
+    if args.maskType == "lowres" and size % masking.LOWRES_FACTOR:
+        utils.fail(f"the lowres mask needs an image size divisible by {masking.LOWRES_FACTOR}, not {size}")
+    return masking.make_mask(args.maskType, size, args.centerScale, rng=np.random.default_rng(args.seed))
 
 if __name__ == "__main__":
     raise SystemExit(main())

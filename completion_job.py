@@ -5,6 +5,7 @@ the original's before/masked/lowres/hats_imgs/completed/logs and GIF of each bat
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -100,20 +101,37 @@ def write_logs(folder: Path, losses: np.ndarray, zs: np.ndarray) -> None:
         utils.atomic_write(folder / f"hats_{image:02d}.log", lambda tmp, text=text: Path(tmp).write_text(text))
 
 
+@dataclass
+class JobInputs:
+    """complete.py's inputs, read and checked before any model is built: the readable images
+    (uint8 (N, S, S, C)), each one's mask (float32 (N, S, S, 1)) and the unreadable ones' errors."""
+    paths: list
+    images: np.ndarray
+    masks: np.ndarray
+    errors: list
+
+    @classmethod
+    def read(cls, paths: list, mask: np.ndarray | dict, image_size: int, channels: int) -> JobInputs:
+        """mask: one (S, S, C) mask for every image, or a dict from each input path to its own."""
+        paths, images, errors = read_inputs(paths, image_size, channels)
+        if len(paths) == 0:
+            utils.fail(f"no image could be read, nothing to complete ({utils.describe_bad_files(errors)})")
+        if isinstance(mask, dict):
+            masks = np.stack([mask[Path(path)][..., :1] for path in paths]).astype(np.float32)
+        else:
+            masks = np.broadcast_to(np.asarray(mask, np.float32)[..., :1], (len(paths), image_size, image_size, 1))
+        return cls(paths, images, masks, errors)
+
+
 class CompletionJob:
     """complete.py's work: the inputs through the engine, and every output file."""
 
-    def __init__(self, engine: CompletionEngine, output: OutputSettings, mask: np.ndarray | dict):
-        """mask: one (S, S, C) mask for every image, or a dict from each input path to its own."""
-        self.engine, self.output, self.mask = engine, output, mask
-        self.model = engine.model
+    def __init__(self, engine: CompletionEngine, output: OutputSettings):
+        self.engine, self.output = engine, output
 
-    def run(self, paths: list) -> int:
-        paths, images, errors = read_inputs(paths, self.model.image_size, self.model.c_dim)
-        if len(paths) == 0:
-            utils.fail(f"no image could be read, nothing to complete ({utils.describe_bad_files(errors)})")
-        names = utils.unique_names([Path(path).stem for path in paths])
-        masks = self.masks_of(paths)
+    def run(self, inputs: JobInputs) -> int:
+        images, masks = inputs.images, inputs.masks
+        names = utils.unique_names([Path(path).stem for path in inputs.paths])
         outputs = self.output.out_dir
         final_losses = []
         for rows, result in complete_in_folders(self.engine, images, masks, outputs):
@@ -122,19 +140,12 @@ class CompletionJob:
         losses = np.concatenate(final_losses)
         batches = len(final_losses)
         where = outputs if batches == 1 else outputs / "batch_*"
-        print(f"Completed {len(paths)} image(s) in {batches} batch(es), mean final loss {losses.mean():.4f}: "
+        print(f"Completed {len(inputs.paths)} image(s) in {batches} batch(es), mean final loss {losses.mean():.4f}: "
               f"results in {outputs / 'final'}, the optimisation in {where} (completion.gif).")
-        if errors:
-            print(f"error: {utils.describe_bad_files(errors)}; the other images were completed", file=sys.stderr)
+        if inputs.errors:
+            print(f"error: {utils.describe_bad_files(inputs.errors)}; the other images were completed", file=sys.stderr)
             return utils.EXIT_PARTIAL
         return 0
-
-    def masks_of(self, paths: list) -> np.ndarray:
-        """Each input's mask, float32 (N, S, S, 1)."""
-        size = self.model.image_size
-        if not isinstance(self.mask, dict):
-            return np.broadcast_to(np.asarray(self.mask, np.float32)[..., :1], (len(paths), size, size, 1))
-        return np.stack([self.mask[Path(path)][..., :1] for path in paths]).astype(np.float32)
 
     def write_finals(self, batch: np.ndarray, masks: np.ndarray, fake: np.ndarray, names: list,
                      folder: Path) -> None:

@@ -175,24 +175,27 @@ def paste_fills(image: np.ndarray, faces: list[Face], fills: list[np.ndarray]) -
 # The job
 # ----------------------------------------------------------------------------
 
+def photo_masks(paths: list, mask: str) -> list[Path]:
+    """Each photo's mask file: `mask` itself, or the one named like the photo in the folder `mask`;
+    every one found before any work starts."""
+    if Path(mask).is_dir():
+        return masking.find_masks(mask, paths)
+    if Path(mask).is_file():
+        return [Path(mask)] * len(paths)
+    utils.fail(f"mask {mask} does not exist")
+
+
 class PhotoJob:
     """complete.py --photos: plan every photo, complete all faces in batches, blend, write."""
 
     def __init__(self, engine: CompletionEngine, output: OutputSettings):
         self.engine, self.output = engine, output
 
-    def run(self, paths: list, mask: str) -> int:
-        """Complete each photo with its mask (a file, or a folder of masks named like the photos);
-        a photo that cannot be done is a one-line error, and the others are still done (exit 1)."""
+    def run(self, paths: list, masks: list[Path]) -> int:
+        """Complete each photo with its mask (photo_masks); a photo that cannot be done is a one-line
+        error, and the others are still done (exit 1)."""
         from tqdm import tqdm
 
-        if Path(mask).is_dir():
-            masks = masking.find_masks(mask, paths)  # every photo's, before any work
-        elif Path(mask).is_file():
-            masks = [Path(mask)] * len(paths)
-        else:
-            utils.fail(f"mask {mask} does not exist")
-        utils.output_folder(self.output.out_dir, "output folder")
         models = face_models()
         photos, failed = [], 0
         todo = list(zip(paths, utils.unique_names([Path(path).stem for path in paths]), masks))

@@ -319,6 +319,31 @@ def test_useless_mask_in_process(work, capsys, mask, word):
     assert not (work / "unused").exists()
 
 
+def test_bad_inputs_fail_before_auto_measures_the_precision(work, capsys, tmp_path, monkeypatch):
+    """auto's first measurement takes seconds: a useless mask, no readable image, an output folder
+    that is a file and a missing photo mask are each named before it starts (no precision line,
+    nothing cached)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "a_file").write_text("")
+    image = str(work / "a/im0.png")
+    cases = [(["--mask", str(work / "black_mask.png"), image], "all black"),
+             ([str(work / "bad.png")], "no image could be read"),
+             (["--outDir", str(tmp_path / "a_file"), image], "is a file"),
+             (["--photos", image, "--mask", str(tmp_path / "missing.png")], "does not exist")]
+    for argv, words in cases:
+        with pytest.raises(SystemExit) as exit_:
+            complete_main(["--checkpointDir", str(work / "ckpt"), "--outDir", str(tmp_path / "out"), *argv])
+        captured = capsys.readouterr()
+        assert exit_.value.code == 2 and words in captured.err, captured.err
+        assert "precision:" not in captured.out, captured.out
+    assert not (tmp_path / "cache").exists()
+
+
+def complete_main(argv: list) -> int:
+    import complete
+    return complete.main(argv)
+
+
 def test_state_file_naming_a_missing_checkpoint_in_process(work, capsys, tmp_path):
     (tmp_path / "checkpoint").write_text('model_checkpoint_path: "DCGAN.model-5"\n')
     message = run_main(["--checkpointDir", str(tmp_path), "--outDir", str(tmp_path / "out"),
