@@ -26,18 +26,28 @@ DEFAULTS, OUTPUT_DEFAULTS = CompletionSettings(), OutputSettings()  # every comp
 UNIT = utils.number_in(0.0, 1.0, high_open=True)  # Adam's betas and the momentum: in [0, 1)
 
 
-def add_completion_flags(parser: argparse.ArgumentParser) -> None:
-    """The completion's flags, shared by complete.py and serve.py (there, every job's defaults): the model,
-    the update rule and the loss, the batching, the blend, the built-in mask and the precision."""
-    # The original's flags and defaults.
-    # Defaults chosen on held-out faces (README, Quality): the repository's adam (its own default),
-    # the paper's weighted contextual loss and Poisson blending.
-    parser.add_argument("--approach", choices=APPROACHES, default=DEFAULTS.approach,
-                        help="adam and hmc: the repository's; momentum: the article's projected gradient descent")
+def add_update_flags(parser: argparse.ArgumentParser, approach_help: str) -> None:
+    """The update rule and the loss: the flags complete.py, serve.py and export_savedmodel.py share."""
+    # The original's flags. Defaults chosen on held-out faces (README, Quality): the repository's
+    # adam (its own default), the paper's weighted contextual loss.
+    parser.add_argument("--approach", choices=APPROACHES, default=DEFAULTS.approach, help=approach_help)
     parser.add_argument("--lr", type=utils.positive_float, default=DEFAULTS.lr, help="step size (momentum, adam)")
     parser.add_argument("--beta1", type=UNIT, default=DEFAULTS.beta1, help="Adam beta1")
     parser.add_argument("--beta2", type=UNIT, default=DEFAULTS.beta2, help="Adam beta2")
     parser.add_argument("--eps", type=utils.positive_float, default=DEFAULTS.eps, help="Adam epsilon")
+    parser.add_argument("--momentum", type=UNIT, default=DEFAULTS.momentum, help="momentum of the article's update")
+    parser.add_argument("--lam", type=utils.non_negative_float, default=DEFAULTS.lam,
+                        help="weight of the perceptual loss")
+    parser.add_argument("--weightedMask", action=argparse.BooleanOptionalAction, default=DEFAULTS.weighted_mask,
+                        help="weight known pixels by the share of missing pixels in their 7x7 window (the paper's "
+                             "weighted contextual loss); --no-weightedMask: the article's plain L1")
+
+
+def add_completion_flags(parser: argparse.ArgumentParser) -> None:
+    """The completion's flags, shared by complete.py and serve.py (there, every job's defaults): the model,
+    the update rule and the loss, the batching, the blend, the built-in mask and the precision."""
+    add_update_flags(parser, "adam and hmc: the repository's; momentum: the article's projected gradient descent")
+    # The original's other flags; Poisson blending (the paper's) chosen on held-out faces.
     parser.add_argument("--hmcBeta", type=utils.positive_float, default=DEFAULTS.hmc_beta,
                         help="HMC inverse temperature")
     parser.add_argument("--hmcEps", type=utils.positive_float, default=DEFAULTS.hmc_eps, help="HMC leapfrog step")
@@ -46,8 +56,6 @@ def add_completion_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hmcAnneal", type=utils.positive_float, default=DEFAULTS.hmc_anneal,
                         help="HMC: hmcBeta *= hmcAnneal each iteration")
     parser.add_argument("--nIter", type=utils.positive_int, default=DEFAULTS.n_iter, help="iterations")
-    parser.add_argument("--lam", type=utils.non_negative_float, default=DEFAULTS.lam,
-                        help="weight of the perceptual loss")
     parser.add_argument("--checkpointDir", default=None,
                         help="the trained model (default: the shipped face model, checkpoints/face64)")
     parser.add_argument("--outInterval", type=utils.positive_int, default=DEFAULTS.out_interval,
@@ -55,15 +63,11 @@ def add_completion_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--maskType", choices=masking.MASK_TYPES, default="center", help="which pixels to fill")
     parser.add_argument("--centerScale", type=utils.number_in(0.0, 0.5), default=0.25,
                         help="center mask: the hole spans [S*scale, S*(1-scale))")
-    parser.add_argument("--momentum", type=UNIT, default=DEFAULTS.momentum, help="momentum of the article's update")
     parser.add_argument("--batchSize", type=utils.positive_int, default=DEFAULTS.batch_size,
                         help="images optimised together")
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="random seed (z, random mask, HMC)")
     parser.add_argument("--blend", choices=BLENDS, default=OUTPUT_DEFAULTS.blend,
                         help="poisson: blend the fill into the image as the paper does (final/ only); none: paste it")
-    parser.add_argument("--weightedMask", action=argparse.BooleanOptionalAction, default=DEFAULTS.weighted_mask,
-                        help="weight known pixels by the share of missing pixels in their 7x7 window (the paper's "
-                             "weighted contextual loss); --no-weightedMask: the article's plain L1")
     parser.add_argument("--zCandidates", type=utils.positive_int, default=DEFAULTS.z_candidates,
                         help="start each image from the best of N random z")
     parser.add_argument("--xla", action="store_true", default=DEFAULTS.xla,

@@ -13,10 +13,8 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
 
 import utils
-from completion_settings import APPROACHES, CompletionSettings
-
-DEFAULTS = CompletionSettings()
-UNIT = utils.number_in(0.0, 1.0, high_open=True)  # Adam's betas and the momentum: in [0, 1)
+from complete import add_update_flags
+from completion_settings import CompletionSettings
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -26,17 +24,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="the trained model (default: the shipped face model)")
     parser.add_argument("--outDir", required=True,
                         help="new or empty folder for the SavedModel (for TensorFlow Serving: MODEL_BASE/<version>)")
-    parser.add_argument("--approach", choices=APPROACHES, default=DEFAULTS.approach,
-                        help="adam: the repository's; momentum: the article's (hmc cannot be exported)")
-    parser.add_argument("--lr", type=utils.positive_float, default=DEFAULTS.lr, help="step size")
-    parser.add_argument("--beta1", type=UNIT, default=DEFAULTS.beta1, help="Adam beta1")
-    parser.add_argument("--beta2", type=UNIT, default=DEFAULTS.beta2, help="Adam beta2")
-    parser.add_argument("--eps", type=utils.positive_float, default=DEFAULTS.eps, help="Adam epsilon")
-    parser.add_argument("--momentum", type=UNIT, default=DEFAULTS.momentum, help="momentum of the article's update")
-    parser.add_argument("--lam", type=utils.non_negative_float, default=DEFAULTS.lam,
-                        help="weight of the perceptual loss")
-    parser.add_argument("--weightedMask", action=argparse.BooleanOptionalAction, default=DEFAULTS.weighted_mask,
-                        help="the paper's weighted contextual loss; --no-weightedMask: the article's plain L1")
+    add_update_flags(parser, "adam: the repository's; momentum: the article's (hmc cannot be exported)")
     return parser.parse_args(argv)
 
 

@@ -17,26 +17,24 @@ import auto_precision  # noqa: E402
 from auto_precision import Decision, choose, decide  # noqa: E402
 
 
-def timings(**seconds):
-    """A fake seconds_per_step that also records which precisions were timed."""
-    timed = []
+def recording(values: dict):
+    """A fake measurement of each variant (seconds per step, or loss ratio) that records in .asked
+    which variants it was asked for."""
+    asked = []
 
-    def seconds_per_step(precision):
-        timed.append(precision)
-        return seconds[precision]
-    seconds_per_step.timed = timed
-    return seconds_per_step
+    def measure(variant):
+        asked.append(variant)
+        return values[variant]
+    measure.asked = asked
+    return measure
+
+
+def timings(**seconds):
+    return recording(seconds)
 
 
 def losses(**ratios):
-    """A fake loss_ratio that records which precisions were checked."""
-    checked = []
-
-    def loss_ratio(precision):
-        checked.append(precision)
-        return ratios[precision]
-    loss_ratio.checked = checked
-    return loss_ratio
+    return recording(ratios)
 
 
 def never(precision):
@@ -49,14 +47,14 @@ def test_a_faster_precision_that_completes_as_well_is_chosen():
     check = losses(bfloat16=1.008)
     decision = decide(["off", "bfloat16"], timings(off=0.2, bfloat16=0.1), check)
     assert decision.variant == decision.precision == "bfloat16" and not decision.phases
-    assert decision.speedup == pytest.approx(2.0) and check.checked == ["bfloat16"]
+    assert decision.speedup == pytest.approx(2.0) and check.asked == ["bfloat16"]
     assert decision.reason() == "auto: bfloat16 measured 2.00x the speed of float32, final loss +0.8% of float32's"
 
 
 def test_a_faster_precision_with_a_worse_loss_is_refused():
     check = losses(bfloat16=1.02)
     decision = decide(["off", "bfloat16"], timings(off=0.2, bfloat16=0.1), check)
-    assert decision.variant == "off" and check.checked == ["bfloat16"]
+    assert decision.variant == "off" and check.asked == ["bfloat16"]
     assert decision.loss_ratio == {"bfloat16": 1.02}
     assert decision.reason() == "auto: float32 measured fastest; bfloat16 2.00x but final loss +2.0%"
 
@@ -75,7 +73,7 @@ def test_the_faster_kernels_of_float32_are_kept_without_a_quality_check():
     decision = decide(["off", "off+phases", "bfloat16", "bfloat16+phases"], seconds, never)
     assert decision.variant == "off+phases" and decision.precision == "off" and decision.phases
     assert decision.speedup == pytest.approx(1.5)
-    assert sorted(seconds.timed) == ["bfloat16", "bfloat16+phases", "off", "off+phases"]
+    assert sorted(seconds.asked) == ["bfloat16", "bfloat16+phases", "off", "off+phases"]
     assert decision.reason() == ("auto: float32 (phase convolutions) measured 1.50x the speed of float32; "
                                  "bfloat16 (phase convolutions) 1.58x")
 
@@ -85,7 +83,7 @@ def test_the_fastest_that_passes_wins_and_each_precision_is_checked_once():
     check = losses(**{"bfloat16+phases": 1.05, "float16": 0.999})
     seconds = timings(**{"off": 0.3, "bfloat16+phases": 0.1, "bfloat16": 0.12, "float16": 0.15})
     decision = decide(["off", "bfloat16+phases", "bfloat16", "float16"], seconds, check)
-    assert decision.variant == "float16" and check.checked == ["bfloat16+phases", "float16"]
+    assert decision.variant == "float16" and check.asked == ["bfloat16+phases", "float16"]
     assert decision.loss_ratio == {"bfloat16": 1.05, "float16": 0.999}
     assert decision.speedup == pytest.approx(2.0)
 
@@ -95,7 +93,7 @@ def test_plain_float32_is_always_timed():
     decision = decide(["off+phases", "bfloat16"], timings(**{"off": 0.2, "off+phases": 0.25, "bfloat16": 0.3}), never)
     assert decision.reason() == "auto: float32 measured fastest; float32 (phase convolutions) 0.80x; bfloat16 0.67x"
     decide(["bfloat16"], seconds, never)
-    assert sorted(seconds.timed) == ["bfloat16", "off"]
+    assert sorted(seconds.asked) == ["bfloat16", "off"]
 
 
 # -- the cache ------------------------------------------------------------------------------
