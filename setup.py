@@ -17,7 +17,7 @@ setup(
     python_requires=">=3.10,<3.14",  # the Pythons TensorFlow 2.21 supports (3.10 to 3.13)
     # Every top-level module: the five scripts and the modules they import (tests/test_packaging.py checks).
     py_modules=["train_dcgan", "complete", "align_faces", "simple_distributions", "convert_checkpoint",
-                "model", "layouts", "ops", "utils", "masking", "distribute", "checkpoints", "training", "completion",
+                "model", "layouts", "ops", "utils", "masking", "distribute", "checkpoints", "training", "training_settings", "completion",
                 "export_savedmodel", "saved_model_export",
                 "completion_settings", "completion_job", "face_alignment", "photo_completion", "serve", "auto_precision"],
     packages=["webapp"],  # the web app: its routes, jobs and page (serve.py)

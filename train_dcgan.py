@@ -15,7 +15,7 @@ import os
 
 import training
 import utils
-from training import DEFAULTS, TrainingSettings
+from training_settings import DEFAULTS, TrainingSettings, flag_type
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
 
@@ -28,9 +28,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 
     def flag(name: str, help: str, **extra) -> None:
-        """--name: its default and the values it takes are TrainingSettings' (training.py)."""
+        """--name: its default and the values it takes are TrainingSettings' (training_settings.py)."""
         parser.add_argument(f"--{name}", default=getattr(DEFAULTS, name), help=help,
-                            **training.flag_type(name), **extra)
+                            **flag_type(name), **extra)
 
     # The original's flags and defaults.
     flag("epoch", "epochs to train")

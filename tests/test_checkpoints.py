@@ -628,6 +628,17 @@ def test_networks_only_copy_keeps_the_networks_and_drops_the_optimiser(tmp_path,
         convert_checkpoint.main(["--networks_only", str(tmp_path / "full"), str(tmp_path / "small")])
     assert exit_info.value.code == 2
     assert "already holds a checkpoint" in capsys.readouterr().err
+    # Fine-tuning the copy (as the demo does the shipped model): its networks, a fresh optimiser, step 1 after.
+    write_dataset(tmp_path / "data", 4, 16)
+    copied = latest_checkpoint(tmp_path / "small")
+    assert train_dcgan.main([str(a) for a in (
+        "--dataset", tmp_path / "data", "--batch_size", 4, "--epoch", 1, "--seed", 0, "--mixed_precision", "off",
+        "--checkpoint_dir", tmp_path / "small", "--sample_dir", tmp_path / "samples", "--log_dir", tmp_path / "logs")]) == 0
+    assert (f"Resuming from {copied} at step 0 "
+            f"(fine-tuning: its networks, with a fresh optimiser)") in capsys.readouterr().out
+    tuned = DCGAN.from_checkpoint(tmp_path / "small")
+    assert int(tuned.step.numpy()) == 1
+    assert np.abs(tuned.generate(z).numpy() - copy.generate(z).numpy()).max() > 0
 
 
 def test_default_model_dir_is_the_clones_checkpoints_folder():

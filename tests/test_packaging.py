@@ -61,7 +61,7 @@ def test_no_module_imports_a_script():
 
 def test_imports_flow_one_way():
     # scripts -> completion_job/training -> completion -> model -> checkpoints/ops/distribute -> layouts/utils
-    order = ["utils", "completion_settings", "masking", "layouts", "face_alignment", "ops", "distribute", "checkpoints", "model",
+    order = ["utils", "completion_settings", "training_settings", "masking", "layouts", "face_alignment", "ops", "distribute", "checkpoints", "model",
              "completion", "completion_job", "photo_completion", "training"]
     for rank, module in enumerate(order):
         later = set(order[rank + 1:])

@@ -29,7 +29,7 @@ def test_resume_takes_the_checkpoints_shape(tmp_path, capsys):
 
 def test_input_height_crops_that_square_and_needs_crop(tmp_path, capsys):
     """--input_height 108 --crop, DCGAN-tensorflow's recipe for CelebA: the settings crop 108 x 108."""
-    import training
+    import training_settings
     args = train_dcgan.parse_args(["--crop", "--input_height", "108"])
     assert train_dcgan.settings_from_args(args).crop_side == 108
     assert train_dcgan.settings_from_args(train_dcgan.parse_args(["--crop"])).crop_side is True
@@ -39,5 +39,5 @@ def test_input_height_crops_that_square_and_needs_crop(tmp_path, capsys):
     assert exit_info.value.code == 2 and "--input_height is the side of the centre crop: add --crop" in \
         capsys.readouterr().err
     with pytest.raises(ValueError, match="input_height must be"):
-        training.TrainingSettings(crop=True, input_height=0)
-    assert training.TrainingSettings(input_height=54).crop_side == 54  # in the library it implies the crop
+        training_settings.TrainingSettings(crop=True, input_height=0)
+    assert training_settings.TrainingSettings(input_height=54).crop_side == 54  # in the library it implies the crop

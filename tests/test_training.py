@@ -13,6 +13,7 @@ from PIL import Image
 import model
 import train_dcgan
 import training
+import training_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,7 +75,7 @@ PORT_FLAGS = dict(log_dir="logs", z_dim=None, gf_dim=None, df_dim=None, c_dim=No
 def test_the_flags_keep_their_names_and_defaults_and_become_the_settings():
     args = train_dcgan.parse_args([])
     assert vars(args) == {**ORIGINAL_FLAGS, **PORT_FLAGS}
-    assert train_dcgan.settings_from_args(args) == training.TrainingSettings()
+    assert train_dcgan.settings_from_args(args) == training_settings.TrainingSettings()
     settings = train_dcgan.settings_from_args(train_dcgan.parse_args(
         ["--epoch", "3", "--beta1", "0", "--time_limit", "1.5", "--crop", "--c_dim", "1", "--strategy", "mirrored"]))
     assert (settings.epoch, settings.beta1, settings.time_limit, settings.crop, settings.c_dim, settings.strategy) == \
@@ -101,15 +102,15 @@ def test_the_flags_keep_their_names_and_defaults_and_become_the_settings():
 ])
 def test_settings_refuse_bad_values_in_one_line(name, value, message):
     with pytest.raises(ValueError) as error:
-        training.TrainingSettings(**{name: value})
+        training_settings.TrainingSettings(**{name: value})
     assert str(error.value) == message
 
 
 def test_every_setting_has_a_rule_and_its_flag_refuses_what_the_rule_refuses(capsys):
     import distribute
-    assert list(training.RULES) == [f.name for f in dataclasses.fields(training.TrainingSettings)]
-    assert training.STRATEGIES == distribute.STRATEGIES
-    assert training.PRECISIONS == ("auto", *distribute.PRECISIONS)
+    assert list(training_settings.RULES) == [f.name for f in dataclasses.fields(training_settings.TrainingSettings)]
+    assert training_settings.STRATEGIES == distribute.STRATEGIES
+    assert training_settings.PRECISIONS == ("auto", *distribute.PRECISIONS)
     for flag, text in [("--epoch", "0"), ("--beta1", "1"), ("--train_size", "0.5"), ("--image_size", "12"),
                        ("--time_limit", "0"), ("--c_dim", "2"), ("--strategy", "tpu"), ("--learning_rate", "inf")]:
         with pytest.raises(SystemExit):
