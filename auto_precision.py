@@ -206,7 +206,8 @@ def device_name(gpus: list[tuple[str, tuple[int, int]]] | None = None, cpu: str 
     if gpus:
         return ", ".join(f"{name} (compute capability {cc[0]}.{cc[1]})" for name, cc in gpus)
     name = utils.cpu_info()[0] if cpu is None else cpu
-    return f"CPU {name or 'unknown'} ({os.cpu_count()} cores)"
+    kernels = "oneDNN" if os.environ.get(utils.ONEDNN, "1") == "1" else f"{utils.ONEDNN}={os.environ[utils.ONEDNN]}"
+    return f"CPU {name or 'unknown'} ({os.cpu_count()} cores, {kernels})"
 
 
 def variants_for(job: str, gpus: list[tuple[str, tuple[int, int]]]) -> list[str]:

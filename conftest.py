@@ -5,6 +5,9 @@ import sys
 ROOT = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import utils  # noqa: E402
+
+utils.default_to_onednn()  # as the commands run TensorFlow; test files import it before any project module
 
 # auto's measured precision decisions go to a cache of the test session's own (the subprocesses
 # inherit it), never the user's: the tests measure afresh and leave nothing behind.

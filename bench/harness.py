@@ -26,7 +26,8 @@ def cpu_description() -> dict:
     """The CPU model and whether it has the flags that decide bfloat16's speed."""
     name, flags = utils.cpu_info()
     return {"cpu": name or "unknown", "cpu_cores": os.cpu_count(),
-            **{flag: flag in flags for flag in FLAGS_THAT_MATTER}}
+            **{flag: flag in flags for flag in FLAGS_THAT_MATTER},
+            "onednn": os.environ.get(utils.ONEDNN, "1") == "1"}  # the workers' kernels (utils.default_to_onednn)
 
 
 def run_json(command: list[str], echo: bool = False) -> dict:

@@ -163,14 +163,17 @@ def test_the_cache_lives_in_xdg_cache_home(monkeypatch, tmp_path):
 
 # -- the device --------------------------------------------------------------------------------
 
-def test_the_device_is_named_by_its_gpus_else_its_cpu(tmp_path):
+def test_the_device_is_named_by_its_gpus_else_its_cpu(tmp_path, monkeypatch):
     import utils
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9B45\nflags\t\t: fpu avx2 avx512_bf16\n\n"
                        "processor\t: 1\nmodel name\t: AMD EPYC 9B45\n")
     name, flags = utils.cpu_info(str(cpuinfo))
     assert name == "AMD EPYC 9B45" and "avx512_bf16" in flags
-    assert auto_precision.device_name(gpus=[], cpu=name) == f"CPU AMD EPYC 9B45 ({os.cpu_count()} cores)"
+    assert auto_precision.device_name(gpus=[], cpu=name) == f"CPU AMD EPYC 9B45 ({os.cpu_count()} cores, oneDNN)"
+    monkeypatch.setenv(utils.ONEDNN, "0")  # TensorFlow's own kernels: another device, measured apart
+    assert auto_precision.device_name(gpus=[], cpu=name) == \
+        f"CPU AMD EPYC 9B45 ({os.cpu_count()} cores, TF_ENABLE_ONEDNN_OPTS=0)"
     h100 = [("NVIDIA H100", (9, 0))]
     assert auto_precision.device_name(gpus=h100, cpu=name) == "NVIDIA H100 (compute capability 9.0)"
     assert auto_precision.variants_for("completion", []) == ["off", "off+phases", "bfloat16", "bfloat16+phases"]

@@ -176,3 +176,22 @@ def test_grids_are_8_to_a_row_as_the_originals_save_images():
     np.testing.assert_array_equal(grid[2:4, 0:2], images[8])
     assert not grid[2:4, 2:].any()  # the rest of the last row is empty
     assert utils.make_grid(images[:3]).shape == (2, 6, 3)  # fewer than 8: one row
+
+
+@pytest.mark.parametrize("setting, enabled", [(None, True), ("0", False)])
+def test_tensorflow_runs_onednn_kernels_unless_the_user_says_not(setting, enabled):
+    """The project's modules import TensorFlow with oneDNN's CPU kernels on (TensorFlow alone turns
+    them on only on AVX-512/AMX CPUs); TF_ENABLE_ONEDNN_OPTS=0 from the user keeps TensorFlow's own."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    env = {k: v for k, v in os.environ.items() if k != utils.ONEDNN}
+    if setting is not None:
+        env[utils.ONEDNN] = setting
+    code = ("import model\nfrom tensorflow.python.util import _pywrap_util_port as port\n"
+            "print(port.IsMklEnabled())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          cwd=Path(utils.__file__).parent, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == str(enabled)
