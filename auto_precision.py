@@ -34,11 +34,11 @@ TIMING_SECONDS = 0.75      # time each candidate's step for about this long
 CHECK_IMAGES, CHECK_ITERATIONS = 8, 50   # the quality check: 8 images, 50 iterations from the same z
 
 # Training: the quality per step at equal steps, not the speed, decides. The evidence (docs/distributed.md,
-# "Precision"): trained for the same 1150 steps on a Xeon with AMX, the bfloat16 model filled held-out faces
-# 0.8 dB worse than its float32 twin, and in 15 minutes (more steps in bfloat16) 1.6 dB worse; float16 was
-# never shown as good. So training's auto keeps float32 on every device; --mixed_precision bfloat16 trades
-# that quality for speed.
-TRAINING_RULE = ("training keeps float32, as bfloat16-trained models filled held-out faces worse "
+# "Precision"): trained for the same 1150 steps on a Xeon with AMX, the bfloat16 model filled held-out
+# faces 0.8 dB worse than its float32 twin (one seed each), and in 15 minutes (more steps in bfloat16)
+# 1.6 dB worse; float16 was never shown as good. So training's auto keeps float32 on every device;
+# --mixed_precision bfloat16 trades that quality for speed.
+TRAINING_RULE = ("training keeps float32: a bfloat16-trained model filled held-out faces worse "
                  "(docs/distributed.md#precision)")
 PHASES = "+phases"         # a variant's suffix: the CPU's stride-2 convolutions by phases (ops.py)
 
