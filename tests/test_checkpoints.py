@@ -233,7 +233,7 @@ def copy_checkpoint(ref: dict, folder: Path) -> Path:
     return folder
 
 
-def run_script(*args, cwd=ROOT, timeout=120):
+def run_script(*args, cwd=ROOT, timeout=300):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)

@@ -29,7 +29,7 @@ BIASES_BEFORE_BN = ("g_h0_lin/bias", "g_h1/biases", "g_h2/biases", "g_h3/biases"
                     "d_h2_conv/biases", "d_h3_conv/biases")  # at 16x16: four layers per network
 
 
-def run(args, env=None, timeout=120, cwd=ROOT):
+def run(args, env=None, timeout=400, cwd=ROOT):  # a hang guard, not a speed test: loaded CI machines are slow
     full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
     return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout)

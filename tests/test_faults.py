@@ -230,7 +230,7 @@ def test_corrupt_landmark_model_with_a_pool_of_workers(base, tmp_path):
     model.write_bytes(b"not a dlib model" * 64)
     done = subprocess.run([sys.executable, "align_faces.py", str(base / "data"), "align", "innerEyesAndBottomLip",
                            str(tmp_path / "out"), "--workers", "2", "--dlibFacePredictor", str(model)],
-                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if "error:" in line]

@@ -20,7 +20,7 @@ SCRIPT = ROOT / "data" / "make_faces.py"
 
 def run(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120)
+                          cwd=ROOT, timeout=300)
 
 
 def test_shape_and_dtype():

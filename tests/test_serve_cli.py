@@ -57,7 +57,7 @@ def test_serves_then_stops_cleanly_on_sigterm():
         with urllib.request.urlopen(url + "api/model", timeout=30) as response:
             assert b'"image_size":16' in response.read()
         process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=120)
+        out, err = process.communicate(timeout=300)
     finally:
         if process.poll() is None:
             process.kill()

@@ -14,7 +14,7 @@ EXPECTED = {"normal-pdf.png": (640, 480), "normal-samples.png": (700, 300), "nor
 
 def run(out: Path, *extra: str) -> None:
     result = subprocess.run([sys.executable, "simple_distributions.py", "--outDir", str(out), *extra],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
 
 

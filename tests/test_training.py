@@ -124,6 +124,6 @@ def test_the_script_parses_its_flags_and_checks_the_dataset_before_tensorflow_st
             "try:\n    train_dcgan.main(['--dataset', sys.argv[1]])\n"
             "except SystemExit as exit_:\n    print(exit_.code, 'tensorflow' in sys.modules)\n")
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "missing")], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120)
+                            text=True, timeout=300)
     assert result.stdout.split() == ["2", "False"], result.stderr
     assert f"error: dataset folder {tmp_path / 'missing'} does not exist" in result.stderr
