@@ -180,5 +180,6 @@ def read_mask(args: argparse.Namespace, size: int):
         utils.fail(f"the lowres mask needs an image size divisible by {masking.LOWRES_FACTOR}, not {size}")
     return masking.make_mask(args.maskType, size, args.centerScale, rng=np.random.default_rng(args.seed))
 
+
 if __name__ == "__main__":
     raise SystemExit(main())
