@@ -10,6 +10,7 @@ defaults of every job; the model is loaded once and stays on the device.
 """
 import argparse
 import os
+import re
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
 
@@ -35,11 +36,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--maxPixels", type=utils.positive_int, default=4096 * 4096,
                         help="pixels (width x height) an uploaded image may have")
     parser.add_argument("--maxIter", type=utils.positive_int, default=10000, help="iterations a job may ask for")
+    parser.add_argument("--allowHost", action="append", default=[], metavar="NAME",
+                        help="another name this server answers to in the Host header (repeatable; it always "
+                             "answers to its --host, localhost and IP addresses)")
+    parser.add_argument("--allowOrigin", action="append", default=[], metavar="ORIGIN",
+                        help="a site (scheme://host:port) whose pages may call the API: CORS (repeatable)")
+    parser.add_argument("--token", default=None,
+                        help="the token every request needs (default: none on loopback, a new one printed "
+                             "at start beyond it)")
     args = parser.parse_args(argv)
     if args.maskType == "full":
         parser.error("--maskType full keeps every pixel, so a job would have nothing to fill")
     if args.nIter > args.maxIter:
         parser.error(f"--nIter {args.nIter} is over --maxIter {args.maxIter}")
+    if args.token is not None and not args.token.strip():
+        parser.error("--token must not be empty")
+    for origin in args.allowOrigin:
+        if not re.fullmatch(r"https?://[^/\s]+", origin):
+            parser.error(f"--allowOrigin {origin!r}: an origin is scheme://host[:port], without a path")
     return args
 
 
@@ -49,7 +63,7 @@ def main(argv=None) -> int:
     settings, output = settings_from_args(args)
     from checkpoints import resolve_model_dir  # imports TensorFlow quietly
     from webapp.jobs import JobStore
-    from webapp.server import serve
+    from webapp.server import access_for, serve
     from webapp.service import Defaults, Limits
 
     checkpoint_dir, model_line = resolve_model_dir(args.checkpointDir)
@@ -58,7 +72,9 @@ def main(argv=None) -> int:
     limits = Limits(max_upload_bytes=args.maxUploadMB << 20, max_pixels=args.maxPixels, max_iter=args.maxIter)
     store = JobStore(max_jobs=args.maxJobs, max_queue=args.maxQueue, ttl=args.jobTTL,
                      max_bytes=args.maxMemoryMB << 20)
-    return serve(checkpoint_dir, defaults, args.host, args.port, args.mixed_precision, limits, store, args.xla)
+    access = access_for(args.host, args.allowHost, args.allowOrigin, args.token)
+    return serve(checkpoint_dir, defaults, args.host, args.port, args.mixed_precision, limits, store, args.xla,
+                 access)
 
 
 if __name__ == "__main__":

@@ -24,16 +24,22 @@ from fastapi.testclient import TestClient  # noqa: E402
 import masking  # noqa: E402
 from webapp.app import create_app  # noqa: E402
 from webapp.jobs import Job, JobStore, bucket  # noqa: E402
+from webapp.security import Access  # noqa: E402
 from webapp.service import Limits  # noqa: E402
 
 BOX = (slice(3, 10), slice(5, 12))
 STATIC = Path(__file__).resolve().parents[1] / "webapp" / "static"
 
 
+def client_of(made, **access) -> TestClient:
+    """A client of the app on `made`, as the page at http://127.0.0.1 calls it."""
+    return TestClient(create_app(made, Access(**access)), base_url="http://127.0.0.1")
+
+
 @pytest.fixture(scope="module")
 def served():
     made = service()
-    yield made, TestClient(create_app(made))
+    yield made, client_of(made)
     made.stop()
 
 
@@ -187,7 +193,7 @@ def test_batch_mates_do_not_change_a_seeded_result():
     """Jobs waiting together run as one padded batch (3 jobs -> 4 rows), each from its own seed's z;
     a job with other settings (here n_iter) runs in a batch of its own."""
     made = service(start=False)
-    client = TestClient(create_app(made))
+    client = client_of(made)
     alone = post(client, png(face(5)), mask_png(SIZE, SIZE, BOX), seed=11).json()["id"]
     made.start()
     alone_state = wait_done(client.get, alone)
@@ -195,7 +201,7 @@ def test_batch_mates_do_not_change_a_seeded_result():
     made.stop()
 
     made = service(start=False)
-    client = TestClient(create_app(made))
+    client = client_of(made)
     ids = [post(client, png(face(5)), mask_png(SIZE, SIZE, BOX), seed=11).json()["id"],
            post(client, png(face(6)), mask_type="left", seed=12).json()["id"],
            post(client, png(face(7)), mask_type="top").json()["id"],
@@ -250,7 +256,7 @@ def test_bad_inputs_are_one_line_errors_and_the_server_goes_on(client):
 def test_limits_answer_413_429_and_409():
     limits = Limits(max_pixels=24 * 24, max_upload_bytes=4000)
     made = service(store=JobStore(max_queue=2), limits=limits, start=False)
-    client = TestClient(create_app(made))
+    client = client_of(made)
     assert "megapixels" in is_one_line_error(post(client, png(face(1, size=32))), 413)
     noise = png(np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8))
     assert len(noise) > 4000

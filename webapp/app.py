@@ -1,18 +1,22 @@
 """The routes: the page, the REST API it uses, its OpenAPI description and an offline /docs page.
 
-Every error is one JSON line, {"error": "..."}, FastAPI's own validation errors included.
+Every error is one JSON line, {"error": "..."}, FastAPI's own validation errors included, in
+plain words (no Python type names). Who may call the routes: security.py.
 """
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
+import logging
 import time
+import traceback
 from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import FastAPI, File, Form, Path as PathParam, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -21,12 +25,16 @@ from starlette.exceptions import HTTPException
 
 from webapp import imaging
 from webapp.imaging import BadInput
-from webapp.jobs import Busy, Job
+from webapp.jobs import ENDED, Busy, Job
+from webapp.security import Access, Guard
 from webapp.service import Options, Service
 
 STATIC = Path(__file__).resolve().parent / "static"
 OUTPUTS = {"result.png": "image/png", "fill.png": "image/png", "completion.gif": "image/gif"}
 EVENT_POLL_S, KEEPALIVE_S = 0.1, 15.0
+# python-multipart logs each malformed body it meets; the client gets a 400 line instead.
+for _name in ("python_multipart", "multipart"):
+    logging.getLogger(_name).setLevel(logging.CRITICAL)
 
 
 class ErrorBody(BaseModel):
@@ -34,8 +42,10 @@ class ErrorBody(BaseModel):
 
 
 ERRORS = {status: {"model": ErrorBody, "description": text} for status, text in {
-    400: "an upload that is not an image, or is cut short", 404: "no such job (or it expired)",
-    409: "the job has no result yet, or failed", 413: "an upload over the size limits",
+    400: "an upload that is not an image, or is cut short", 401: "no token (a server beyond loopback)",
+    403: "a change sent by a page of another site", 404: "no such job (or it expired)",
+    409: "the job has no result yet, failed or was cancelled", 413: "an upload over the size limits",
+    421: "a Host that is not this server's",
     422: "bad option values, a bad mask, or a photo without a face", 429: "the queue is full",
     503: "the server's memory budget is spent, or it is stopping"}.items()}
 
@@ -51,9 +61,17 @@ def validation_message(exc: RequestValidationError) -> str:
         return "invalid request"
     first = errors[0]
     where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "form"))
-    message = str(first.get("msg", "invalid value")).splitlines()[0]
+    message = plain_message(str(first.get("msg", "invalid value")).splitlines()[0])
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{where}: {message}{more}" if where else f"{message}{more}"
+
+
+def plain_message(message: str) -> str:
+    """pydantic's message without Python in it: 'Value error, Expected UploadFile, received: <class 'str'>'
+    is 'must be a file (a multipart file field), not text'."""
+    if "UploadFile" in message or "<class" in message:
+        return "must be a file (a multipart file field), not text"
+    return message.removeprefix("Value error, ")
 
 
 class BodyLimit:
@@ -93,8 +111,8 @@ class BodyLimit:
             await error(413, message)(scope, receive, send)
 
 
-def create_app(service: Service) -> FastAPI:
-    """The FastAPI app on a started (or not yet started) Service."""
+def create_app(service: Service, access: Access = Access()) -> FastAPI:
+    """The FastAPI app on a started (or not yet started) Service; `access`: who may call it."""
     app = FastAPI(title="DCGAN image completion", version="1.0.0", docs_url=None, redoc_url=None,
                   description="Fill the missing parts of face images with a DCGAN (Yeh et al., after Amos 2016): "
                               "POST an image and a mask, follow the job, fetch its result. Masks: white (or "
@@ -103,6 +121,10 @@ def create_app(service: Service) -> FastAPI:
     store = service.store
     limit = 2 * service.limits.max_upload_bytes + (1 << 20)
     app.add_middleware(BodyLimit, limit=limit)
+    if access.allow_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(access.allow_origins),
+                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization"])
+    app.add_middleware(Guard, access=access)  # the outermost: before anything reads the request
 
     @app.exception_handler(BadInput)
     async def bad_input(_request, exc: BadInput):
@@ -122,7 +144,8 @@ def create_app(service: Service) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def internal(_request, exc: Exception):
-        return error(500, f"internal error: {type(exc).__name__}")
+        service.log("".join(traceback.format_exception(exc)))
+        return error(500, "internal error (the server's log has the details)")
 
     def find(job_id: str) -> Job:
         job = store.get(job_id)
@@ -216,7 +239,8 @@ def create_app(service: Service) -> FastAPI:
     async def job_events(job_id: str, request: Request) -> StreamingResponse:
         """Server-sent events: one `data:` JSON line per change of the job's state (as GET /api/jobs/{id}),
         while it runs with `frame`, a PNG data URL of the input with the current fill (every out_interval
-        iterations); the stream ends after done or failed."""
+        iterations); the stream ends after done, failed or cancelled (also when the server stops:
+        its jobs fail with "the server is stopping")."""
         job = find(job_id)
 
         async def stream():
@@ -233,7 +257,7 @@ def create_app(service: Service) -> FastAPI:
                             state["frame"] = frame
                     yield f"data: {json.dumps(state)}\n\n"
                     beat = time.monotonic()
-                    if state["state"] in ("done", "failed"):
+                    if state["state"] in ENDED:
                         return
                 elif time.monotonic() - beat > KEEPALIVE_S:
                     yield ": keep-alive\n\n"
@@ -245,10 +269,22 @@ def create_app(service: Service) -> FastAPI:
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
+    @app.delete("/api/jobs/{job_id}", tags=["jobs"], summary="Cancel a job", responses=ERRORS)
+    def cancel_job(job_id: str) -> dict:
+        """A waiting job leaves the queue; a running one stops at its next compiled chunk (the jobs
+        sharing its batch go on, with the results they would have had). The job's state is then
+        cancelled; 409 if it had already ended."""
+        job = find(job_id)
+        if not store.cancel(job):
+            raise BadInput(409, f"job {job.id} is {job.state}: there is nothing to cancel")
+        return store.snapshot(job)[1]
+
     def output(job_id: str, name: str) -> Response:
         job = find(job_id)
         if job.state == "failed":
             raise BadInput(409, f"job {job.id} failed: {job.error}")
+        if job.state == "cancelled":
+            raise BadInput(409, f"job {job.id} was cancelled; it has no {name}")
         if job.state != "done":
             raise BadInput(409, f"job {job.id} is {job.state}; its {name} is not ready")
         # inline, without a file name: the page's <a download="NAME"> names the download

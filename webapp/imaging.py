@@ -50,29 +50,58 @@ def image_size_of(data: bytes, what: str) -> tuple[int, int]:
     try:
         with Image.open(io.BytesIO(data)) as image:
             return image.size
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError):
-        raise BadInput(400, f"{what}: cannot read image (not an image)") from None
+    except Image.DecompressionBombError:  # Pillow refuses to open it: read the size it declares
+        size = declared_size(data)
+        if size is not None:
+            return size
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+        pass
+    raise BadInput(400, f"{what}: cannot read image (not an image)")
+
+
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """The (width, height) an image's header declares, read by the Pillow plugin that accepts it,
+    without Image.open's decompression-bomb check (which refuses huge images before their size is known)."""
+    Image.init()
+    prefix = data[:16]
+    for name in Image.ID:
+        factory, accept = Image.OPEN[name]
+        accepted = accept(prefix) if accept is not None else True
+        if not accepted or isinstance(accepted, str):
+            continue
+        try:
+            with factory(io.BytesIO(data)) as image:  # parses the header only
+                return image.size
+        except Exception:  # noqa: BLE001 - not this format: try the next
+            continue
+    return None
+
+
+def check_pixels(what: str, width: int, height: int, max_pixels: int) -> None:
+    """413 for an image (or mask) that declares more than max_pixels, decoded or not."""
+    if width * height > max_pixels:
+        raise BadInput(413, f"{what}: {width}x{height} is {width * height / 1e6:.1f} megapixels, over this "
+                            f"server's limit of {max_pixels / 1e6:.1f}")
 
 
 def decode_image(data: bytes, what: str, channels: int, max_pixels: int) -> np.ndarray:
     """An uploaded image as uint8 (H, W, channels), read as complete.py reads its inputs
-    (utils.read_image: EXIF orientation, grey, alpha and 16-bit handled). 413 above max_pixels,
-    400 for a file that is not an image or is cut short."""
+    (utils.read_image: EXIF orientation, grey, alpha and 16-bit handled). 413 above max_pixels
+    (by the size its header declares), 400 for a file that is not an image or is cut short."""
     width, height = image_size_of(data, what)
-    if width * height > max_pixels:
-        raise BadInput(413, f"{what}: {width}x{height} is {width * height / 1e6:.1f} megapixels, over this "
-                            f"server's limit of {max_pixels / 1e6:.1f}")
+    check_pixels(what, width, height, max_pixels)
     try:
         return utils.read_image(Upload(data, what), channels)
     except utils.ImageError as error:
         raise BadInput(400, str(error)) from None
 
 
-def decode_mask(data: bytes, what: str, height: int, width: int) -> np.ndarray:
+def decode_mask(data: bytes, what: str, height: int, width: int, max_pixels: int) -> np.ndarray:
     """An uploaded mask (white = keep, black = fill) at the input's size: bool (H, W), True = keep,
-    by masking's rule for a photo's mask. 400 if unreadable, 422 for another size, nothing to
-    fill, or nothing known."""
+    by masking's rule for a photo's mask. 400 if unreadable, 413 above max_pixels, 422 for another
+    size, nothing to fill, or nothing known."""
     mask_width, mask_height = image_size_of(data, what)
+    check_pixels(what, mask_width, mask_height, max_pixels)
     if (mask_height, mask_width) != (height, width):
         raise BadInput(422, f"{what}: mask is {mask_width}x{mask_height}, not the image's {width}x{height}")
     try:

@@ -9,6 +9,10 @@ its own masks and its own start z (completion.draw_z of the job's seed, so that 
 not depend on its batch mates), padded to a small bucket (1, 2, 4, ... up to the batch size), and
 reports every compiled chunk's iteration, loss and fill to the jobs. A `Finisher` thread puts the
 fills back into the inputs and encodes the PNGs and the GIF, while the worker goes on.
+
+A job ends once (done, failed or cancelled); later reports for it are ignored. A cancelled job's
+rows stay in its running batch, so its batch mates compute exactly what they would without the
+cancel; a batch whose jobs have all ended stops at its next compiled chunk.
 """
 from __future__ import annotations
 
@@ -28,7 +32,9 @@ import numpy as np
 import utils
 from completion_settings import CompletionSettings
 
-STATES = ("queued", "running", "done", "failed")
+STATES = ("queued", "running", "done", "failed", "cancelled")
+ENDED = ("done", "failed", "cancelled")
+STOPPING = "the server is stopping"
 SEED_RANGE = 2 ** 31  # seeds drawn for jobs that give none
 
 
@@ -41,7 +47,8 @@ class Busy(Exception):
 
 
 class Stopping(Exception):
-    """The server is stopping: the running batch ends between two compiled chunks."""
+    """The running batch ends between two compiled chunks: the server is stopping, or every job of
+    the batch has ended (cancelled)."""
 
 
 def bucket(count: int, batch_size: int) -> int:
@@ -143,7 +150,7 @@ class JobStore:
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self.queue: list[Job] = []
         self.closed = False
-        self.completed = self.failed = 0
+        self.completed = self.failed = self.cancelled = 0
 
     # -- for the API ---------------------------------------------------------
     def add(self, job: Job) -> Job:
@@ -179,6 +186,7 @@ class JobStore:
                 states[job.state] += 1
             return {"jobs": len(self.jobs), "waiting": len(self.queue), "states": states,
                     "bytes": self.held_bytes(), "completed": self.completed, "failed": self.failed,
+                    "cancelled": self.cancelled,
                     "limits": {"max_jobs": self.max_jobs, "max_queue": self.max_queue, "ttl_s": self.ttl,
                                "max_bytes": self.max_bytes}}
 
@@ -213,6 +221,8 @@ class JobStore:
 
     def update(self, job: Job, **changes) -> None:
         with self.changed:
+            if job.finished is not None:
+                return
             for name, value in changes.items():
                 setattr(job, name, value)
             job.version += 1
@@ -221,40 +231,55 @@ class JobStore:
     def add_frame(self, job: Job, done: int, loss: float, frame_iteration: int, fills: np.ndarray) -> None:
         """After a compiled chunk: iterations done, the loss then, and the fill (uint8) at frame_iteration."""
         with self.changed:
+            if job.finished is not None:
+                return
             job.frames.append((frame_iteration, fills))
             job.iteration, job.loss = done, loss
             job.version += 1
             self.changed.notify_all()
 
-    def finish(self, job: Job, outputs: dict | None = None, error: str | None = None) -> None:
-        """done with its outputs, or failed with a one-line message; frees the inputs either way."""
+    def finish(self, job: Job, outputs: dict | None = None, error: str | None = None,
+               cancelled: bool = False) -> bool:
+        """done with its outputs, failed with a one-line message, or cancelled; frees the inputs.
+        False (and nothing changes) if the job had already ended."""
         with self.changed:
+            if job.finished is not None:
+                return False
             job.outputs = outputs or {}
             job.error = error
-            job.state = "failed" if error is not None else "done"
+            job.state = "cancelled" if cancelled else "failed" if error is not None else "done"
             job.finished = time.time()
             job.crops = job.crops[:0]
             job.masks = job.masks[:0]
             job.frames, job.held_bytes = [], 0
             job.finish = job.frame = _gone
-            if error is None:
+            if job.state == "done":
                 job.iteration = job.settings.n_iter
                 self.completed += 1
-            else:
+            elif job.state == "failed":
                 self.failed += 1
+            else:
+                self.cancelled += 1
             if job in self.queue:
                 self.queue.remove(job)
             self._trim(keep=job)
             job.version += 1
             self.changed.notify_all()
+            return True
+
+    def cancel(self, job: Job) -> bool:
+        """A waiting job leaves the queue; a running one ends now, and the worker stops reporting to it
+        (its batch stops at the next chunk if no other job of it is left). False if it had ended."""
+        return self.finish(job, cancelled=True)
 
     def close(self) -> None:
-        """No new job; the waiting ones fail (the server is stopping)."""
+        """No new job; the waiting and running ones fail at once, so that their event streams end."""
         with self.changed:
             self.closed = True
-            waiting = list(self.queue)
-        for job in waiting:
-            self.finish(job, error="the server stopped before this job ran")
+            unfinished = [job for job in self.jobs.values() if job.finished is None]
+            for job in unfinished:
+                self.finish(job, error=STOPPING)
+            self.changed.notify_all()
 
     # -- bounds --------------------------------------------------------------
     def _expire(self) -> None:
@@ -297,7 +322,7 @@ def compiled_key(settings: CompletionSettings) -> CompletionSettings:
 
 def one_line(error: Exception) -> str:
     text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    return text.splitlines()[0] if text else "an unexpected error (the server's log has the details)"
 
 
 def _gone(_fills):
@@ -324,12 +349,16 @@ class Worker:
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop after the running chunk; waiting jobs fail; finishing jobs are finished."""
-        self.stopping.set()
-        self.store.close()
+        """Stop after the running chunk; waiting and running jobs fail (the server is stopping)."""
+        self.begin_stop()
         if self.thread.is_alive():
             self.thread.join(timeout)
         self.finisher.shutdown(wait=True, cancel_futures=False)
+
+    def begin_stop(self) -> None:
+        """Fail every job that has not ended and end the running batch at its next chunk; returns at once."""
+        self.stopping.set()
+        self.store.close()
 
     def engine_for(self, settings: CompletionSettings):
         """A CompletionEngine with these settings. The compiled functions (traced once per engine, seconds
@@ -374,7 +403,7 @@ class Worker:
             self.batches += 1
         except Stopping:
             for job in jobs:
-                self.store.finish(job, error="the server stopped while this job ran")
+                self.store.finish(job, error=STOPPING)
         except Exception as error:  # a bug or the device: the jobs fail, the server goes on
             self.log(traceback.format_exc())
             for job in jobs:
@@ -398,21 +427,24 @@ class Worker:
             z = np.concatenate([draw_z(job.seed, job.count, self.model.z_dim) for job in jobs])
 
         def progress(p) -> None:
-            if self.stopping.is_set():
+            if self.stopping.is_set() or all(job.finished is not None for job in jobs):
                 raise Stopping()
             fills = utils.to_uint8(p.frame)
-            for job, part in zip(jobs, rows):
+            for job, part in zip(jobs, rows):  # a cancelled job's report is ignored
                 self.store.add_frame(job, p.done, float(np.mean(p.loss[part])), p.frame_iteration, fills[part])
 
         result = engine.complete(crops, masks, progress=progress, z=z, pad_to=bucket(len(crops), self.batch_size))
         for job, part in zip(jobs, rows):
-            self.store.update(job, loss=float(np.mean(result.loss[part])), iteration=settings.n_iter)
-            self.finisher.submit(self._finish, job, result.fill[part])
+            if job.finished is None:
+                self.store.update(job, loss=float(np.mean(result.loss[part])), iteration=settings.n_iter)
+                self.finisher.submit(self._finish, job, result.fill[part])
 
     def _finish(self, job: Job, fills: np.ndarray) -> None:
         """The result PNG at the input's size, G(z) as a PNG, the GIF of the frames; then done."""
         from webapp import imaging
 
+        if job.finished is not None:  # cancelled, or the server is stopping
+            return
         try:
             result = job.finish(fills)
             frames = [job.frame(f) for f in job_frames(job, fills)]
@@ -420,6 +452,8 @@ class Worker:
                        "fill.png": imaging.png_bytes(utils.make_grid(utils.to_uint8(fills))),
                        "completion.gif": imaging.gif_bytes(frames)}
         except Exception as error:
+            if job.finished is not None:  # ended meanwhile: its inputs are gone
+                return
             self.log(traceback.format_exc())
             self.store.finish(job, error=f"finishing failed: {one_line(error)}")
             return

@@ -1,6 +1,8 @@
 """Run the web app: check the model folder and the port (one-line errors, before anything
 binds or loads), load the model once, start the worker, serve with uvicorn, and stop cleanly on
-Ctrl-C or SIGTERM (the running batch stops after its chunk, waiting jobs fail, streams close).
+Ctrl-C or SIGTERM: the waiting and running jobs fail at once with "the server is stopping", so
+that every open event stream sends that and ends before uvicorn closes the connections, and the
+running batch stops after its compiled chunk.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import utils
 from webapp.jobs import JobStore
+from webapp.security import Access, is_loopback, new_token
 from webapp.service import Defaults, Limits, Service
 
 
@@ -49,9 +52,30 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{shown}:{port}/"
 
 
+def stopping_server(config, on_stop):
+    """A uvicorn.Server that, at the first Ctrl-C or SIGTERM, runs on_stop (in a thread: a signal
+    handler must not take the store's lock) as its own graceful shutdown begins."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            if not self.should_exit:
+                threading.Thread(target=on_stop, name="stopping", daemon=True).start()
+            super().handle_exit(sig, frame)
+
+    return Server(config)
+
+
+def access_for(host: str, allow_hosts=(), allow_origins=(), token: str | None = None) -> Access:
+    """Who may use a server on `host`: beyond loopback a token is required (a new one unless given)."""
+    if token is None and not is_loopback(host):
+        token = new_token()
+    return Access(host=host, allow_hosts=tuple(allow_hosts), allow_origins=tuple(allow_origins), token=token)
+
+
 def serve(checkpoint_dir: str, defaults: Defaults, host: str = "127.0.0.1", port: int = 8080,
           mixed_precision: str = "auto", limits: Limits = Limits(), store: JobStore | None = None,
-          xla: bool = False) -> int:
+          xla: bool = False, access: Access | None = None) -> int:
     """Load the model in checkpoint_dir and serve the page and the API until Ctrl-C or SIGTERM."""
     from checkpoints import latest_checkpoint, no_checkpoint_message  # imports TensorFlow quietly
 
@@ -60,12 +84,24 @@ def serve(checkpoint_dir: str, defaults: Defaults, host: str = "127.0.0.1", port
                    f"'python train_dcgan.py --dataset DIR --checkpoint_dir {checkpoint_dir}'")
     sock = bind(host, port)
     try:
-        return _serve(sock, checkpoint_dir, defaults, mixed_precision, limits, store, xla)
+        return _serve(sock, checkpoint_dir, defaults, mixed_precision, limits, store, xla,
+                      access or access_for(host))
     finally:
         sock.close()
 
 
-def _serve(sock, checkpoint_dir, defaults, mixed_precision, limits, store, xla) -> int:
+def start_line(model_size: int, checkpoint_dir: str, sock: socket.socket, access: Access) -> str:
+    url = url_of(sock)
+    if access.token is None:
+        return (f"Serving the {model_size}x{model_size} model of {checkpoint_dir} at {url} "
+                f"(the API's description at {url}docs); Ctrl-C to stop")
+    why = "it listens beyond loopback" if not is_loopback(access.host) else "--token"
+    return (f"Serving the {model_size}x{model_size} model of {checkpoint_dir} at {url}?token={access.token} "
+            f"(a token is required: {why}; open this address, or send 'Authorization: Bearer TOKEN'); "
+            f"Ctrl-C to stop")
+
+
+def _serve(sock, checkpoint_dir, defaults, mixed_precision, limits, store, xla, access) -> int:
     import uvicorn
 
     import auto_precision
@@ -83,11 +119,12 @@ def _serve(sock, checkpoint_dir, defaults, mixed_precision, limits, store, xla) 
     if defaults.mask_type == "lowres" and model.image_size % 8:
         utils.fail(f"--maskType lowres needs an image size divisible by 8, not {model.image_size}")
     service = Service(model, defaults, limits, store, checkpoint=str(Path(checkpoint_dir)),
-                      precision="float32" if precision in (None, "off") else precision, log=lambda text: print(text, file=sys.stderr, flush=True))
-    app = create_app(service)
+                      precision="float32" if precision in (None, "off") else precision,
+                      log=lambda text: print(text, file=sys.stderr, flush=True))
+    app = create_app(service, access)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                             timeout_graceful_shutdown=3, server_header=False)
-    server = uvicorn.Server(config)
+    server = stopping_server(config, service.begin_stop)
     stopped = []
     # uvicorn catches SIGINT and SIGTERM while it serves and re-sends them to these handlers when it
     # is done: they note the signal, so that the process ends cleanly (not by KeyboardInterrupt).
@@ -95,10 +132,10 @@ def _serve(sock, checkpoint_dir, defaults, mixed_precision, limits, store, xla) 
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     print("Tracing the completion's compiled functions...", flush=True)
     service.start(warm_up=True)
-    print(f"Serving the {model.image_size}x{model.image_size} model of {checkpoint_dir} at {url_of(sock)} "
-          f"(the API's description at {url_of(sock)}docs); Ctrl-C to stop", flush=True)
+    print(start_line(model.image_size, checkpoint_dir, sock, access), flush=True)
     try:
-        server.run(sockets=[sock])
+        if not stopped:  # a signal during the tracing: stop without serving
+            server.run(sockets=[sock])
     finally:
         service.stop(timeout=10.0)
         for sig, handler in previous.items():

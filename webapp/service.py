@@ -74,6 +74,7 @@ class Service:
         self.store = store if store is not None else JobStore()
         self.worker = Worker(self.store, model, defaults.settings.batch_size, log=log, engines=engines)
         self.checkpoint, self.precision = checkpoint, precision
+        self.log = log or (lambda text: None)
         self.faces_lock = threading.Lock()  # dlib's detector, one photo at a time
         self._device = None
 
@@ -86,6 +87,10 @@ class Service:
 
     def stop(self, timeout: float = 30.0) -> None:
         self.worker.stop(timeout)
+
+    def begin_stop(self) -> None:
+        """Fail the waiting and running jobs now (their event streams end), without waiting."""
+        self.worker.begin_stop()
 
     # -- the model ---------------------------------------------------------
     def device(self) -> str:
@@ -174,7 +179,7 @@ class Service:
         pixels = imaging.decode_image(image, what, 3 if options.photo else self.model.c_dim, self.limits.max_pixels)
         height, width = pixels.shape[:2]
         if mask is not None:
-            keep = imaging.decode_mask(mask, imaging.label("mask", mask_name), height, width)
+            keep = imaging.decode_mask(mask, imaging.label("mask", mask_name), height, width, self.limits.max_pixels)
             model_mask = None
         else:
             model_mask = imaging.builtin_mask(mask_type, size, scale, seed)
