@@ -26,7 +26,7 @@ setup(
     data_files=[("share/dcgan-completion-tf2/face64",
                  sorted(str(p.relative_to(HERE)) for p in (HERE / "checkpoints" / "face64").iterdir()))],
     install_requires=requirements,
-    extras_require={"test": ["pytest>=7", "httpx", "selenium"], "gpu": ["tensorflow[and-cuda]>=2.16"]},
+    extras_require={"test": ["pytest>=7", "httpx", "selenium", "scikit-image"], "gpu": ["tensorflow[and-cuda]>=2.16"]},
     entry_points={"console_scripts": [
         "dcgan-train=train_dcgan:main",
         "dcgan-complete=complete:main",

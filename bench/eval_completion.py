@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Completion quality on images whose ground truth is known: PSNR and SSIM per method.
+"""Completion quality on images whose ground truth is known: PSNR, SSIM and face measures per method.
 
     python bench/eval_completion.py --checkpointDir checkpoint --images data/faces/heldout --maskType center
 
 Masks each image, fills the hole with every method, and prints PSNR (dB) and
-SSIM over the filled region (the hole) and over the whole image, means over the
-images, as a table and then as one JSON object on the last line. Methods:
+SSIM over the filled region (the hole) and over the whole image, and two measures
+of the face: the identity distance of dlib's face-recognition embedding (below 0.6:
+the same person, whose share is the same-person rate) and the landmark error (68-point
+model, inner-face points, pixels of the face), means over the images, as a table and
+then as one JSON object on the last line. Methods:
 
   dcgan            complete.py with its defaults (adam, the weighted mask, Poisson blending)
   dcgan_article    complete.py as the article ran it: --approach momentum --no-weightedMask
@@ -22,7 +25,8 @@ random mask is the same pixels in both. Every method's completions are written
 to OUT/<method>/final/<stem>.png, a picture comparing them (rows: masked input,
 OpenCV Telea, OpenCV Navier-Stokes, DCGAN as the article ran it, DCGAN, ground truth) to
 OUT/comparison_<mask>.png and the results to OUT/results_<mask>.json.
-Metrics are defined in bench/metrics.py (PSNR of identical images: 100 dB).
+Metrics are defined in bench/metrics.py (PSNR of identical images: 100 dB), the face
+measures in bench/face_measures.py (identical images: 0 and 0).
 """
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ for _path in (str(ROOT), str(BENCH)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+import face_measures  # noqa: E402
 import metrics  # noqa: E402
 import masking  # noqa: E402
 import utils  # noqa: E402
@@ -59,6 +64,7 @@ COMPARISON_ROWS = ("opencv_telea", "opencv_ns", "dcgan_article", "dcgan")
 # Masks with both known pixels and a hole (full has no hole; lowres keeps no pixel).
 EVAL_MASK_TYPES = tuple(m for m in masking.MASK_TYPES if m not in ("full", "lowres"))
 METRIC_KEYS = ("psnr_hole", "ssim_hole", "psnr_full", "ssim_full")
+FACE_KEYS = ("identity_distance", "same_person", "landmark_error")
 KNOWN_TOLERANCE = 2.0  # mean absolute difference (0..255) allowed on known pixels of a completion
 
 
@@ -140,13 +146,27 @@ def save_comparison(path: str | os.PathLike, masked: np.ndarray, completions: di
 # Scoring
 # ----------------------------------------------------------------------------
 
-def score_method(completed: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dict[str, float]:
-    """Means over images of PSNR/SSIM over the hole and the whole image, and the error on known pixels."""
+def score_method(completed: np.ndarray, truth: np.ndarray, mask: np.ndarray,
+                 faces: tuple[face_measures.FaceMeasures, list] | None = None) -> dict[str, float]:
+    """Means over images of PSNR/SSIM over the hole and the whole image, and the error on known pixels;
+    with faces (the measures and each truth's reference), the identity distance, the same-person
+    rate and the landmark error too."""
     per_image = [metrics.completion_scores(c, t, mask) for c, t in zip(completed, truth)]
     result = {key: float(np.mean([s[key] for s in per_image])) for key in METRIC_KEYS}
     known = known_pixels(mask)
     result["known_mae"] = float(np.mean(np.abs(completed.astype(np.float64) - truth.astype(np.float64))[:, known]))
+    if faces is not None:
+        result.update(score_faces(completed, *faces))
     return result
+
+
+def score_faces(completed: np.ndarray, measures: face_measures.FaceMeasures, references: list) -> dict[str, float]:
+    """Means over images of the identity distance and landmark error, and the same-person rate."""
+    per_image = [measures.measure(reference, image) for reference, image in zip(references, completed)]
+    distances = [s["identity_distance"] for s in per_image]
+    return {"identity_distance": float(np.mean(distances)),
+            "same_person": face_measures.same_person_rate(distances),
+            "landmark_error": float(np.mean([s["landmark_error"] for s in per_image]))}
 
 
 def _tail(text: str, lines: int = 3) -> str:
@@ -214,14 +234,17 @@ def image_size_for(checkpoint_dir: str, asked: int | None) -> int:
 
 
 def format_table(results: dict[str, dict]) -> str:
-    header = f"{'method':<16} {'PSNR hole':>10} {'SSIM hole':>10} {'PSNR full':>10} {'SSIM full':>10} {'time':>8}"
+    header = (f"{'method':<16} {'PSNR hole':>10} {'SSIM hole':>10} {'PSNR full':>10} {'SSIM full':>10} "
+              f"{'ID dist':>8} {'same':>5} {'LM err':>7} {'time':>8}")
     lines = [header, "-" * len(header)]
     for name, result in results.items():
         if result["status"] != "ok":
             lines.append(f"{name:<16} {result['status']}: {result.get('error', '')}")
             continue
+        face = (f"{result['identity_distance']:>8.3f} {result['same_person']:>5.0%} {result['landmark_error']:>7.2f}"
+                if "identity_distance" in result else f"{'-':>8} {'-':>5} {'-':>7}")
         lines.append(f"{name:<16} {result['psnr_hole']:>10.2f} {result['ssim_hole']:>10.4f} "
-                     f"{result['psnr_full']:>10.2f} {result['ssim_full']:>10.4f} {result['seconds']:>7.1f}s")
+                     f"{result['psnr_full']:>10.2f} {result['ssim_full']:>10.4f} {face} {result['seconds']:>7.1f}s")
     return "\n".join(lines)
 
 
@@ -251,6 +274,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--mixed_precision", choices=("auto", "off", "float16", "bfloat16"), default=None,
                         help="complete.py's precision (default: its own; off: float32 everywhere, no per-CPU choice)")
     parser.add_argument("--quiet", action="store_true", help="do not show complete.py's output while it runs")
+    parser.add_argument("--faceMeasures", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure identity distance and landmark error (dlib's models; --no-faceMeasures: "
+                             "PSNR and SSIM only)")
     args = parser.parse_args(argv)
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in args.methods if m not in METHODS]
@@ -290,6 +316,10 @@ def main(argv=None) -> int:
     out_dir = Path(args.outDir)
     masked = apply_mask(truth, mask, fill=128)
 
+    faces = None
+    if args.faceMeasures:  # the truth's rectangle, landmarks and chip, once for every method
+        measures = face_measures.FaceMeasures()
+        faces = (measures, [measures.reference(image) for image in truth])
     results: dict[str, dict] = {}
     completions: dict[str, np.ndarray | None] = {}
     for method in [m for m in METHODS if m in args.methods]:
@@ -307,7 +337,7 @@ def main(argv=None) -> int:
             completions[method] = None
             continue
         completions[method] = completed
-        results[method] = {"status": "ok", **score_method(completed, truth, mask), "seconds": seconds}
+        results[method] = {"status": "ok", **score_method(completed, truth, mask, faces), "seconds": seconds}
         if results[method]["known_mae"] > KNOWN_TOLERANCE:
             utils.warn(f"{method} changed the known pixels (mean abs difference "
                        f"{results[method]['known_mae']:.1f}); is its mask the same as this one?")
@@ -317,6 +347,8 @@ def main(argv=None) -> int:
     report = {
         "mask": args.maskType, "images": len(paths), "image_size": size, "nIter": args.nIter,
         "seed": args.seed, "centerScale": args.centerScale, "psnr_cap": metrics.PSNR_CAP,
+        "identity_threshold": face_measures.IDENTITY_THRESHOLD if faces else None,
+        "faces_detected": sum(r.detected for r in faces[1]) if faces else None,
         "mask_call": f"masking.make_mask({args.maskType!r}, {size}, {args.centerScale}, "
                      f"rng=np.random.default_rng({args.seed}))",
         "comparison": str(comparison), "methods": results,
@@ -324,6 +356,10 @@ def main(argv=None) -> int:
     utils.save_json(out_dir / f"results_{args.maskType}.json", _json_safe(report))
     print(f"{len(paths)} images, {size}x{size}, mask {args.maskType}, hole {hole.mean():.0%} of the pixels; "
           f"PSNR in dB (100 = exact), SSIM in [-1, 1]; means over images")
+    if faces:
+        print(f"ID dist: identity distance to the truth (dlib's face embedding, 0 = identical), same: the share "
+              f"below {face_measures.IDENTITY_THRESHOLD} (the same person); LM err: inner-face landmark error in "
+              f"pixels of the {size}x{size} face")
     print(format_table(results))
     print(f"comparison: {comparison}")
     print(json.dumps(_json_safe(report), sort_keys=True))

@@ -212,10 +212,16 @@ def test_report_with_a_failing_and_a_perfect_dcgan(tmp_path, monkeypatch, capsys
     methods = report["methods"]
     assert methods["dcgan"]["status"] == "ok" and methods["dcgan"]["psnr_hole"] == 100.0
     assert methods["dcgan"]["ssim_hole"] == pytest.approx(1.0)
+    # The face measures of a perfect completion: no distance, the same "person", no landmark moved.
+    assert (methods["dcgan"]["identity_distance"], methods["dcgan"]["same_person"],
+            methods["dcgan"]["landmark_error"]) == (0.0, 1.0, 0.0)
+    assert methods["mean_colour"]["identity_distance"] > 0 and methods["mean_colour"]["landmark_error"] > 0
+    assert report["identity_threshold"] == 0.6 and report["faces_detected"] == 0  # ramps: no face found
     assert methods["dcgan_article"]["status"] == "failed" and "boom" in methods["dcgan_article"]["error"]
     assert methods["opencv_telea"]["status"] == "ok" and methods["opencv_telea"]["known_mae"] == 0.0
     assert methods["mean_colour"]["psnr_hole"] < methods["opencv_telea"]["psnr_hole"] < 100
     assert report["images"] == 3 and report["mask"] == "random"
     assert any(line.startswith("dcgan_article") and "failed" in line for line in lines)
+    assert any(line.startswith("dcgan ") and "   0.000  100%    0.00" in line for line in lines), lines
     assert (out / "comparison_random.png").exists() and (out / "results_random.json").exists()
     assert (out / "mean_colour" / "final" / "im0.png").exists()
