@@ -1,12 +1,17 @@
 """The web app's REST API with FastAPI's TestClient on a tiny 16x16 model: every endpoint, a job's
 result against complete.py's for the same image, mask and seed, batching (a seeded job's result
 does not depend on its batch mates; jobs of other settings run apart; small padded batches),
-every bad input answered with one JSON line while the server keeps serving, and the store's bounds."""
+cancelling (a waiting job, a running one whose batch mates' results do not change, a batch of
+cancelled jobs that stops), every bad input answered with one JSON line in plain words while the
+server keeps serving (images and masks that declare too many pixels: 413), and the store's bounds."""
 from __future__ import annotations
 
 import io
 import json
+import logging
 import re
+import struct
+import zlib
 import time
 import warnings
 from pathlib import Path
@@ -222,9 +227,31 @@ def test_bucket_sizes():
     assert [bucket(n, 6) for n in (3, 5, 6)] == [4, 6, 6] and bucket(9, 8) == 9
 
 
-def test_bad_inputs_are_one_line_errors_and_the_server_goes_on(client):
+def declared_png(width: int, height: int) -> bytes:
+    """A PNG of a few dozen bytes whose header declares width x height (a decompression bomb's header)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+PYTHON_WORDS = re.compile(r"<class|UploadFile|NoneType|Traceback|\b[A-Z]\w*(Error|Exception)\b")
+
+
+def test_bad_inputs_are_one_line_errors_and_the_server_goes_on(client, caplog):
     image = png(face(9))
+    bomb = declared_png(20000, 20000)
+    assert len(bomb) < 200
+    malformed = (b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\nBad"Header: 1\r\n\r\n'
+                 b'abc\r\n--x--\r\n')
+    caplog.set_level(logging.WARNING)
     cases = [
+        (post(client, bomb), 413, "20000x20000 is 400.0 megapixels"),
+        (post(client, image, bomb), 413, "mask 'mask.png': 20000x20000"),
+        (client.post("/api/jobs", data={"image": "not a file"}), 422, "image: must be a file"),
+        (client.post("/api/jobs", content=malformed, headers={"content-type": "multipart/form-data; boundary=x"}),
+         400, "multipart"),
         (post(client, b"not an image at all"), 400, "not an image"),
         (post(client, image[: len(image) // 2]), 400, "cannot read image"),
         (post(client, b""), 400, "empty"),
@@ -249,8 +276,84 @@ def test_bad_inputs_are_one_line_errors_and_the_server_goes_on(client):
         (client.get("/api/nothing"), 404, ""),
     ]
     for response, status, words in cases:
-        assert words.lower() in is_one_line_error(response, status).lower(), (words, response.text)
+        message = is_one_line_error(response, status)
+        assert words.lower() in message.lower(), (words, response.text)
+        assert not PYTHON_WORDS.search(message), message
+    assert not [record for record in caplog.records if record.name.startswith(("python_multipart", "multipart"))]
     done(client, post(client, image, mask_type="center"))  # still serving
+
+
+def test_cancel_a_waiting_job(served):
+    made = service(start=False)
+    client = client_of(made)
+    first = post(client, png(face(1)), mask_type="center", seed=1).json()["id"]
+    second = post(client, png(face(2)), mask_type="center", seed=2).json()["id"]
+    cancelled = client.delete(f"/api/jobs/{first}")
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+    assert client.get(f"/api/jobs/{second}").json()["queue_position"] == 0
+    assert "cancelled" in is_one_line_error(client.get(f"/api/jobs/{first}/result.png"), 409)
+    assert "nothing to cancel" in is_one_line_error(client.delete(f"/api/jobs/{first}"), 409)
+    is_one_line_error(client.delete("/api/jobs/nope"), 404)
+    made.start()
+    assert wait_done(client.get, second)["batch"] == {"jobs": 1, "rows": 1}  # the cancelled job was dropped
+    assert client.get(f"/api/jobs/{first}").json()["state"] == "cancelled"
+    assert "nothing to cancel" in is_one_line_error(client.delete(f"/api/jobs/{second}"), 409)
+    assert made.store.stats()["cancelled"] == 1
+    made.stop()
+
+
+LONG = {"n_iter": 300, "out_interval": 10}  # 30 chunks: a cancel after the first leaves many to go
+
+
+def pair(made, client) -> list[str]:
+    return [post(client, png(face(30)), mask_png(SIZE, SIZE, BOX), seed=30, **LONG).json()["id"],
+            post(client, png(face(31)), mask_type="left", seed=31, **LONG).json()["id"]]
+
+
+def wait_running(made, job_id: str, iteration: int = 10) -> None:
+    """Until the job has reported `iteration` (woken by the store at once, so the cancel comes early)."""
+    job = made.store.get(job_id)
+    with made.store.changed:
+        assert made.store.changed.wait_for(lambda: job.iteration >= iteration or job.finished, 120)
+    assert job.state == "running", job.state
+
+
+def test_cancel_a_running_job_leaves_its_batch_mates_unchanged(served):
+    made = service(start=False)
+    client = client_of(made)
+    ids = pair(made, client)
+    made.start()
+    reference = [wait_done(client.get, job_id, timeout=240) for job_id in ids]
+    expected = decode(client.get(f"/api/jobs/{ids[1]}/result.png").content)
+    made.stop()
+
+    made = service(start=False)
+    client = client_of(made)
+    ids = pair(made, client)
+    made.start()
+    wait_running(made, ids[0])
+    cancelled = client.delete(f"/api/jobs/{ids[0]}").json()
+    assert cancelled["state"] == "cancelled" and cancelled["iteration"] < LONG["n_iter"]
+    mate = wait_done(client.get, ids[1], timeout=240)
+    ours = decode(client.get(f"/api/jobs/{ids[1]}/result.png").content)
+    assert mate["state"] == "done" and mate["batch"] == reference[1]["batch"] == {"jobs": 2, "rows": 2}
+    assert mate["loss"] == reference[1]["loss"] and (ours == expected).all()  # as without the cancel
+    later = client.get(f"/api/jobs/{ids[0]}").json()
+    assert later["state"] == "cancelled" and later["iteration"] == cancelled["iteration"]  # no report after it
+    with client.stream("GET", f"/api/jobs/{ids[0]}/events") as stream:
+        events = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith("data: ")]
+    assert [event["state"] for event in events] == ["cancelled"]
+
+    # A batch whose every job is cancelled stops at its next chunk: the worker goes on at once.
+    alone = post(client, png(face(32)), mask_type="center", seed=32, n_iter=10000, out_interval=20).json()["id"]
+    wait_running(made, alone, iteration=20)
+    client.delete(f"/api/jobs/{alone}")
+    after = post(client, png(face(33)), mask_type="center", seed=33).json()["id"]
+    assert wait_done(client.get, after)["state"] == "done"
+    stopped = client.get(f"/api/jobs/{alone}").json()
+    made.stop()
+    assert stopped["state"] == "cancelled" and stopped["iteration"] < 10000
+    assert made.worker.batches == 2  # the pair's and the last job's; the cancelled one's did not end
 
 
 def test_limits_answer_413_429_and_409():
