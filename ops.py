@@ -31,8 +31,14 @@ BN_EPSILON = 1e-5
 
 
 def leaky_relu(x: tf.Tensor, leak: float = 0.2) -> tf.Tensor:
-    """max(x, leak * x), the original's lrelu (one fused op)."""
-    return tf.nn.leaky_relu(x, alpha=leak)
+    """max(x, leak * x), the original's lrelu, written as the original wrote it.
+
+    Not tf.nn.leaky_relu: its gradient reads the activation's input, so after a convolution and
+    its bias (D's first layer) that BiasAdd has two readers. Where oneDNN runs bfloat16, Grappler's
+    remapper fuses the three into one op anyway, leaves the gradient reading the removed BiasAdd,
+    logs "remapper failed" and optimises nothing in the graph. With Maximum and Mul there is no
+    activation to fuse (tests/test_ops.py checks every graph for the pattern)."""
+    return tf.maximum(x, leak * x)
 
 
 def _cast(dtype, *tensors):

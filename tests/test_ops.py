@@ -308,3 +308,48 @@ completer.run(z, completer.initial_state(z), images, 0, 2)
     grappler_errors = [line for line in result.stderr.splitlines()
                        if re.match(r"E\d{4} ", line) and ("meta_optimizer" in line or "remapper" in line)]
     assert not grappler_errors and "remapper failed" not in result.stderr, result.stderr[-2000:]
+
+
+# The activations Grappler's remapper fuses into a preceding convolution (or matmul) and its bias.
+FUSABLE_ACTIVATIONS = {"Relu", "Relu6", "Elu", "LeakyRelu", "Tanh", "Sigmoid", "Selu", "Softplus", "Mish", "Gelu"}
+
+
+def _fusable_activations_with_shared_bias(graph_def) -> list[str]:
+    """Activations that read a convolution's or matmul's BiasAdd which something else (a gradient)
+    also reads: the pattern the remapper fuses where oneDNN runs bfloat16 and then fails on."""
+    found = []
+    for function in [graph_def.node, *(f.node_def for f in graph_def.library.function)]:
+        nodes = {n.name: n for n in function}
+        readers: dict[str, int] = {}
+        for node in function:
+            for name in node.input:
+                if not name.startswith("^") and name.split(":")[1:] in ([], ["0"], ["output", "0"]):
+                    readers[name.split(":")[0]] = readers.get(name.split(":")[0], 0) + 1
+        for node in function:
+            source = nodes.get(node.input[0].split(":")[0]) if node.op in FUSABLE_ACTIVATIONS else None
+            if source is not None and source.op == "BiasAdd" and readers.get(source.name, 0) > 1:
+                contraction = nodes.get(source.input[0].split(":")[0])
+                if contraction is not None and contraction.op in ("Conv2D", "MatMul"):
+                    found.append(f"{node.op} {node.name} <- {source.name} <- {contraction.op}")
+    return found
+
+
+@pytest.mark.parametrize("precision", [None, "bfloat16"])
+def test_no_graph_holds_a_fusion_that_the_remapper_breaks(precision):
+    """By construction, on any CPU: no activation after a convolution's bias shares that bias's
+    output with its gradient (tf.nn.leaky_relu's gradient reads it; the original's max(x, 0.2x)
+    has no activation op), in the training step and the completion loop."""
+    import completion
+    import masking
+    import model
+    dcgan = model.DCGAN(image_size=16, gf_dim=16, df_dim=16, seed=0, compute_dtype=precision)
+    images = tf.random.uniform([2, 16, 16, 3], -1.0, 1.0)
+    dcgan.compile()
+    training = dcgan._train_step.get_concrete_function(images)
+    completer = completion.Completer(dcgan, masking.make_mask("center", 16), seed=0)
+    z = completer.initial_z(images)
+    weights = completer.batch_weights(images)
+    loop = completer._run.get_concrete_function(z, completer.initial_state(z), images, weights,
+                                                tf.constant(0), tf.constant(2))
+    for graph in (training, loop):
+        assert _fusable_activations_with_shared_bias(graph.graph.as_graph_def()) == []
