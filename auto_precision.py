@@ -4,9 +4,10 @@ once per device and model.
 A rule over CPU flags or GPU names goes stale with each new chip, so auto asks the device: it
 times the model's own step in each variant the device offers (float32 and the lower precisions;
 on a CPU each with TensorFlow's own convolution kernels and with ops.py's phase convolutions,
-the same maths), keeps the fastest that is as good as float32, and remembers the decision in the
-user's cache folder ($XDG_CACHE_HOME/dcgan-completion-tf2/precision.json), keyed by the job, the
-device, the TensorFlow version, the model's shape and the batch.
+the same maths) in interleaved rounds until the verdict holds (so a second process's load cannot
+favour one variant), keeps the fastest that is as good as float32, and remembers the decision in
+the user's cache folder ($XDG_CACHE_HOME/dcgan-completion-tf2/precision.json), keyed by the job,
+the device, the TensorFlow version, the model's shape, the batch sizes and XLA.
 
 "As good": for completion, a final loss within 1% of float32's on the same images from the same
 z; for training, the evidence of quality per step (TRAINING_RULE), so training's auto times only
@@ -17,7 +18,9 @@ for the kernels.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -30,7 +33,8 @@ import utils
 CACHE_FILE = Path("dcgan-completion-tf2") / "precision.json"
 LOSS_TOLERANCE = 0.01      # a lower precision's final loss may be at most 1% above float32's
 MIN_SPEEDUP = 1.1          # ... and it must be at least this much faster: timings drift a few percent
-TIMING_SECONDS = 0.75      # time each candidate's step for about this long
+CHUNK_SECONDS = 0.15       # each timed run of a variant (at least one step)
+MIN_ROUNDS, MAX_ROUNDS = 3, 8   # interleaved rounds: until the verdict holds for MIN_ROUNDS in a row
 CHECK_IMAGES, CHECK_ITERATIONS = 8, 50   # the quality check: 8 images, 50 iterations from the same z
 
 # Training: the quality per step at equal steps, not the speed, decides. The evidence (docs/distributed.md,
@@ -63,7 +67,9 @@ class Decision:
     variant: str
     seconds_per_step: dict[str, float]
     loss_ratio: dict[str, float]
-    measured: str = ""           # when (ISO date, UTC)
+    measured: str                # when (ISO date, UTC)
+    rounds: int                  # interleaved timing rounds (an entry without them is measured again)
+    agree: int                   # ... whose own times give the same verdict as all rounds' best
 
     @property
     def precision(self) -> str:
@@ -83,12 +89,13 @@ class Decision:
 
     def reason(self) -> str:
         """Why, for the start-up line: what was measured and what that decided."""
+        sure = f" ({self.agree} of {self.rounds} interleaved rounds agree)" if self.rounds > 1 else ""
         if self.variant == "off":
-            parts = ["auto: float32 measured fastest"]
+            parts = [f"auto: float32 measured fastest{sure}"]
             # float32's other kernels, one by one; every other precision by its fastest variant.
             others = [v for v in self.seconds_per_step if precision_of(v) == "off" and v != "off"]
         else:
-            parts = [f"auto: {describe(self.variant)} measured {self.speedup:.2f}x the speed of float32"]
+            parts = [f"auto: {describe(self.variant)} measured {self.speedup:.2f}x the speed of float32{sure}"]
             others = []
         if self.precision != "off":
             parts[0] += f", final loss {100 * (self.loss_ratio[self.precision] - 1):+.1f}% of float32's"
@@ -105,25 +112,82 @@ class Decision:
         return "; ".join(parts)
 
 
-def decide(variants: list[str], seconds_per_step: Callable[[str], float],
-           loss_ratio: Callable[[str], float]) -> Decision:
-    """Time every variant ("off", float32 with TensorFlow's kernels, always among them). Keep the
-    fastest float32 variant, unless a lower precision's variant is at least MIN_SPEEDUP faster and
-    its final loss is within LOSS_TOLERANCE of float32's (loss_ratio(variant), asked once per
-    precision, of its fastest variant, and only of those fast enough)."""
-    times = {variant: seconds_per_step(variant) for variant in dict.fromkeys(["off", *variants])}
-    float32 = min((v for v in times if precision_of(v) == "off"), key=times.get)
-    ratios: dict[str, float] = {}
-    for variant in sorted(times, key=times.get):
-        if times[float32] / times[variant] < MIN_SPEEDUP:
+@dataclass(frozen=True)
+class Timings:
+    """Seconds per step of each variant in each interleaved round (at several batch sizes: their
+    geometric mean, so that every batch counts alike)."""
+    rounds: list[dict[str, float]]
+
+    @property
+    def best(self) -> dict[str, float]:
+        return {variant: min(r[variant] for r in self.rounds) for variant in self.rounds[0]}
+
+    @property
+    def agree(self) -> int:
+        """How many rounds, taken alone, give the verdict of every round's best."""
+        final = verdict(self.best)
+        return sum(verdict(r) == final for r in self.rounds)
+
+
+def verdict(seconds: dict[str, float]) -> tuple[str, tuple[str, ...]]:
+    """What decide() does with these times: the fastest float32 variant, and the variants of lower
+    precisions at least MIN_SPEEDUP faster than it, fastest first (the ones whose loss it checks)."""
+    float32 = min((v for v in seconds if precision_of(v) == "off"), key=seconds.get)
+    faster = sorted((v for v in seconds if seconds[float32] / seconds[v] >= MIN_SPEEDUP), key=seconds.get)
+    return float32, tuple(faster)
+
+
+def interleaved(runs: dict[str, list[Callable[[int], None]]], clock: Callable[[], float] = time.perf_counter) \
+        -> Timings:
+    """Time each variant's runs (run(steps) runs and waits; one run per batch size) in turns: after a
+    first, untimed call (the tracing) and a timed step that sets each run's steps (about CHUNK_SECONDS,
+    then fixed, so no chunk length is compiled twice), rounds that time every run once, each round
+    starting at another variant, until the verdict on the best times so far has held MIN_ROUNDS rounds
+    in a row (at most MAX_ROUNDS). A second process's load then slows every variant alike, and the best
+    of several rounds is each variant's time without it."""
+    steps: dict[tuple[str, int], int] = {}
+    for variant, batch_runs in runs.items():
+        for i, run in enumerate(batch_runs):
+            run(1)
+            start = clock()
+            run(1)
+            steps[variant, i] = max(1, min(200, int(CHUNK_SECONDS / max(clock() - start, 1e-9))))
+    order, rounds, verdicts = list(runs), [], []
+    while len(rounds) < MAX_ROUNDS:
+        times = {}
+        for variant in order[len(rounds) % len(order):] + order[:len(rounds) % len(order)]:
+            per_batch = []
+            for i, run in enumerate(runs[variant]):
+                start = clock()
+                run(steps[variant, i])
+                per_batch.append(max(clock() - start, 1e-12) / steps[variant, i])
+            times[variant] = math.prod(per_batch) ** (1.0 / len(per_batch))
+        rounds.append({variant: times[variant] for variant in order})
+        verdicts.append(verdict(Timings(rounds).best))
+        if len(verdicts) >= MIN_ROUNDS and len(set(verdicts[-MIN_ROUNDS:])) == 1:
             break
+    return Timings(rounds)
+
+
+def decide(variants: list[str], measure: Callable[[list[str]], Timings],
+           loss_ratio: Callable[[str], float]) -> Decision:
+    """Time every variant ("off", float32 with TensorFlow's kernels, always among them): measure(variants)
+    (interleaved rounds). Keep the fastest float32 variant, unless a lower precision's variant is at
+    least MIN_SPEEDUP faster and its final loss is within LOSS_TOLERANCE of float32's (loss_ratio(variant),
+    asked once per precision, of its fastest variant, and only of those fast enough)."""
+    timings = measure(list(dict.fromkeys(["off", *variants])))
+    times = timings.best
+    float32, faster = verdict(times)
+    evidence = dict(rounds=len(timings.rounds), agree=timings.agree)
+    ratios: dict[str, float] = {}
+    for variant in faster:
         precision = precision_of(variant)
         if precision in ratios:
             continue  # its fastest variant was checked already
         ratios[precision] = loss_ratio(variant)
         if ratios[precision] <= 1.0 + LOSS_TOLERANCE:
-            return Decision(variant, times, ratios, today())
-    return Decision(float32, times, ratios, today())
+            return Decision(variant, times, ratios, today(), **evidence)
+    return Decision(float32, times, ratios, today(), **evidence)
 
 
 def today() -> str:
@@ -170,8 +234,7 @@ def remembered(cache: dict, key: str) -> Decision | None:
 
 def remember(path: Path, cache: dict, key: str, decision: Decision) -> None:
     """Write the cache with the decision added (atomically); a cache that cannot be written is a warning."""
-    cache = {**cache, key: {"variant": decision.variant, "seconds_per_step": decision.seconds_per_step,
-                            "loss_ratio": decision.loss_ratio, "measured": decision.measured}}
+    cache = {**cache, key: dataclasses.asdict(decision)}
     try:
         utils.save_json(path, cache)
     except OSError as error:
@@ -179,7 +242,7 @@ def remember(path: Path, cache: dict, key: str, decision: Decision) -> None:
                    f"auto will measure again next time")
 
 
-def choose(key: str, variants: list[str], seconds_per_step: Callable[[str], float],
+def choose(key: str, variants: list[str], measure: Callable[[list[str]], Timings],
            loss_ratio: Callable[[str], float], path: Path | None = None) -> tuple[Decision, str]:
     """The cached decision for key, else decide() now and remember it. Returns (decision, the
     start-up line's reason, which says whether it was measured now or when)."""
@@ -189,7 +252,7 @@ def choose(key: str, variants: list[str], seconds_per_step: Callable[[str], floa
     if decision is not None and set(decision.seconds_per_step) == set(["off", *variants]) \
             and decision.variant in decision.seconds_per_step:
         return decision, f"{decision.reason()}; measured on {decision.measured}, remembered in {path}"
-    decision = decide(variants, seconds_per_step, loss_ratio)
+    decision = decide(variants, measure, loss_ratio)
     # Read again: another process may have added its decision while this one measured.
     remember(path, read_cache(path, quiet=True), key, decision)
     return decision, f"{decision.reason()}; measured now, remembered in {path}"
@@ -234,14 +297,15 @@ def visible_gpus() -> list[tuple[str, tuple[int, int]]]:
 # ----------------------------------------------------------------------------
 
 class CompletionTrial:
-    """Times each variant's completion step at the run's batch size, and checks a precision's final loss.
+    """Runs each variant's completion step at the batch sizes that will run, and checks a precision's
+    final loss.
 
     The images are the float32 model's own G(z) for fixed z (faces, for a face model), with the
     center mask; every variant starts from the same z, and its final z's loss is judged by the
     float32 model, so the losses compare like for like. The models built stay, for the caller.
     """
 
-    def __init__(self, build: Callable[[str, bool], object], batch: int, settings):
+    def __init__(self, build: Callable[[str, bool], object], batches: list[int], settings):
         import numpy as np
 
         import completion
@@ -250,9 +314,9 @@ class CompletionTrial:
         reference = self.model("off")
         replicas = reference.strategy.num_replicas_in_sync if reference.strategy is not None else 1
         rows = lambda n: -(-n // replicas) * replicas  # noqa: E731  (a strategy splits the batch evenly)
-        self.batch, self.check = rows(batch), rows(CHECK_IMAGES)
+        self.batches, self.check = sorted({rows(b) for b in batches}), rows(CHECK_IMAGES)
         self.mask = masking.make_mask("center", reference.image_size)
-        size = max(self.batch, self.check)
+        size = max(*self.batches, self.check)
         faces = reference.generator(completion.draw_z(1, size, reference.z_dim), training=False).numpy()
         self.images = np.clip(faces, -1.0, 1.0)
         self.start_z = completion.draw_z(0, size, reference.z_dim)
@@ -264,13 +328,19 @@ class CompletionTrial:
             self.models[variant] = self.build(precision_of(variant), phases_of(variant))
         return self.models[variant]
 
-    def seconds_per_step(self, variant: str) -> float:
-        """The best seconds per iteration over chunks of about 0.1 s, for about TIMING_SECONDS."""
+    def runs(self, variant: str) -> list[Callable[[int], None]]:
+        """run(steps) at each batch size: that many iterations from the same start, waited for."""
         import completion
         completer = completion.Completer(self.model(variant), self.mask, self.settings)
-        z, images = self.start_z[:self.batch], self.images[:self.batch]
-        state = completer.initial_state(z)
-        return best_seconds(lambda steps: completer.run(z, state, images, 0, steps)[3].numpy())
+
+        def at(batch: int) -> Callable[[int], None]:
+            z, images = self.start_z[:batch], self.images[:batch]
+            state = completer.initial_state(z)
+            return lambda steps: completer.run(z, state, images, 0, steps)[3].numpy()
+        return [at(batch) for batch in self.batches]
+
+    def measure(self, variants: list[str]) -> Timings:
+        return interleaved({variant: self.runs(variant) for variant in variants})
 
     def final_loss(self, variant: str) -> float:
         """The mean loss (judged in float32) after CHECK_ITERATIONS iterations in this variant."""
@@ -288,15 +358,16 @@ class CompletionTrial:
 
 
 class TrainingTrial:
-    """Times each variant's training step (one D and two G updates) at the run's batch, on models of
+    """Runs each variant's training step (one D and two G updates) at the run's batch, on models of
     its own: a step changes the weights, so the model that trains is built after."""
 
-    def __init__(self, build: Callable[[str, bool], object], batch: int):
-        self.build, self.batch = build, batch
+    def __init__(self, build: Callable[[str, bool], object], batch: int, xla: bool = False):
+        self.build, self.batch, self.xla = build, batch, xla
 
-    def seconds_per_step(self, variant: str) -> float:
+    def runs(self, variant: str) -> list[Callable[[int], None]]:
         import tensorflow as tf
         model = self.build(precision_of(variant), phases_of(variant))
+        model.compile(xla=self.xla)  # as the training will run it
         images = tf.random.stateless_uniform([self.batch, model.image_size, model.image_size, model.c_dim],
                                              [0, 1], -1.0, 1.0)
 
@@ -304,42 +375,31 @@ class TrainingTrial:
             for _ in range(count):
                 out = model.train_step(images)
             float(out["d_loss"])
-        return best_seconds(steps, chunk_seconds=0.0)
+        return [steps]
+
+    def measure(self, variants: list[str]) -> Timings:
+        return interleaved({variant: self.runs(variant) for variant in variants})
 
 
-def best_seconds(run: Callable[[int], None], chunk_seconds: float = 0.1) -> float:
-    """The best seconds per step of run(steps) (which waits for its result) over chunks of about
-    chunk_seconds (at least one step each), for about TIMING_SECONDS after a first, untimed call
-    (the tracing)."""
-    run(1)
-    steps, best, deadline = 1, float("inf"), time.perf_counter() + TIMING_SECONDS
-    while True:
-        start = time.perf_counter()
-        run(steps)
-        best = min(best, (time.perf_counter() - start) / steps)
-        if time.perf_counter() > deadline:
-            return best
-        steps = max(1, min(200, int(chunk_seconds / best)))
-
-
-def model_shape(hparams: dict, batch: int, replicas: int, **extra) -> dict:
+def model_shape(hparams: dict, batch: int | list[int], replicas: int, **extra) -> dict:
     """The cache key's model part: what changes the step's speed."""
     keys = ("image_size", "z_dim", "gf_dim", "df_dim", "c_dim", "layout")
     return {**{k: hparams.get(k) for k in keys}, "batch": batch, "replicas": replicas, **extra}
 
 
-def _measured(job: str, shape: dict, seconds_per_step, loss_ratio) -> tuple[Decision, str]:
+def _measured(job: str, shape: dict, measure, loss_ratio) -> tuple[Decision, str]:
     import tensorflow as tf
     gpus = visible_gpus()
     key = cache_key(job, device_name(gpus), tf.__version__, shape)
-    return choose(key, variants_for(job, gpus), seconds_per_step, loss_ratio)
+    return choose(key, variants_for(job, gpus), measure, loss_ratio)
 
 
-def completion_precision(asked: str, build: Callable[[str, bool | None], object], hparams: dict, batch: int,
-                         settings, replicas: int = 1) -> tuple[object, str, str]:
+def completion_precision(asked: str, build: Callable[[str, bool | None], object], hparams: dict,
+                         batch: int | list[int], settings, replicas: int = 1) -> tuple[object, str, str]:
     """(model, precision, reason) for a completion: asked as given (ops.py's rule for the kernels), or
-    auto's measured choice; build(precision, phases) -> the model. Measuring builds a model per
-    variant; the chosen one is returned, not built again."""
+    auto's measured choice at the batch size (or sizes, alike: a server's padded batches) that will
+    run; build(precision, phases) -> the model. Measuring builds a model per variant; the chosen one
+    is returned, not built again."""
     import distribute
     if asked != "auto":
         precision, why = distribute.choose_precision(asked)
@@ -348,18 +408,21 @@ def completion_precision(asked: str, build: Callable[[str, bool | None], object]
 
     def get_trial() -> CompletionTrial:
         nonlocal trial
-        trial = trial or CompletionTrial(build, batch, settings)
+        trial = trial or CompletionTrial(build, batches, settings)
         return trial
 
-    decision, why = _measured("completion", model_shape(hparams, batch, replicas, approach=settings.approach),
-                              lambda v: get_trial().seconds_per_step(v), lambda v: get_trial().loss_ratio(v))
+    batches = sorted(set(batch)) if isinstance(batch, (list, tuple)) else [batch]
+    shape = model_shape(hparams, batches if len(batches) > 1 else batches[0], replicas, approach=settings.approach,
+                        xla=settings.xla)
+    decision, why = _measured("completion", shape, lambda variants: get_trial().measure(variants),
+                              lambda v: get_trial().loss_ratio(v))
     if trial and decision.variant in trial.models:
         return trial.models[decision.variant], decision.precision, why
     return build(decision.precision, decision.phases), decision.precision, why
 
 
 def training_precision(asked: str, build: Callable[[str, bool | None], object], hparams: dict, batch: int,
-                       replicas: int = 1, measure: bool = True) -> tuple[object, str, str]:
+                       replicas: int = 1, measure: bool = True, xla: bool = False) -> tuple[object, str, str]:
     """(model, precision, reason) for training: asked as given (ops.py's rule for the kernels); auto:
     float32 (TRAINING_RULE), with the kernels measured faster (measure=False: ops.py's rule, as
     when several workers would each have to measure in step)."""
@@ -369,7 +432,7 @@ def training_precision(asked: str, build: Callable[[str, bool | None], object], 
         return build(precision, None), precision, why
     if not measure:
         return build("off", None), "off", f"auto: {TRAINING_RULE}"
-    trial = TrainingTrial(build, batch)
-    decision, why = _measured("training", model_shape(hparams, batch, replicas), trial.seconds_per_step,
+    trial = TrainingTrial(build, batch, xla)
+    decision, why = _measured("training", model_shape(hparams, batch, replicas, xla=xla), trial.measure,
                               lambda variant: 1.0)
     return build("off", decision.phases), "off", f"auto: {TRAINING_RULE}; {why.removeprefix('auto: ')}"

@@ -118,7 +118,7 @@ def main(argv=None) -> int:
     # auto times the step's kernels on models of its own; several workers would have to time in step.
     model, precision, why = auto_precision.training_precision(
         settings.mixed_precision, build, hparams, settings.batch_size,
-        strategy.num_replicas_in_sync, measure=distribute.task(strategy)[0] is None)
+        strategy.num_replicas_in_sync, measure=distribute.task(strategy)[0] is None, xla=settings.xla)
     print(distribute.precision_line(precision, why))
     return training.Trainer(model, settings, paths).run()
 

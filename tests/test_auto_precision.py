@@ -30,7 +30,14 @@ def recording(values: dict):
 
 
 def timings(**seconds):
-    return recording(seconds)
+    """A fake measure(variants): one round of these seconds per step; .asked: the variants timed."""
+    asked = []
+
+    def measure(variants):
+        asked.extend(variants)
+        return auto_precision.Timings([{variant: seconds[variant] for variant in variants}])
+    measure.asked = asked
+    return measure
 
 
 def losses(**ratios):
@@ -94,6 +101,80 @@ def test_plain_float32_is_always_timed():
     assert decision.reason() == "auto: float32 measured fastest; float32 (phase convolutions) 0.80x; bfloat16 0.67x"
     decide(["bfloat16"], seconds, never)
     assert sorted(seconds.asked) == ["bfloat16", "off"]
+
+
+# -- interleaved timing, with a faked clock ----------------------------------------------------
+
+class FakeMachine:
+    """A clock and runs on it: run(steps) advances the clock by steps x the variant's seconds per
+    step, times `slowdown` while load(now) says a second process is busy."""
+
+    def __init__(self, load=lambda now: False, slowdown=2.0):
+        self.now, self.load, self.slowdown, self.steps = 0.0, load, slowdown, {}
+
+    def clock(self) -> float:
+        return self.now
+
+    def run(self, name: str, seconds: float):
+        def run(steps: int) -> None:
+            self.steps.setdefault(name, []).append(steps)
+            self.now += steps * seconds * (self.slowdown if self.load(self.now) else 1.0)
+        return run
+
+
+def test_interleaved_rounds_see_through_a_load_that_comes_and_goes():
+    """The phase kernels are 20% faster; a second process doubles every step's time for 1.5 s of
+    every 3. Timed one after the other for 0.75 s each (the first call a trace), the load fell on
+    float32's turn and phases' turn differently and flipped the verdict; taken in interleaved rounds,
+    each variant's best is its unloaded time."""
+    machine = FakeMachine(load=lambda now: now % 3.0 >= 1.5)
+    runs = {"off": [machine.run("off", 0.01)], "off+phases": [machine.run("off+phases", 0.008)]}
+    timings = auto_precision.interleaved(runs, clock=machine.clock)
+    assert timings.best == pytest.approx({"off": 0.01, "off+phases": 0.008})
+    assert auto_precision.verdict(timings.best) == ("off+phases", ())
+    assert auto_precision.MIN_ROUNDS <= len(timings.rounds) <= auto_precision.MAX_ROUNDS
+    # Each run's chunk length is set once (about CHUNK_SECONDS: 15 and 18 steps), then never changes.
+    for name, per_step in (("off", 0.01), ("off+phases", 0.008)):
+        trace, calibrate, *timed = machine.steps[name]
+        assert (trace, calibrate) == (1, 1) and len(timed) == len(timings.rounds)
+        assert len(set(timed)) == 1 and timed[0] in (int(0.15 / per_step), int(0.15 / (2 * per_step)))
+
+
+def test_the_rounds_stop_once_the_verdict_holds():
+    machine = FakeMachine()
+    runs = {"off": [machine.run("off", 0.02)], "bfloat16": [machine.run("bfloat16", 0.01)]}
+    timings = auto_precision.interleaved(runs, clock=machine.clock)
+    assert len(timings.rounds) == auto_precision.MIN_ROUNDS and timings.agree == auto_precision.MIN_ROUNDS
+    assert auto_precision.verdict(timings.best) == ("off", ("bfloat16",))
+
+
+def test_a_verdict_that_keeps_changing_is_timed_up_to_the_limit_and_says_how_sure():
+    """Two float32 variants within 3% of each other whose best times overtake each other every round
+    (after the trace and the calibration): the verdict never holds, so the rounds go on to
+    MAX_ROUNDS. The final bests (0.88 against 0.90 ms) make float32 the winner, which 4 of the 8
+    rounds alone say (rounds 2, 4, 6, 8), and the line says so."""
+    machine = FakeMachine()
+    off = iter([1.0, 1.0, 1.00, 0.97, 0.97, 0.94, 0.94, 0.91, 0.91, 0.88])
+    phases = iter([1.0, 1.0, 0.99, 0.99, 0.96, 0.96, 0.93, 0.93, 0.90, 0.90])
+    runs = {"off": [lambda steps: machine.run("off", next(off) / 1000)(steps)],
+            "off+phases": [lambda steps: machine.run("phases", next(phases) / 1000)(steps)]}
+    timings = auto_precision.interleaved(runs, clock=machine.clock)
+    assert len(timings.rounds) == auto_precision.MAX_ROUNDS == 8 and timings.agree == 4
+    decision = decide(["off+phases"], lambda variants: timings, never)
+    assert decision.variant == "off" and (decision.rounds, decision.agree) == (8, 4)
+    assert decision.reason().startswith("auto: float32 measured fastest (4 of 8 interleaved rounds agree); "
+                                        "float32 (phase convolutions) 0.98x")
+
+
+def test_every_batch_size_counts_alike():
+    """float32 takes 1 ms a step at batch 1 and 4 ms at batch 4; the phase kernels 2 ms and 1 ms.
+    Geometric means: sqrt(1 * 4) = 2 ms against sqrt(2 * 1) = 1.41 ms, so phases wins overall,
+    though it loses at batch 1."""
+    machine = FakeMachine()
+    runs = {"off": [machine.run("off1", 0.001), machine.run("off4", 0.004)],
+            "off+phases": [machine.run("p1", 0.002), machine.run("p4", 0.001)]}
+    timings = auto_precision.interleaved(runs, clock=machine.clock)
+    assert timings.best == pytest.approx({"off": 0.002, "off+phases": 2 ** 0.5 / 1000})
 
 
 # -- the cache ------------------------------------------------------------------------------
@@ -203,12 +284,12 @@ def test_training_keeps_float32_and_times_only_its_kernels(monkeypatch, tmp_path
     timed = []
 
     class FakeTrial:
-        def __init__(self, build, batch):
-            assert batch == 64
+        def __init__(self, build, batch, xla):
+            assert batch == 64 and xla is False
 
-        def seconds_per_step(self, variant):
-            timed.append(variant)
-            return {"off": 2.0, "off+phases": 1.5}[variant]
+        def measure(self, variants):
+            timed.extend(variants)
+            return auto_precision.Timings([{"off": 2.0, "off+phases": 1.5}])
     monkeypatch.setattr(auto_precision, "TrainingTrial", FakeTrial)
     monkeypatch.setattr(auto_precision, "visible_gpus", lambda: [])
     built = []
@@ -246,14 +327,15 @@ def tiny_model_builder():
 def test_the_trial_times_and_judges_the_real_step(tiny_model_builder, monkeypatch):
     import completion
     build, built, settings = tiny_model_builder
-    monkeypatch.setattr(auto_precision, "TIMING_SECONDS", 0.2)
-    trial = auto_precision.CompletionTrial(build, batch=3, settings=settings)
+    monkeypatch.setattr(auto_precision, "CHUNK_SECONDS", 0.02)
+    trial = auto_precision.CompletionTrial(build, batches=[3, 1], settings=settings)
     assert built == [("off", False)]
-    assert trial.images.shape == (8, 16, 16, 3) and trial.batch == 3
+    assert trial.images.shape == (8, 16, 16, 3) and trial.batches == [1, 3]
     built.clear()
     assert np.abs(trial.images).max() <= 1.0 and trial.images.std() > 0.05  # G's images, not noise or zeros
-    seconds = trial.seconds_per_step("off")
-    assert 0 < seconds < 1.0
+    timings = trial.measure(["off"])
+    assert auto_precision.MIN_ROUNDS <= len(timings.rounds) <= auto_precision.MAX_ROUNDS
+    assert 0 < timings.best["off"] < 1.0
     # The same precision judged twice: same z, same images, same model, so the same final loss.
     assert trial.loss_ratio("off") == pytest.approx(1.0, abs=1e-6)
     # The check really optimises: the final loss is below the start's.
@@ -266,7 +348,7 @@ def test_the_trial_times_and_judges_the_real_step(tiny_model_builder, monkeypatc
 def test_auto_returns_the_measured_model_and_line(tiny_model_builder, monkeypatch, tmp_path):
     build, built, settings = tiny_model_builder
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.setattr(auto_precision, "TIMING_SECONDS", 0.2)
+    monkeypatch.setattr(auto_precision, "CHUNK_SECONDS", 0.02)
     hparams = dict(image_size=16, gf_dim=8, df_dim=8, z_dim=16, c_dim=3)
     built.clear()
     model, precision, why = auto_precision.completion_precision("auto", build, hparams, 2, settings)

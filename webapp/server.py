@@ -109,12 +109,14 @@ def _serve(sock, checkpoint_dir, defaults, mixed_precision, limits, store, xla, 
     from checkpoints import read_hparams
     from model import DCGAN
     from webapp.app import create_app
+    from webapp.jobs import bucket
 
     distribute.start("default", xla, mixed_precision)  # one device
-    # auto measures at batch 1: a page's user waits for one image.
+    # auto measures at every padded batch the worker runs (1, 2, 4, ... up to --batchSize), alike.
+    size = defaults.settings.batch_size
     model, precision, why = auto_precision.completion_precision(
         mixed_precision, lambda p, phases: DCGAN.from_checkpoint(checkpoint_dir, compute_dtype=p, phases=phases),
-        read_hparams(checkpoint_dir), 1, defaults.settings)
+        read_hparams(checkpoint_dir), sorted({bucket(n, size) for n in range(1, size + 1)}), defaults.settings)
     print(distribute.precision_line(precision, why), flush=True)
     if defaults.mask_type == "lowres" and model.image_size % 8:
         utils.fail(f"--maskType lowres needs an image size divisible by 8, not {model.image_size}")
