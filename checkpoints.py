@@ -22,8 +22,11 @@ CHECKPOINT_NAME = "DCGAN.model"     # the original's checkpoint prefix: DCGAN.mo
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"  # present in TF2 checkpoints only
 STATE_FILE = "checkpoint"           # names the newest checkpoint, in both formats
 HPARAM_KEYS = ("image_size", "z_dim", "gf_dim", "df_dim", "c_dim", "layout")  # what dcgan.json may hold
+FIT_KEY = "known_fit"  # dcgan.json's optional record of how well G explains the known pixels of faces it knows
+FIT_FIELDS = ("mean", "std", "warn_above")  # its numbers (read_known_fit checks them)
 SHIPPED_MODEL = "face64"            # the trained face model that ships with the project
 DATA_FOLDER = "share/dcgan-completion-tf2"  # where a wheel installs it, under the environment's prefix
+SHIPPED_KNOWS = "drawn faces (data/make_faces.py), not photos: see docs/real_faces.md"  # what the shipped model knows
 
 
 class CheckpointError(utils.UserError):
@@ -87,7 +90,8 @@ def resolve_model_dir(asked: str | os.PathLike | None) -> tuple[str, str]:
     if asked is not None:
         return str(asked), f"model: {asked}"
     folder = default_model_dir()
-    return str(folder), f"model: the shipped face model ({folder}; --checkpointDir DIR for your own)"
+    return str(folder), (f"model: the shipped face model, which knows {SHIPPED_KNOWS} ({folder}; "
+                         f"--checkpointDir DIR for your own)")
 
 
 def save_networks(model, checkpoint_dir: str | os.PathLike) -> str:
@@ -135,6 +139,7 @@ def read_hparams(checkpoint_dir: str | os.PathLike) -> dict:
             raise CheckpointError(f"{json_path}: unreadable ({first_line(error)})") from None
         if not isinstance(hparams, dict) or not all(isinstance(hparams.get(k), int) for k in keys):
             raise CheckpointError(f"{json_path}: expected integers {', '.join(keys)} (and c_dim)")
+        hparams.pop(FIT_KEY, None)  # not a hyper-parameter: read_known_fit's
         unknown = sorted(set(hparams) - set(HPARAM_KEYS))
         if unknown:
             raise CheckpointError(f"{json_path}: unknown key {unknown[0]!r} (expected {', '.join(HPARAM_KEYS)})")
@@ -155,6 +160,28 @@ def read_hparams(checkpoint_dir: str | os.PathLike) -> dict:
     except (tf.errors.OpError, ValueError) as error:
         raise CheckpointError(f"{path}: not a readable checkpoint ({first_line(error)})") from None
     return infer_hparams(shapes, path)
+
+
+def read_known_fit(checkpoint_dir: str | os.PathLike) -> dict | None:
+    """dcgan.json's known_fit: the known-pixel error of completions of faces the model knows (mean,
+    std, warn_above and how it was measured), or None for a model without it (or without dcgan.json)."""
+    json_path = Path(checkpoint_dir) / HPARAMS_FILE
+    try:
+        fit = json.loads(json_path.read_text()).get(FIT_KEY)
+    except (OSError, ValueError, AttributeError):
+        return None  # read_hparams reports an unreadable dcgan.json
+    if fit is None:
+        return None
+    if not isinstance(fit, dict) or not all(isinstance(fit.get(k), (int, float)) and not isinstance(fit.get(k), bool)
+                                            and fit[k] >= 0 for k in FIT_FIELDS):
+        raise CheckpointError(f"{json_path}: {FIT_KEY} must hold non-negative numbers {', '.join(FIT_FIELDS)}")
+    return fit
+
+
+def write_known_fit(checkpoint_dir: str | os.PathLike, fit: dict) -> None:
+    """Record known_fit in the checkpoint's dcgan.json (its hyper-parameters kept as they are)."""
+    hparams = read_hparams(checkpoint_dir)
+    utils.save_json(Path(checkpoint_dir) / HPARAMS_FILE, {**hparams, FIT_KEY: fit})
 
 
 def infer_hparams(shapes: dict, path: str = "checkpoint") -> dict:

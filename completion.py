@@ -388,6 +388,26 @@ class CompletionEngine:
         return result
 
 
+def unexplained_share(images: np.ndarray, weights: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """How much of the fitted known pixels G(z) leaves unexplained, per image (N,): the mean absolute
+    error of G(z) on them, weighted by the contextual loss's W (the pixels the completion fits), over
+    that of the flat median colour of those pixels. 0: G explains them exactly; 1: no better than
+    a flat colour. A face far from what the model knows stays near 1. images uint8 (N, S, S, C),
+    weights (N, S, S, 1) (CompletionEngine.weights), fill G(z) in [-1, 1]."""
+    truth = np.asarray(images, np.float64)
+    fitted = (np.asarray(fill, np.float64) + 1.0) * 127.5
+    w = np.asarray(weights, np.float64)[..., :1]
+    total = w.sum(axis=(1, 2, 3)) * truth.shape[3]
+    median = np.stack([np.median(t[m[..., 0] > 0], axis=0) if (m > 0).any() else t.reshape(-1, t.shape[2]).mean(0)
+                       for t, m in zip(truth, w)])
+    error = (w * np.abs(fitted - truth)).sum(axis=(1, 2, 3)) / np.maximum(total, 1e-12)
+    flat = (w * np.abs(truth - median[:, None, None, :])).sum(axis=(1, 2, 3)) / np.maximum(total, 1e-12)
+    return error / np.maximum(flat, FLAT_FLOOR)
+
+
+FLAT_FLOOR = 8.0  # grey levels: fitted pixels flatter than this say little about the fit, so no share of it
+
+
 def _as_float(images: np.ndarray) -> np.ndarray:
     """uint8 images as the original reads them ([-1, 1]), float ones as they are."""
     return utils.to_float(images) if images.dtype == np.uint8 else images.astype(np.float32)

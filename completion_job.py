@@ -13,8 +13,8 @@ import numpy as np
 
 import masking
 import utils
-from completion import CompletionEngine, CompletionResult, Progress
-from completion_settings import OutputSettings
+from completion import CompletionEngine, CompletionResult, Progress, unexplained_share
+from completion_settings import CompletionSettings, OutputSettings
 
 
 def read_inputs(paths: list, image_size: int, channels: int = 3) -> tuple[list, np.ndarray, list[str]]:
@@ -123,25 +123,48 @@ class JobInputs:
         return cls(paths, images, masks, errors)
 
 
-class CompletionJob:
-    """complete.py's work: the inputs through the engine, and every output file."""
+def fit_warning(names: list, shares: np.ndarray, fit: dict | None, settings: CompletionSettings) -> str | None:
+    """One line when some images' known pixels are far less explained by G than those of the model's own
+    held-out faces (fit: the checkpoint's known_fit), else None. Only for completions like the ones fit
+    was measured on (as many iterations or more, the same contextual loss), as fewer explain less."""
+    if fit is None or settings.lowres or settings.n_iter < fit.get("n_iter", 0) or \
+            settings.weighted_mask != fit.get("weighted_mask", True):
+        return None
+    far = [(name, share) for name, share in zip(names, shares) if share > fit["warn_above"]]
+    if not far:
+        return None
+    listed = ", ".join(f"{name} {share:.0%}" for name, share in far[:3]) + (", ..." if len(far) > 3 else "")
+    knows = fit.get("knows", "the faces it was trained on")
+    return (f"{len(far)} of {len(names)} image(s) far from what the model knows, the fill is a guess: G "
+            f"leaves {listed} of the known pixels unexplained (its own held-out faces: {fit['mean']:.0%} on average, "
+            f"above {fit['warn_above']:.0%} none); it knows {knows}")
 
-    def __init__(self, engine: CompletionEngine, output: OutputSettings):
-        self.engine, self.output = engine, output
+
+class CompletionJob:
+    """complete.py's work: the inputs through the engine, and every output file. fit: the checkpoint's
+    known_fit (checkpoints.read_known_fit), for the warning about faces far from what the model knows."""
+
+    def __init__(self, engine: CompletionEngine, output: OutputSettings, fit: dict | None = None):
+        self.engine, self.output, self.fit = engine, output, fit
 
     def run(self, inputs: JobInputs) -> int:
         images, masks = inputs.images, inputs.masks
         names = utils.unique_names([Path(path).stem for path in inputs.paths])
         outputs = self.output.out_dir
-        final_losses = []
+        final_losses, shares = [], []
         for rows, result in complete_in_folders(self.engine, images, masks, outputs):
             final_losses.append(result.loss)
+            shares.append(unexplained_share(images[rows], self.engine.weights(masks[rows]), result.fill))
             self.write_finals(images[rows], masks[rows], result.fill, names[rows], outputs / "final")
         losses = np.concatenate(final_losses)
         batches = len(final_losses)
         where = outputs if batches == 1 else outputs / "batch_*"
         print(f"Completed {len(inputs.paths)} image(s) in {batches} batch(es), mean final loss {losses.mean():.4f}: "
               f"results in {outputs / 'final'}, the optimisation in {where} (completion.gif).")
+        warning = fit_warning([Path(path).name for path in inputs.paths], np.concatenate(shares), self.fit,
+                              self.engine.settings)
+        if warning:
+            utils.warn(warning)
         if inputs.errors:
             print(f"error: {utils.describe_bad_files(inputs.errors)}; the other images were completed", file=sys.stderr)
             return utils.EXIT_PARTIAL
