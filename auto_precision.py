@@ -141,7 +141,7 @@ def interleaved(runs: dict[str, list[Callable[[int], None]]], clock: Callable[[]
         -> Timings:
     """Time each variant's runs (run(steps) runs and waits; one run per batch size) in turns: after a
     first, untimed call (the tracing) and a timed step that sets each run's steps (about CHUNK_SECONDS,
-    then fixed, so no chunk length is compiled twice), rounds that time every run once, each round
+    then fixed and run once untimed, so no round pays for compiling), rounds that time every run once, each round
     starting at another variant, until the verdict on the best times so far has held MIN_ROUNDS rounds
     in a row (at most MAX_ROUNDS). A second process's load then slows every variant alike, and the best
     of several rounds is each variant's time without it."""
@@ -152,6 +152,8 @@ def interleaved(runs: dict[str, list[Callable[[int], None]]], clock: Callable[[]
             start = clock()
             run(1)
             steps[variant, i] = max(1, min(200, int(CHUNK_SECONDS / max(clock() - start, 1e-9))))
+            if steps[variant, i] > 1:
+                run(steps[variant, i])  # untimed: under XLA a new chunk length compiles anew
     order, rounds, verdicts = list(runs), [], []
     while len(rounds) < MAX_ROUNDS:
         times = {}

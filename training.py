@@ -24,10 +24,14 @@ import numpy as np
 import utils
 from training_settings import TrainingSettings
 
+# The host reads each step's losses back at least every READ_BACK_SECONDS, and at most
+# READ_BACK_STEPS steps late: on a CPU a step takes longer, so every step is read as it ends;
+# on a GPU, the device runs on while the host catches up, instead of waiting for it every step.
+READ_BACK_STEPS, READ_BACK_SECONDS = 50, 0.5
+
 if TYPE_CHECKING:
     import tensorflow as tf
     from model import DCGAN
-
 
 
 def _tensorflow():
@@ -277,31 +281,45 @@ class Trainer:
 
     # -- one epoch, one step -----------------------------------------------
     def _epoch(self, dataset, epoch: int, steps_per_epoch: int, total_steps: int) -> bool:
-        """One epoch (its rest, when resuming mid-epoch); True when training stops early."""
+        """One epoch (its rest, when resuming mid-epoch); True when training stops early.
+
+        The step's losses are read back in groups (see READ_BACK_STEPS), always before a checkpoint
+        or a sample grid, so a non-finite loss still stops training before anything is saved."""
         settings = self.settings
         self.model.epoch.assign(epoch)
-        first = self._step() - epoch * steps_per_epoch  # > 0 only when resuming mid-epoch
+        step = self._step()  # counted on the host from here: every step adds one
+        first = step - epoch * steps_per_epoch  # > 0 only when resuming mid-epoch
         bar = self._progress_bar(epoch, steps_per_epoch, first)
-        for index, images in enumerate(self._batches(dataset, steps_per_epoch - first), start=first):
-            out = self._train_step(images)
-            step = self._step()
+        pending, last_read = [], time.monotonic()
+        try:
+            for index, images in enumerate(self._batches(dataset, steps_per_epoch - first), start=first):
+                out = self._train_step(images)
+                step += 1
+                pending.append((step, out))
+                stopping = self._should_stop(out)
+                if (stopping or len(pending) >= READ_BACK_STEPS or time.monotonic() - last_read >= READ_BACK_SECONDS
+                        or self._due(step, settings.save_every, total_steps, stopping)
+                        or self._due(step, settings.sample_every, total_steps, stopping)):
+                    self._read_back(pending, bar)
+                    pending, last_read = [], time.monotonic()
+                self._maybe_save(step, total_steps, stopping)  # the checkpoint first: a failing grid must not lose it
+                self._maybe_sample(out, step, total_steps, stopping, epoch, index)
+                if stopping:
+                    return True
+            self._read_back(pending, bar)
+            return False
+        finally:
+            bar.close()
+
+    def _read_back(self, pending: list, bar) -> None:
+        """The losses of the steps not yet read: checked finite (StopTraining), to TensorBoard and the bar."""
+        for step, out in pending:
             losses = {k: float(out[k]) for k in ("d_loss", "d_loss_real", "d_loss_fake", "g_loss")}
-            try:
-                self._check_finite(losses, step)
-            except StopTraining:
-                bar.close()
-                raise
+            self._check_finite(losses, step)
             self._write_summaries(losses, step)
-            bar.update(settings.batch_size)
+        if pending:
+            bar.update(self.settings.batch_size * len(pending))
             bar.set_postfix(d_loss=f"{losses['d_loss']:.4f}", g_loss=f"{losses['g_loss']:.4f}", refresh=False)
-            stopping = self._should_stop(out)
-            self._maybe_save(step, total_steps, stopping)  # the checkpoint first: a failing grid must not lose it
-            self._maybe_sample(out, step, total_steps, stopping, epoch, index)
-            if stopping:
-                bar.close()
-                return True
-        bar.close()
-        return False
 
     def _progress_bar(self, epoch: int, steps_per_epoch: int, first: int):
         from tqdm import tqdm

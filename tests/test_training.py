@@ -63,6 +63,34 @@ def test_streaming_with_many_unreadable_files_still_finishes_its_epochs(tmp_path
     assert "skipped 3 unreadable image files" in err
 
 
+def test_losses_are_read_back_in_groups_and_every_step_reaches_tensorboard(tmp_path, monkeypatch, capsys):
+    """With the host reading back at most 3 steps late and no time limit on it: 4 steps an epoch,
+    8 in all, are read in groups of 3, 1 (the epoch's end), 3, 1 (the last step, saved); every
+    step's four losses are in the TensorBoard log, at their own step."""
+    import tensorflow as tf
+    rng = np.random.default_rng(2)
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(16):
+        Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    monkeypatch.setattr(training, "READ_BACK_STEPS", 3)
+    monkeypatch.setattr(training, "READ_BACK_SECONDS", math.inf)
+    groups = []
+    read_back = training.Trainer._read_back
+    monkeypatch.setattr(training.Trainer, "_read_back",
+                        lambda self, pending, bar: groups.append([s for s, _ in pending]) or read_back(self, pending, bar))
+    assert train_tiny(data, tmp_path) == 0, capsys.readouterr().err
+    assert [g for g in groups if g] == [[1, 2, 3], [4], [5, 6, 7], [8]]
+    logged = {}
+    for path in (tmp_path / "l").rglob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.tag in ("d_loss", "d_loss_real", "d_loss_fake", "g_loss"):
+                    logged.setdefault(value.tag, []).append(event.step)
+    assert {tag: sorted(steps) for tag, steps in logged.items()} == \
+        {tag: list(range(1, 9)) for tag in ("d_loss", "d_loss_real", "d_loss_fake", "g_loss")}
+
+
 # -- TrainingSettings: the one place for each default and range -----------------------------
 
 ORIGINAL_FLAGS = dict(epoch=25, learning_rate=0.0002, beta1=0.5, train_size=math.inf, batch_size=64, image_size=None,
