@@ -5,6 +5,9 @@ import sys
 ROOT = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The tests' tiny models and variant lists are the CPU's: hide any GPU from TensorFlow (and from the
+# subprocesses, which inherit the environment) before anything imports it.
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
 import utils  # noqa: E402
 
 utils.default_to_onednn()  # as the commands run TensorFlow; test files import it before any project module

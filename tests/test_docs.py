@@ -20,6 +20,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# Prepared shell scripts whose commands are checked like the docs' (read as one code block).
+SHELL_SCRIPTS = [ROOT / "bench" / "gpu_check.sh"]
 README_MAX_LINES = 250
 # Scripts the docs may describe before they are written: their commands are skipped while they are missing.
 NOT_YET_WRITTEN = {"serve.py"}
@@ -206,9 +208,15 @@ def documented_commands() -> dict[str, list[tuple[str, int, list[str], str]]]:
     """script -> [(doc, line, flags, command)] over README.md and docs/*.md."""
     entry_points = console_scripts()
     found: dict[str, list] = {}
-    for path in DOCS:
-        for number, script, flags, line in commands_in(path.read_text(encoding="utf-8"), entry_points):
-            found.setdefault(script, []).append((rel(path), number, flags, line))
+    for path in DOCS + SHELL_SCRIPTS:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".sh":  # one code block, its line numbers kept
+            text = "```\n" + "\n".join(line.split("#")[0] for line in text.splitlines()) + "\n```"
+            number_offset = -1
+        else:
+            number_offset = 0
+        for number, script, flags, line in commands_in(text, entry_points):
+            found.setdefault(script, []).append((rel(path), number + number_offset, flags, line))
     return found
 
 
@@ -261,6 +269,19 @@ def test_the_main_commands_are_documented():
         assert script in found, f"no command of {script} found in README.md or docs/*.md"
     readme = [script for script, uses in found.items() if any(doc == "README.md" for doc, *_ in uses)]
     assert {"complete.py", "train_dcgan.py", "align_faces.py"} <= set(readme)
+
+
+def test_the_gpu_script_is_valid_bash_and_runs_every_benchmark():
+    """bench/gpu_check.sh, the GPU run prepared without a GPU: bash parses it, and it runs each
+    benchmark, the training and the completion (their flags: test_documented_commands_use_accepted_flags)."""
+    script = ROOT / "bench" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    uses = {name for name, found in documented_commands().items() if any(doc == rel(script) for doc, *_ in found)}
+    assert {"bench/bench_train.py", "bench/bench_complete.py", "bench/bench_one_image.py", "train_dcgan.py",
+            "complete.py", "data/make_faces.py"} <= uses
+    flags = {flag for found in documented_commands().values() for doc, _, command_flags, _ in found
+             if doc == rel(script) for flag in command_flags}
+    assert {"--xla", "--mixed_precision", "--batch_size", "--batchSize"} <= flags
 
 
 def test_command_extraction():
