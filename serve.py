@@ -11,6 +11,7 @@ defaults of every job; the model is loaded once and stays on the device.
 import argparse
 import os
 import re
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
 
@@ -73,8 +74,13 @@ def main(argv=None) -> int:
     store = JobStore(max_jobs=args.maxJobs, max_queue=args.maxQueue, ttl=args.jobTTL,
                      max_bytes=args.maxMemoryMB << 20)
     access = access_for(args.host, args.allowHost, args.allowOrigin, args.token)
-    return serve(checkpoint_dir, defaults, args.host, args.port, args.mixed_precision, limits, store, args.xla,
+    code = serve(checkpoint_dir, defaults, args.host, args.port, args.mixed_precision, limits, store, args.xla,
                  access)
+    # Everything has stopped and said so. TensorFlow's teardown at interpreter exit would take seconds
+    # more (3 s on 2 CPUs), so the process ends here.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
