@@ -178,6 +178,16 @@ def read_known_fit(checkpoint_dir: str | os.PathLike) -> dict | None:
     return fit
 
 
+def model_knows(checkpoint_dir: str | os.PathLike) -> str | None:
+    """What the model knows, in words: the shipped model's, else dcgan.json's known_fit's, else None."""
+    if Path(checkpoint_dir).resolve() == default_model_dir().resolve():
+        return SHIPPED_KNOWS
+    try:
+        return (read_known_fit(checkpoint_dir) or {}).get("knows")
+    except CheckpointError:
+        return None
+
+
 def write_known_fit(checkpoint_dir: str | os.PathLike, fit: dict) -> None:
     """Record known_fit in the checkpoint's dcgan.json (its hyper-parameters kept as they are)."""
     hparams = read_hparams(checkpoint_dir)

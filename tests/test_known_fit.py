@@ -105,3 +105,31 @@ def test_no_warning_without_a_known_fit_or_for_other_completions_than_the_measur
     assert completion_job.fit_warning(*far, FIT, CompletionSettings(n_iter=999)) is None       # explains less
     assert completion_job.fit_warning(*far, FIT, CompletionSettings(weighted_mask=False)) is None  # other pixels
     assert completion_job.fit_warning(*far, FIT, CompletionSettings(n_iter=2000)) is not None
+
+
+# ----------------------------------------------------------------------------- what the model knows, said
+
+def test_what_the_model_knows_the_shipped_one_and_others(tmp_path):
+    assert checkpoints.model_knows(checkpoints.default_model_dir()) == checkpoints.SHIPPED_KNOWS
+    assert "drawn faces" in checkpoints.SHIPPED_KNOWS and "not photos" in checkpoints.SHIPPED_KNOWS
+    assert "docs/real_faces.md" in checkpoints.SHIPPED_KNOWS and (ROOT / "docs" / "real_faces.md").exists()
+    (tmp_path / "dcgan.json").write_text(json.dumps({"image_size": 16, "z_dim": 8, "gf_dim": 8, "df_dim": 8}))
+    assert checkpoints.model_knows(tmp_path) is None
+    checkpoints.write_known_fit(tmp_path, FIT)
+    assert checkpoints.model_knows(tmp_path) == "drawn faces"
+    line = checkpoints.resolve_model_dir(None)[1]
+    assert line.startswith("model: the shipped face model, which knows drawn faces") and "real_faces.md" in line
+
+
+def test_api_model_says_what_the_model_knows():
+    sys.path.insert(0, str(ROOT / "tests"))
+    import webapp_support
+    from webapp.service import Defaults, Limits, Service
+
+    def knows(checkpoint: str):
+        made = Service(webapp_support.model(), Defaults(webapp_support.DEFAULTS), Limits(), None,
+                       checkpoint=checkpoint, engines=webapp_support.ENGINES)
+        return made.model_info()["knows"]
+
+    assert knows(str(checkpoints.default_model_dir())) == checkpoints.SHIPPED_KNOWS
+    assert knows(str(webapp_support.model_dir())) is None  # a model that says nothing of itself

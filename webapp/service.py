@@ -106,6 +106,7 @@ class Service:
         return self._device
 
     def model_info(self) -> dict:
+        from checkpoints import model_knows  # TensorFlow is loaded by now: the model is built
         model, settings = self.model, self.defaults.settings
         defaults = dataclasses.asdict(settings)
         for name in ("batch_size", "xla", "lowres", "seed"):
@@ -115,6 +116,7 @@ class Service:
         return {"image_size": model.image_size, "z_dim": model.z_dim, "gf_dim": model.gf_dim,
                 "df_dim": model.df_dim, "layout": model.layout, "channels": model.c_dim,
                 "precision": self.precision, "device": self.device(), "checkpoint": self.checkpoint,
+                "knows": model_knows(self.checkpoint) if self.checkpoint else None,
                 "batch_size": settings.batch_size, "mask_types": list(imaging.MASK_TYPES), "blends": list(BLENDS),
                 "approaches": ["momentum", "adam", "hmc"], "defaults": defaults,
                 "limits": dataclasses.asdict(self.limits), "jobs": self.store.stats()}

@@ -46,6 +46,7 @@ async function loadModel() {
     const model = state.model = await response.json();
     $("model-info").textContent = `${model.image_size}×${model.image_size} model · ${model.precision} · ` +
       model.device.replace(/^\/device:/, "");
+    if (model.knows) $("model-info").textContent += ` · knows ${model.knows}`;
     $("model-info").title = `z_dim ${model.z_dim}, gf_dim ${model.gf_dim}, df_dim ${model.df_dim}, ` +
       `layout ${model.layout}, ${model.channels} channel(s), batch ${model.batch_size}; ${model.checkpoint}`;
     const select = $("mask-type");
