@@ -23,6 +23,7 @@ from typing import NamedTuple, Sequence
 import cv2
 from tqdm import tqdm
 
+import framing
 import utils
 from face_alignment import LANDMARKS, default_predictor, find_faces, find_landmarks, load_models, warp
 
@@ -155,6 +156,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def record_framing(output_dir: Path, cut: dict) -> None:
+    """framing.json beside the faces: how they were cut, which train_dcgan.py records in its model.
+    A folder of faces cut another way stays as it is: one folder, one framing."""
+    found = framing.read_file(output_dir)
+    if found is not None and found != cut:
+        utils.fail(f"{output_dir} holds faces framed as {framing.describe(found)}, not as "
+                   f"{framing.describe(cut)}: choose another output folder")
+    if found is None:
+        utils.save_json(output_dir / framing.FRAMING_FILE, cut)
+
+
 @utils.expected_errors
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
@@ -167,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not os.path.isfile(args.dlibFacePredictor):
         utils.fail(f"dlib face predictor {args.dlibFacePredictor} not found")
     utils.output_folder(output_dir, "output folder")
+    record_framing(output_dir, framing.openface(args.landmarks, args.size))
 
     jobs = plan(input_dir, output_dir, args.flat)
     todo = [job for job in jobs if not is_done(job, args.allFaces)]
