@@ -1,11 +1,14 @@
 """The page in a real browser: headless Chromium (Selenium) against the app on a loopback port.
 It opens an image, paints a stroke by dragging the mouse, completes it, downloads the PNG and
-checks it (the input's size, the input's pixels outside the painted region, changed inside it),
-and checks that undo empties the stroke and redo brings it back. Skips where no browser starts.
+checks it (the input's size, the input's pixels outside the painted region, changed inside it);
+at 1280x1000, 1024x768 and a 390x844 phone, scrolled to the result, nothing covers the result
+image or the canvas (document.elementFromPoint at their corners); undo empties the stroke and redo
+brings it back; and Cancel stops a running job. Skips where no browser starts.
 
-SAVE_SCREENSHOT=1 saves the finished page to docs/images/webapp.png; WEBAPP_URL=http://HOST:PORT runs
-against a server already running (`serve.py` with a trained model), WEBAPP_FACE=IMAGE paints a real face
-and WEBAPP_ITERATIONS=N asks for more iterations.
+SAVE_SCREENSHOT=1 saves the finished page to docs/images/webapp.png and the view at each size to
+docs/images/webapp_WxH.png; WEBAPP_URL=http://HOST:PORT runs against a server already running
+(`serve.py` with a trained model), WEBAPP_FACE=IMAGE paints a real face and WEBAPP_ITERATIONS=N asks
+for more iterations.
 """
 from __future__ import annotations
 
@@ -25,6 +28,26 @@ from webapp_support import face, running_server, service
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "docs" / "images" / "webapp.png"
 TIMEOUT = 120
+VIEWS = [(1280, 1000, False), (1024, 768, False), (390, 844, True)]  # width, height, a phone
+
+# Where the element's box (its corners, 12 px in: past its frame's rounded corners, and its centre) is
+# not the element itself: what covers it, or why it cannot be seen; scrolled first so that the element
+# is at the view's top (block "start") or bottom ("end"), as a reader scrolls to it.
+UNCOVERED_JS = """
+const [id, block] = arguments, el = document.getElementById(id);
+el.scrollIntoView({block: block, inline: "nearest"});
+const r = el.getBoundingClientRect();
+if (r.width < 32 || r.height < 32) return [`${id} is ${r.width}x${r.height}`];
+if (r.top < -0.5 || r.left < -0.5 || r.bottom > innerHeight + 0.5 || r.right > innerWidth + 0.5)
+  return [`${id} at ${JSON.stringify(r)} is not inside the ${innerWidth}x${innerHeight} view`];
+const inset = 12;
+const points = [[r.left + inset, r.top + inset], [r.right - inset, r.top + inset], [r.left + inset, r.bottom - inset],
+                [r.right - inset, r.bottom - inset], [(r.left + r.right) / 2, (r.top + r.bottom) / 2]];
+const name = (node) => node ? node.tagName.toLowerCase() + (node.id ? "#" + node.id : "") +
+  (node.className && typeof node.className === "string" ? "." + node.className.split(" ").join(".") : "") : "nothing";
+return points.filter(([x, y]) => { const hit = document.elementFromPoint(x, y); return hit !== el && !el.contains(hit); })
+  .map(([x, y]) => `${id} at (${Math.round(x)}, ${Math.round(y)}) is under ${name(document.elementFromPoint(x, y))}`);
+"""
 
 
 def chrome(download_dir: Path):
@@ -43,7 +66,7 @@ def chrome(download_dir: Path):
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=1280,1400", "--force-device-scale-factor=1", "--no-first-run"):
+                     "--window-size=1280,1000", "--hide-scrollbars", "--force-device-scale-factor=1", "--no-first-run"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "SEVERE"})
     options.add_experimental_option("prefs", {"download.default_directory": str(download_dir),
@@ -69,6 +92,17 @@ def app_url():
     made.stop()
 
 
+def set_view(driver, width: int, height: int, phone: bool = False) -> None:
+    """The page's viewport at width x height CSS pixels (a phone's: its meta viewport applies)."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": phone})
+    time.sleep(0.4)  # the page fits its canvas to the new size
+
+
+def covered(driver, element_id: str) -> list[str]:
+    return [problem for block in ("start", "end") for problem in driver.execute_script(UNCOVERED_JS, element_id, block)]
+
+
 def wait(driver, condition, timeout: float = TIMEOUT, what: str = ""):
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -89,6 +123,7 @@ def test_paint_complete_download_and_undo(app_url, tmp_path):
 
     driver = chrome(downloads)
     try:
+        set_view(driver, *VIEWS[0])
         driver.get(app_url)
         wait(driver, lambda d: "model" in d.find_element(By.ID, "model-info").text, what="model info")
         driver.find_element(By.ID, "file").send_keys(str(path))
@@ -137,20 +172,41 @@ def test_paint_complete_download_and_undo(app_url, tmp_path):
                                     driver.find_element(By.ID, "download-gif").get_attribute("href"))
         assert gif == 200
 
-        if os.environ.get("SAVE_SCREENSHOT") == "1":
-            driver.execute_script("window.scrollTo(0, 0)")
-            time.sleep(0.3)
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        save = os.environ.get("SAVE_SCREENSHOT") == "1"
+        for width, height, phone in VIEWS:  # nothing covers the result or the canvas, at any size
+            set_view(driver, width, height, phone)
+            assert covered(driver, "result-view") + covered(driver, "overlay-canvas") == [], (width, height)
+            if save:
+                driver.execute_script("document.getElementById('results').scrollIntoView({block: 'end'})")
+                time.sleep(0.2)
+                driver.save_screenshot(str(SCREENSHOT.with_name(f"webapp_{width}x{height}.png")))
+        if save:
             page = driver.find_element(By.TAG_NAME, "main")
-            driver.set_window_size(1280, page.size["height"] + 220)
-            time.sleep(0.3)
+            set_view(driver, 1280, page.size["height"] + 220)
+            driver.execute_script("window.scrollTo(0, 0)")
             driver.save_screenshot(str(SCREENSHOT))
+        set_view(driver, *VIEWS[0])
 
         driver.find_element(By.ID, "undo").click()
         assert not mask_of(driver).any()  # the stroke is gone
         assert driver.find_element(By.ID, "undo").get_property("disabled")
         driver.find_element(By.ID, "redo").click()
         assert (mask_of(driver) == painted).all()
+
+        # Cancel while it runs: the job ends cancelled, and the page can complete again.
+        cancel = driver.find_element(By.ID, "cancel")
+        assert not cancel.is_displayed()
+        field = driver.find_element(By.ID, "n_iter")
+        field.clear()
+        field.send_keys("2000")
+        driver.find_element(By.ID, "complete").click()
+        wait(driver, lambda d: cancel.is_displayed() and "Completing" in d.find_element(By.ID, "status").text,
+             what="the job running")
+        cancel.click()
+        wait(driver, lambda d: d.find_element(By.ID, "status").text == "Cancelled.", what="the cancel")
+        job = driver.execute_script("return fetch(`/api/jobs/${state.job.id}`).then(r => r.json())")
+        assert job["state"] == "cancelled" and job["iteration"] < 2000, job
+        assert not cancel.is_displayed() and driver.find_element(By.ID, "complete").is_enabled()
         errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
         assert errors == [], errors
     finally:

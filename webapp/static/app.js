@@ -193,7 +193,9 @@ function updateButtons() {
   $("undo").disabled = !hasImage || state.actions.length === 0;
   $("redo").disabled = !hasImage || state.redo.length === 0;
   $("clear").disabled = !hasImage || (state.actions.length === 0 && !state.base) || lastClear() === state.actions.length - 1 && state.actions.length > 0;
-  $("complete").disabled = !hasImage || !state.model || (state.job && !state.job.finished);
+  const running = !!(state.job && !state.job.finished);
+  $("complete").disabled = !hasImage || !state.model || running;
+  $("cancel").hidden = !(running && state.job.id);
 }
 
 function pointOf(event) {
@@ -368,10 +370,28 @@ async function submit() {
     return;
   }
   state.job = {id: job.id, finished: false};
+  updateButtons();
   showProgress(job);
   follow(job.id);
 }
 $("complete").addEventListener("click", submit);
+
+async function cancel() {
+  // The server ends the job (a waiting one leaves the queue); its event stream then says "cancelled".
+  if (!state.job || !state.job.id || state.job.finished) return;
+  $("cancel").disabled = true;
+  try {
+    const response = await fetch(`/api/jobs/${state.job.id}`, {method: "DELETE"});
+    if (!response.ok && response.status !== 409) setStatus(`Cancel: ${await errorOf(response)}`, "error");
+  } catch (error) {
+    setStatus(`Cancel: ${error.message}`, "error");
+  } finally {
+    $("cancel").disabled = false;
+  }
+}
+$("cancel").addEventListener("click", cancel);
+
+const ENDED = ["done", "failed", "cancelled"];
 
 function follow(id) {
   if (state.events) state.events.close();
@@ -379,7 +399,7 @@ function follow(id) {
   events.onmessage = (message) => {
     const job = JSON.parse(message.data);
     showProgress(job);
-    if (job.state === "done" || job.state === "failed") {
+    if (ENDED.includes(job.state)) {
       events.close();
       finish(job);
     }
@@ -387,7 +407,7 @@ function follow(id) {
   events.onerror = async () => {
     if (events.readyState !== EventSource.CLOSED) return;  // the browser reconnects by itself
     const response = await fetch(`/api/jobs/${id}`);
-    if (response.ok) { const job = await response.json(); showProgress(job); if (job.state === "done" || job.state === "failed") finish(job); }
+    if (response.ok) { const job = await response.json(); showProgress(job); if (ENDED.includes(job.state)) finish(job); }
   };
 }
 
@@ -416,6 +436,11 @@ function finish(job) {
   updateButtons();
   if (job.state === "failed") {
     setStatus(`Failed: ${job.error}`, "error");
+    return;
+  }
+  if (job.state === "cancelled") {
+    $("result-caption").textContent = `Cancelled at iteration ${job.iteration}`;
+    setStatus("Cancelled.");
     return;
   }
   $("results").hidden = false;
