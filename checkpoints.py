@@ -11,6 +11,7 @@ import re
 import sysconfig
 from pathlib import Path
 
+import framing
 import layouts
 import utils
 
@@ -24,6 +25,7 @@ STATE_FILE = "checkpoint"           # names the newest checkpoint, in both forma
 HPARAM_KEYS = ("image_size", "z_dim", "gf_dim", "df_dim", "c_dim", "layout")  # what dcgan.json may hold
 FIT_KEY = "known_fit"  # dcgan.json's optional record of how well G explains the known pixels of faces it knows
 FIT_FIELDS = ("mean", "std", "warn_above")  # its numbers (read_known_fit checks them)
+FRAMING_KEY = "framing"  # dcgan.json's record of how the training faces were cut (framing.py)
 SHIPPED_MODEL = "face64"            # the trained face model that ships with the project
 DATA_FOLDER = "share/dcgan-completion-tf2"  # where a wheel installs it, under the environment's prefix
 SHIPPED_KNOWS = "drawn faces (data/make_faces.py), not photos: see docs/real_faces.md"  # what the shipped model knows
@@ -88,10 +90,23 @@ def default_model_dir() -> Path:
 def resolve_model_dir(asked: str | os.PathLike | None) -> tuple[str, str]:
     """(the checkpoint folder to load, the line that says which it is): the folder asked for, or the shipped model."""
     if asked is not None:
-        return str(asked), f"model: {asked}"
+        return str(asked), f"model: {asked}; {framing_words(asked)}"
     folder = default_model_dir()
     return str(folder), (f"model: the shipped face model, which knows {SHIPPED_KNOWS} ({folder}; "
-                         f"--checkpointDir DIR for your own)")
+                         f"--checkpointDir DIR for your own); {framing_words(folder)}")
+
+
+def framing_words(checkpoint_dir: str | os.PathLike) -> str:
+    try:
+        return f"framing: {framing.describe(read_framing(checkpoint_dir))}"
+    except CheckpointError as error:
+        return str(error)
+
+
+def json_record(model) -> dict:
+    """What dcgan.json holds for a model (a DCGAN): its hyper-parameters, and its faces' framing when known."""
+    cut = json.loads(getattr(model, "framing_json", "") or "null")
+    return {**model.hparams, **({FRAMING_KEY: cut} if framing.known(cut) else {})}
 
 
 def save_networks(model, checkpoint_dir: str | os.PathLike) -> str:
@@ -102,7 +117,7 @@ def save_networks(model, checkpoint_dir: str | os.PathLike) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     if latest_checkpoint(folder) is not None:
         raise CheckpointError(f"{folder} already holds a checkpoint; choose an empty folder")
-    utils.save_json(folder / HPARAMS_FILE, model.hparams)
+    utils.save_json(folder / HPARAMS_FILE, json_record(model))
     networks = tf.train.Checkpoint(generator=model.generator, discriminator=model.discriminator,
                                    sample_z=model.sample_z)
     prefix = networks.write(str(folder / f"{CHECKPOINT_NAME}-0"))
@@ -140,6 +155,7 @@ def read_hparams(checkpoint_dir: str | os.PathLike) -> dict:
         if not isinstance(hparams, dict) or not all(isinstance(hparams.get(k), int) for k in keys):
             raise CheckpointError(f"{json_path}: expected integers {', '.join(keys)} (and c_dim)")
         hparams.pop(FIT_KEY, None)  # not a hyper-parameter: read_known_fit's
+        hparams.pop(FRAMING_KEY, None)  # nor is this: read_framing's
         unknown = sorted(set(hparams) - set(HPARAM_KEYS))
         if unknown:
             raise CheckpointError(f"{json_path}: unknown key {unknown[0]!r} (expected {', '.join(HPARAM_KEYS)})")
@@ -191,7 +207,26 @@ def model_knows(checkpoint_dir: str | os.PathLike) -> str | None:
 def write_known_fit(checkpoint_dir: str | os.PathLike, fit: dict) -> None:
     """Record known_fit in the checkpoint's dcgan.json (its hyper-parameters kept as they are)."""
     hparams = read_hparams(checkpoint_dir)
-    utils.save_json(Path(checkpoint_dir) / HPARAMS_FILE, {**hparams, FIT_KEY: fit})
+    cut = read_framing(checkpoint_dir)
+    utils.save_json(Path(checkpoint_dir) / HPARAMS_FILE,
+                    {**hparams, **({FRAMING_KEY: cut} if framing.known(cut) else {}), FIT_KEY: fit})
+
+
+def read_framing(checkpoint_dir: str | os.PathLike) -> dict:
+    """How the faces the model was trained on were cut (framing.py): dcgan.json's framing, or unknown
+    for a model without one (the original's, and this port's older ones)."""
+    json_path = Path(checkpoint_dir) / HPARAMS_FILE
+    try:
+        cut = json.loads(json_path.read_text()).get(FRAMING_KEY)
+    except (OSError, ValueError, AttributeError):
+        return dict(framing.UNKNOWN)  # read_hparams reports an unreadable dcgan.json
+    if cut is None:
+        return dict(framing.UNKNOWN)
+    try:
+        framing.model_points(cut if isinstance(cut, dict) else {"kind": repr(cut)})
+    except framing.FramingError as error:
+        raise CheckpointError(f"{json_path}: {error}") from None
+    return cut
 
 
 def infer_hparams(shapes: dict, path: str = "checkpoint") -> dict:

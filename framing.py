@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+import utils
+
 FRAMING_FILE = "framing.json"  # align_faces.py's description of its faces, beside them
 UNKNOWN = {"kind": "unknown"}
 
@@ -83,7 +85,7 @@ CELEBA_IMAGE = (178, 218)
 CELEBA_POINTS = ((69.745, 111.0), (107.237, 111.0), (88.432, 152.514))
 
 
-class FramingError(ValueError):
+class FramingError(utils.UserError):
     """A framing description that cannot be used; the message says why."""
 
 
@@ -142,8 +144,6 @@ def model_points(framing: dict | None) -> tuple[tuple, np.ndarray, bool]:
         crop = framing.get("crop")
         side = min(width, height, int(crop)) if crop else None
     except (KeyError, TypeError, ValueError) as error:
-        if isinstance(error, FramingError):
-            raise
         raise FramingError(f"framing {json.dumps(framing)} is incomplete ({error})") from None
     if side is None:
         if width != height:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import json
 import os
 import re
 import shutil
@@ -22,7 +23,8 @@ import tensorflow as tf  # noqa: E402
 
 import distribute  # noqa: E402
 from checkpoints import (CHECKPOINT_NAME, HPARAMS_FILE, OBJECT_GRAPH_KEY, CheckpointError,  # noqa: E402
-                         first_line, latest_checkpoint, no_checkpoint_message, read_hparams, variable_name)
+                         first_line, json_record, latest_checkpoint, no_checkpoint_message, read_framing, read_hparams,
+                         variable_name)
 import layouts  # noqa: E402
 from layouts import num_layers  # noqa: E402,F401  (model.num_layers, for bench/)
 from ops import BatchNorm, Conv2d, Conv2dTranspose, Linear, leaky_relu  # noqa: E402
@@ -163,6 +165,7 @@ class DCGAN(tf.Module):
         layouts.check(layout, image_size)
         self.image_size, self.z_dim, self.gf_dim, self.df_dim, self.c_dim = image_size, z_dim, gf_dim, df_dim, c_dim
         self.layout, self.phases = layout, phases
+        self.framing_json = ""  # how the training faces were cut (framing.py), as JSON text: a tf.Module wraps dicts
         # The strategy whose scope built the model; None: the default strategy (one device).
         self.strategy = tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
         self.compute_dtype = distribute.compute_dtype(compute_dtype.name if isinstance(compute_dtype, tf.DType)
@@ -359,7 +362,7 @@ class DCGAN(tf.Module):
             self.step.assign(step)
         number = int(self.step.numpy())
         try:
-            utils.save_json(Path(checkpoint_dir) / HPARAMS_FILE, self.hparams)
+            utils.save_json(Path(checkpoint_dir) / HPARAMS_FILE, json_record(self))
             return self._manager(checkpoint_dir).save(checkpoint_number=number)
         except (OSError, tf.errors.OpError) as error:  # a full disk, a folder that went away, ...
             _remove_partial_checkpoint(checkpoint_dir, number)
@@ -418,6 +421,7 @@ class DCGAN(tf.Module):
                                   f"({first_line(error)})") from None
         if not model.load(checkpoint_dir):
             raise CheckpointError(no_checkpoint_message(checkpoint_dir))
+        model.framing_json = json.dumps(read_framing(checkpoint_dir))
         return model
 
 

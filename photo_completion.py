@@ -1,12 +1,13 @@
 """complete.py --photos: content-aware fill of whole photos (the article's motivating use).
 
 For each face whose aligned crop covers a hole of the photo's mask: the face is detected and
-aligned as align_faces.py does, the mask is warped with the same transform, the crop is
+cut the way the model's training faces were (its framing, framing.py; align_faces.py's template
+when the model's is unknown), the mask is warped with the same transform, the crop is
 completed in the aligned frame (all faces of all photos in batches, each with its own mask),
 and the generator's fill is warped back with the inverse transform and Poisson-blended into
 the hole at the photo's resolution. Pixels outside the hole keep the photo's values exactly.
 
-Without files (a web server): `prepare_photo(image, hole, size)` gives the faces, their aligned
+Without files (a web server): `prepare_photo(image, hole, size, cut=framing)` gives the faces, their aligned
 crops and masks go through a CompletionEngine, and `paste_fills(image, faces, fills)` the result.
 """
 from __future__ import annotations
@@ -22,13 +23,15 @@ import numpy as np
 from scipy import ndimage
 
 import face_alignment
+import framing
 import masking
 import utils
 from completion import CompletionEngine
 from completion_job import complete_in_folders
 from completion_settings import OutputSettings
 
-LANDMARKS = face_alignment.LANDMARKS["innerEyesAndBottomLip"]  # the article's alignment
+UNKNOWN_NOTE = ("note: this model's framing is unknown (its dcgan.json does not say how its faces were cut): "
+                "photos are cut with align_faces.py's innerEyesAndBottomLip template")
 
 
 class PhotoError(Exception):
@@ -39,7 +42,7 @@ class PhotoError(Exception):
 class Face:
     """One face to complete: its transform, aligned crop, known pixels there, and the holes it fills."""
     matrix: np.ndarray  # 2 x 3 affine, photo pixels -> aligned frame
-    crop: np.ndarray    # uint8 (S, S, 3), as align_faces.py writes it
+    crop: np.ndarray    # uint8 (S, S, 3), framed as the model's faces
     mask: np.ndarray    # float32 (S, S, 1): 1 = known in the aligned frame
     hole: np.ndarray    # bool (H, W): the photo pixels this face fills
 
@@ -104,10 +107,11 @@ def blend_into(image: np.ndarray, fill: np.ndarray, hole: np.ndarray) -> np.ndar
 # Planning a photo: which face fills which hole
 # ----------------------------------------------------------------------------
 
-def plan_faces(image: np.ndarray, hole: np.ndarray, size: int, detector, predictor) -> list[Face]:
-    """The faces to complete: each hole (a connected region of pixels to fill, bool (H, W)) goes to
-    the largest face whose aligned crop covers all of it. Raises PhotoError without a face, or for a
-    hole that no face's crop covers."""
+def plan_faces(image: np.ndarray, hole: np.ndarray, size: int, detector, predictor,
+               cut: dict | None = None) -> list[Face]:
+    """The faces to complete, each cut with the framing `cut` (framing.py; None: unknown): each hole
+    (a connected region of pixels to fill, bool (H, W)) goes to the largest face whose crop covers
+    all of it. Raises PhotoError without a face, or for a hole that no face's crop covers."""
     labels, count = ndimage.label(hole, structure=np.ones((3, 3)))
     rects = face_alignment.find_faces(image, detector)
     if not rects:
@@ -115,9 +119,8 @@ def plan_faces(image: np.ndarray, hole: np.ndarray, size: int, detector, predict
     owner = np.full(count + 1, -1)  # owner[label]: index of the face that fills that hole
     matrices = []
     for index, rect in enumerate(rects):
-        landmarks = face_alignment.find_landmarks(image, rect, predictor)
-        matrix = face_alignment.alignment_matrix(landmarks, size, LANDMARKS)
-        matrices.append((matrix, landmarks))
+        matrix = framing.matrix(face_alignment.find_landmarks(image, rect, predictor), size, cut)
+        matrices.append(matrix)
         outside = np.zeros(count + 1, bool)
         outside[np.unique(labels[hole & ~crop_region(matrix, size, hole.shape)])] = True
         owner[(owner < 0) & ~outside] = index
@@ -128,10 +131,10 @@ def plan_faces(image: np.ndarray, hole: np.ndarray, size: int, detector, predict
                          f"({len(rects)} face(s) found), e.g. the one at x {cols.min()}-{cols.max()}, "
                          f"y {rows.min()}-{rows.max()}")
     faces = []
-    for index, (matrix, landmarks) in enumerate(matrices):
+    for index, matrix in enumerate(matrices):
         mine = np.isin(labels, np.nonzero(owner == index)[0]) & hole
         if mine.any():
-            crop = face_alignment.warp(image, landmarks, size, LANDMARKS)
+            crop = cv2.warpAffine(image, matrix, (size, size))  # as face_alignment.warp cuts align_faces.py's
             faces.append(Face(matrix, crop, aligned_mask(hole, matrix, size), mine))
     return faces
 
@@ -146,10 +149,11 @@ def face_models():
     return face_alignment.load_models(face_alignment.default_predictor())
 
 
-def prepare_photo(image: np.ndarray, hole: np.ndarray, size: int, models=None) -> list[Face]:
+def prepare_photo(image: np.ndarray, hole: np.ndarray, size: int, models=None, cut: dict | None = None) -> list[Face]:
     """The faces of a photo (uint8 (H, W, 3)) to complete for its hole (bool or uint8 (H, W),
-    nonzero = a pixel to fill), each with its aligned crop and mask (Face.crop, Face.mask) at the
-    model's size. models: (detector, predictor), face_models() by default. Raises PhotoError when
+    nonzero = a pixel to fill), each with its crop and mask (Face.crop, Face.mask) at the model's
+    size, cut with the model's framing `cut` (checkpoints.read_framing; None: unknown, align_faces.py's
+    template). models: (detector, predictor), face_models() by default. Raises PhotoError when
     there is no hole, no face, or a hole outside every face's aligned crop."""
     hole = np.asarray(hole) != 0
     if hole.shape != image.shape[:2]:
@@ -158,7 +162,7 @@ def prepare_photo(image: np.ndarray, hole: np.ndarray, size: int, models=None) -
     if not hole.any():
         raise PhotoError("the hole mask marks no pixel to fill")
     detector, predictor = models if models is not None else face_models()
-    return plan_faces(image, hole, size, detector, predictor)
+    return plan_faces(image, hole, size, detector, predictor, cut)
 
 
 def paste_fills(image: np.ndarray, faces: list[Face], fills: list[np.ndarray]) -> np.ndarray:
@@ -188,8 +192,8 @@ def photo_masks(paths: list, mask: str) -> list[Path]:
 class PhotoJob:
     """complete.py --photos: plan every photo, complete all faces in batches, blend, write."""
 
-    def __init__(self, engine: CompletionEngine, output: OutputSettings):
-        self.engine, self.output = engine, output
+    def __init__(self, engine: CompletionEngine, output: OutputSettings, cut: dict | None = None):
+        self.engine, self.output, self.cut = engine, output, cut  # cut: the model's framing
 
     def run(self, paths: list, masks: list[Path]) -> int:
         """Complete each photo with its mask (photo_masks); a photo that cannot be done is a one-line
@@ -197,6 +201,8 @@ class PhotoJob:
         from tqdm import tqdm
 
         models = face_models()
+        if not framing.known(self.cut):
+            print(UNKNOWN_NOTE, file=sys.stderr)
         photos, failed = [], 0
         todo = list(zip(paths, utils.unique_names([Path(path).stem for path in paths]), masks))
         for path, name, mask_path in tqdm(todo, desc="Finding faces", unit="photo", disable=len(todo) < 2,
@@ -223,7 +229,7 @@ class PhotoJob:
     def prepare(self, path: Path, name: str, mask_path: Path, models) -> Photo:
         image = utils.read_rgb(path)
         known = masking.read_photo_mask(mask_path, *image.shape[:2])[:, :, 0] > 0.5
-        faces = prepare_photo(image, ~known, self.engine.model.image_size, models)
+        faces = prepare_photo(image, ~known, self.engine.model.image_size, models, self.cut)
         return Photo(path, name, image, known, faces)
 
     def complete_faces(self, faces: list[Face]) -> list[np.ndarray]:

@@ -19,7 +19,7 @@ setup(
     py_modules=["train_dcgan", "complete", "align_faces", "simple_distributions", "convert_checkpoint",
                 "model", "layouts", "ops", "utils", "masking", "distribute", "checkpoints", "training", "training_settings", "completion",
                 "export_savedmodel", "saved_model_export",
-                "completion_settings", "completion_job", "face_alignment", "photo_completion", "serve", "auto_precision"],
+                "completion_settings", "completion_job", "face_alignment", "framing", "photo_completion", "serve", "auto_precision"],
     packages=["webapp"],  # the web app: its routes, jobs and page (serve.py)
     package_data={"webapp": ["static/*"]},
     # The shipped face model, where checkpoints.default_model_dir() looks in an installed wheel.

@@ -11,8 +11,10 @@ multiworker (the machines in TF_CONFIG; give every worker the same flags: only t
 chief writes files). --batch_size stays the global batch.
 """
 import argparse
+import json
 import os
 
+import framing
 import training
 import utils
 from training_settings import DEFAULTS, TrainingSettings, flag_type
@@ -94,6 +96,18 @@ def model_hparams(settings: TrainingSettings, paths: list[str]) -> dict:
     return {**MODEL_DEFAULTS, **saved, **{k: v for k, v in asked.items() if v is not None}}
 
 
+def dataset_framing(settings: TrainingSettings, paths: list[str]) -> dict:
+    """How the training faces were cut (framing.py), for dcgan.json: the dataset folder's framing.json
+    (align_faces.py's), then the centre crop (CelebA's framing for img_align_celeba-shaped images)."""
+    from PIL import Image
+    try:
+        with Image.open(paths[0]) as image:
+            first = image.size
+    except (OSError, IndexError):
+        first = None
+    return framing.of_dataset(settings.dataset, settings.crop_side, first)
+
+
 @utils.expected_errors
 def main(argv=None) -> int:
     settings = settings_from_args(parse_args(argv))
@@ -120,6 +134,9 @@ def main(argv=None) -> int:
         settings.mixed_precision, build, hparams, settings.batch_size,
         strategy.num_replicas_in_sync, measure=distribute.task(strategy)[0] is None, xla=settings.xla)
     print(distribute.precision_line(precision, why))
+    cut = dataset_framing(settings, paths)
+    model.framing_json = json.dumps(cut)
+    print(f"framing: {framing.describe(cut)}" + (f" ({cut['why']})" if "why" in cut else ""))
     return training.Trainer(model, settings, paths).run()
 
 

@@ -8,11 +8,13 @@ photo_completion (faces found and aligned as --photos finds them), each face a r
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 
+import framing
 import utils
 from completion_settings import BLENDS, CompletionSettings
 from webapp import imaging
@@ -105,6 +107,10 @@ class Service:
                 self._device = f"CPU ({utils.cpu_info()[0] or 'unknown model'})"
         return self._device
 
+    def model_framing(self) -> dict | None:
+        """How the model's faces were cut (framing.py): whole photos are cut the same way."""
+        return json.loads(getattr(self.model, "framing_json", "") or "null")
+
     def model_info(self) -> dict:
         from checkpoints import model_knows  # TensorFlow is loaded by now: the model is built
         model, settings = self.model, self.defaults.settings
@@ -117,6 +123,7 @@ class Service:
                 "df_dim": model.df_dim, "layout": model.layout, "channels": model.c_dim,
                 "precision": self.precision, "device": self.device(), "checkpoint": self.checkpoint,
                 "knows": model_knows(self.checkpoint) if self.checkpoint else None,
+                "framing": framing.describe(self.model_framing()),
                 "batch_size": settings.batch_size, "mask_types": list(imaging.MASK_TYPES), "blends": list(BLENDS),
                 "approaches": ["momentum", "adam", "hmc"], "defaults": defaults,
                 "limits": dataclasses.asdict(self.limits), "jobs": self.store.stats()}
@@ -215,7 +222,7 @@ class Service:
 
         with self.faces_lock:
             try:
-                faces = photo_completion.prepare_photo(image, ~keep, self.model.image_size)
+                faces = photo_completion.prepare_photo(image, ~keep, self.model.image_size, cut=self.model_framing())
             except photo_completion.PhotoError as error:
                 raise BadInput(422, f"photo: {error}") from None
         if len(faces) > self.defaults.settings.batch_size:
