@@ -120,7 +120,8 @@ def settings_from_args(args: argparse.Namespace) -> tuple[CompletionSettings, Ou
 def main(argv=None) -> int:
     args = parse_args(argv)
     settings, output = settings_from_args(args)
-    from checkpoints import latest_checkpoint, read_hparams, read_known_fit, resolve_model_dir  # imports TF quietly
+    from checkpoints import (latest_checkpoint, read_framing, read_hparams, read_known_fit,  # imports TF quietly
+                             resolve_model_dir)
     import auto_precision
     from completion import CompletionEngine
     from completion_job import CompletionJob
@@ -152,7 +153,7 @@ def main(argv=None) -> int:
     engine = CompletionEngine(model, settings)
     if args.photos:
         from photo_completion import PhotoJob
-        return PhotoJob(engine, output).run(args.photos, work)
+        return PhotoJob(engine, output, read_framing(checkpoint_dir)).run(args.photos, work)
     return CompletionJob(engine, output, read_known_fit(checkpoint_dir)).run(work)
 
 
