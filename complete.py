@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chat
 
 import masking
 import utils
-from completion_settings import APPROACHES, BLENDS, CompletionSettings, OutputSettings
+from completion_settings import APPROACHES, BLENDS, Z_INITS, CompletionSettings, OutputSettings
 
 DEFAULTS, OUTPUT_DEFAULTS = CompletionSettings(), OutputSettings()  # every completion flag's default
 
@@ -69,7 +69,10 @@ def add_completion_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--blend", choices=BLENDS, default=OUTPUT_DEFAULTS.blend,
                         help="poisson: blend the fill into the image as the paper does (final/ only); none: paste it")
     parser.add_argument("--zCandidates", type=utils.positive_int, default=DEFAULTS.z_candidates,
-                        help="start each image from the best of N random z")
+                        help="start each image from the best of N z (random, or jittered around the encoder's)")
+    parser.add_argument("--zInit", choices=Z_INITS, default=DEFAULTS.z_init,
+                        help="encoder: start z at the checkpoint's encoder's guess from the known pixels "
+                             "(train_encoder.py adds one; random where there is none); random: z ~ U(-1, 1)")
     parser.add_argument("--xla", action="store_true", default=DEFAULTS.xla,
                         help="compile the iterations with XLA (helps on GPUs)")
     parser.add_argument("--mixed_precision", choices=("auto", "off", "float16", "bfloat16"), default="auto",
@@ -111,7 +114,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[CompletionSettings, Ou
         approach=args.approach, n_iter=args.nIter, lr=args.lr, momentum=args.momentum, beta1=args.beta1,
         beta2=args.beta2, eps=args.eps, hmc_beta=args.hmcBeta, hmc_eps=args.hmcEps, hmc_l=args.hmcL,
         hmc_anneal=args.hmcAnneal, lam=args.lam, out_interval=args.outInterval, batch_size=args.batchSize,
-        seed=args.seed, weighted_mask=args.weightedMask, z_candidates=args.zCandidates,
+        seed=args.seed, weighted_mask=args.weightedMask, z_candidates=args.zCandidates, z_init=args.zInit,
         lowres=args.maskType == "lowres" and args.mask is None, xla=args.xla)
     return settings, OutputSettings(args.outDir, args.blend)
 
@@ -126,6 +129,7 @@ def main(argv=None) -> int:
     from completion import CompletionEngine
     from completion_job import CompletionJob
     from model import DCGAN
+    import encoder
     import distribute
 
     checkpoint_dir, model_line = resolve_model_dir(args.checkpointDir)
@@ -150,7 +154,9 @@ def main(argv=None) -> int:
         args.mixed_precision, build, hparams, min(settings.batch_size, len(args.photos or work.paths)), settings,
         strategy.num_replicas_in_sync)
     print(distribute.precision_line(precision, why))
-    engine = CompletionEngine(model, settings)
+    start, start_line = encoder.for_completion(checkpoint_dir, model, settings.z_init)
+    print(start_line)
+    engine = CompletionEngine(model, settings, start)
     if args.photos:
         from photo_completion import PhotoJob
         return PhotoJob(engine, output, read_framing(checkpoint_dir)).run(args.photos, work)

@@ -21,6 +21,9 @@ utils.import_tensorflow_quietly()
 import tensorflow as tf  # noqa: E402
 
 
+JITTER = 0.1  # --zCandidates around the encoder's z: its spread (z's range is [-1, 1])
+
+
 class Completer:
     """Projected gradient descent (or HMC) on z for a batch of masked images, on the device.
 
@@ -195,13 +198,17 @@ class Completer:
             return tuple(self._gather(v, axis) for v in values)
         return tf.concat(self.strategy.experimental_local_results(values), axis=axis)
 
-    def best_of(self, images: tf.Tensor, candidates: int, weights=None) -> tf.Tensor:
-        """Start z: for each image, the best of `candidates` random z by loss (one forward pass each)."""
+    def best_of(self, images: tf.Tensor, candidates: int, weights=None, start=None) -> tf.Tensor:
+        """Start z: for each image, the best by loss (one forward pass each) of `candidates` random z,
+        or of `start` (an encoder's guess) and candidates - 1 draws around it (+ N(0, JITTER^2), clipped)."""
         weights = self.batch_weights(images, weights)
-        best_z = self.rng.uniform([images.shape[0], self.model.z_dim], -1.0, 1.0)
+        shape = [images.shape[0], self.model.z_dim]
+        draw = (lambda: self.rng.uniform(shape, -1.0, 1.0)) if start is None else \
+            (lambda: tf.clip_by_value(start + JITTER * self.rng.normal(shape), -1.0, 1.0))
+        best_z = draw() if start is None else tf.convert_to_tensor(start, tf.float32)
         best_loss, _ = self.compiled_loss(best_z, images, weights)
         for _ in range(candidates - 1):
-            z = self.rng.uniform(best_z.shape, -1.0, 1.0)
+            z = draw()
             loss, _ = self.compiled_loss(z, images, weights)
             better = loss < best_loss
             best_z, best_loss = tf.where(better[:, None], z, best_z), tf.minimum(loss, best_loss)
@@ -304,8 +311,10 @@ class CompletionEngine:
     writes no file. The z draws, zCandidates and HMC's draws come from one generator seeded
     with settings.seed, in complete.py's order, so the same settings give complete.py's results."""
 
-    def __init__(self, model: DCGAN, settings: CompletionSettings | None = None):
-        self.model = model
+    def __init__(self, model: DCGAN, settings: CompletionSettings | None = None, encoder=None):
+        """encoder: an encoder.Encoder for model's G: each batch's z starts at its guess from the known
+        pixels (jittered candidates around it with settings.z_candidates), unless a z is given."""
+        self.model, self.encoder = model, encoder
         self.completer = Completer(model, settings=settings)
         self.settings = self.completer.settings
         self.replicas = model.strategy.num_replicas_in_sync if model.strategy is not None else 1
@@ -363,7 +372,13 @@ class CompletionEngine:
         rows = -(-size // self.replicas) * self.replicas
         y = tf.constant(_pad(_as_float(images), rows, -1.0))
         w = tf.constant(_pad(self.weights(masks), rows, 0.0))
-        z = self.completer.initial_z(y, settings.z_candidates, w) if z is None else tf.constant(_pad(z, rows, 0.0))
+        if z is not None:
+            z = tf.constant(_pad(z, rows, 0.0))
+        elif self.encoder is not None:
+            known = tf.constant(_pad(masks[..., :1], rows, 0.0))
+            z = self.completer.best_of(y, settings.z_candidates, w, start=self.encoder(y, known))
+        else:
+            z = self.completer.initial_z(y, settings.z_candidates, w)
         state = self.completer.initial_state(z)
         record_parts = ([], [], []) if record else None
         for start in range(0, settings.n_iter, settings.out_interval):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 APPROACHES = ("momentum", "adam", "hmc")
+Z_INITS = ("encoder", "random")   # where z starts: the checkpoint's encoder, E(known pixels, mask), or U(-1, 1)
 BLENDS = ("none", "poisson")
 
 
@@ -64,12 +65,14 @@ class CompletionSettings:
     batch_size: int = 64            # images optimised together
     seed: int | None = None         # z, zCandidates and HMC's draws
     weighted_mask: bool = True      # the paper's weighted contextual loss (else the article's plain L1)
-    z_candidates: int = 1           # start from the best of this many random z
+    z_candidates: int = 1           # start from the best of this many z (random, or around the encoder's)
+    z_init: str = "encoder"         # the encoder's z where the checkpoint has one, else random (Z_INITS)
     lowres: bool = False            # add the 8x block means' L1 (the lowres mask)
     xla: bool = False
 
     def __post_init__(self):
         _check(self.approach in APPROACHES, "approach", self.approach, f"one of {', '.join(APPROACHES)}")
+        _check(self.z_init in Z_INITS, "z_init", self.z_init, f"one of {', '.join(Z_INITS)}")
         for name in ("lr", "eps", "hmc_beta", "hmc_eps", "hmc_anneal"):
             _positive(name, getattr(self, name))
         for name in ("momentum", "beta1", "beta2"):

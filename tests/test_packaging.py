@@ -5,7 +5,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ("train_dcgan", "complete", "align_faces", "simple_distributions", "convert_checkpoint", "serve",
+SCRIPTS = ("train_dcgan", "complete", "align_faces", "simple_distributions", "convert_checkpoint", "serve", "train_encoder",
            "export_savedmodel")
 LOCAL = {path.stem for path in ROOT.glob("*.py")} - {"setup", "conftest", "demo"}
 
