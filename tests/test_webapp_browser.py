@@ -180,12 +180,12 @@ def test_paint_complete_download_and_undo(app_url, tmp_path):
                 driver.execute_script("document.getElementById('results').scrollIntoView({block: 'end'})")
                 time.sleep(0.2)
                 driver.save_screenshot(str(SCREENSHOT.with_name(f"webapp_{width}x{height}.png")))
-        if save:
-            page = driver.find_element(By.TAG_NAME, "main")
-            set_view(driver, 1280, page.size["height"] + 220)
+        set_view(driver, *VIEWS[0])
+        if save:  # the whole page, at the first size's width
+            set_view(driver, VIEWS[0][0], driver.execute_script("return document.documentElement.scrollHeight"))
             driver.execute_script("window.scrollTo(0, 0)")
             driver.save_screenshot(str(SCREENSHOT))
-        set_view(driver, *VIEWS[0])
+            set_view(driver, *VIEWS[0])
 
         driver.find_element(By.ID, "undo").click()
         assert not mask_of(driver).any()  # the stroke is gone
