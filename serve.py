@@ -6,7 +6,9 @@
 
 The page opens an aligned face (or a whole photo), lets you paint the hole, and shows the fill
 as it improves; /docs describes the API. complete.py's completion flags (same names) are the
-defaults of every job; the model is loaded once and stays on the device.
+defaults of every job; the model is loaded once and stays on the device. It answers only the page
+it serves (its own Host, no other site's changes); beyond loopback every request needs a token,
+printed in the address at start.
 """
 import argparse
 import os

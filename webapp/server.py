@@ -95,7 +95,7 @@ def start_line(model_size: int, checkpoint_dir: str, sock: socket.socket, access
     if access.token is None:
         return (f"Serving the {model_size}x{model_size} model of {checkpoint_dir} at {url} "
                 f"(the API's description at {url}docs); Ctrl-C to stop")
-    why = "it listens beyond loopback" if not is_loopback(access.host) else "--token"
+    why = "it listens beyond loopback" if not is_loopback(access.host) else "--token was given"
     return (f"Serving the {model_size}x{model_size} model of {checkpoint_dir} at {url}?token={access.token} "
             f"(a token is required: {why}; open this address, or send 'Authorization: Bearer TOKEN'); "
             f"Ctrl-C to stop")
