@@ -45,8 +45,10 @@ const points = [[r.left + inset, r.top + inset], [r.right - inset, r.top + inset
                 [r.right - inset, r.bottom - inset], [(r.left + r.right) / 2, (r.top + r.bottom) / 2]];
 const name = (node) => node ? node.tagName.toLowerCase() + (node.id ? "#" + node.id : "") +
   (node.className && typeof node.className === "string" ? "." + node.className.split(" ").join(".") : "") : "nothing";
-return points.filter(([x, y]) => { const hit = document.elementFromPoint(x, y); return hit !== el && !el.contains(hit); })
-  .map(([x, y]) => `${id} at (${Math.round(x)}, ${Math.round(y)}) is under ${name(document.elementFromPoint(x, y))}`);
+return points.filter(([x, y]) => {
+    const hit = document.elementFromPoint(x, y);
+    return hit !== el && !el.contains(hit);
+  }).map(([x, y]) => `${id} at (${Math.round(x)}, ${Math.round(y)}) is under ${name(document.elementFromPoint(x, y))}`);
 """
 
 
