@@ -113,8 +113,8 @@ def known(framing: dict | None) -> bool:
 # ----------------------------------------------------------------------------
 
 def _source_points(framing: dict) -> tuple[tuple, np.ndarray, tuple[int, int], bool]:
-    """(landmark groups, their pixel positions in the framing's own images, those images' (W, H),
-    whether three points are sent exactly (affine) rather than fitted (similarity))."""
+    """(landmark groups, their positions in the framing's own images in pixels (centres at integers, as
+    OpenCV's), those images' (W, H), whether three points are sent exactly (affine) or fitted (similarity))."""
     kind = framing.get("kind", "unknown")
     if kind == "openface":
         name = framing.get("landmarks", DEFAULT_LANDMARKS)
@@ -125,7 +125,8 @@ def _source_points(framing: dict) -> tuple[tuple, np.ndarray, tuple[int, int], b
         return tuple((i,) for i in LANDMARKS[name]), points, (size, size), True
     if kind == "celeba":
         width, height = framing.get("image", CELEBA_IMAGE)
-        points = np.float32(CELEBA_POINTS) * np.float32([width / CELEBA_IMAGE[0], height / CELEBA_IMAGE[1]])
+        scale = np.float32([width / CELEBA_IMAGE[0], height / CELEBA_IMAGE[1]])
+        points = (np.float32(CELEBA_POINTS) + 0.5) * scale - 0.5  # a resized copy of the 178x218 images
         return EYES_AND_MOUTH, points, (width, height), False
     if kind == "drawn":
         size = int(framing.get("size", 64))
@@ -134,11 +135,13 @@ def _source_points(framing: dict) -> tuple[tuple, np.ndarray, tuple[int, int], b
     raise FramingError(f"framing kind must be openface, celeba, drawn or unknown, not {kind!r}")
 
 
-def model_points(framing: dict | None) -> tuple[tuple, np.ndarray, bool]:
-    """(landmark groups, where the framing puts them in units of the model's side, exact?). An
-    unknown framing gets align_faces.py's default: innerEyesAndBottomLip on OpenFace's template."""
+def model_points(framing: dict | None, size: int = 64) -> tuple[tuple, np.ndarray, bool]:
+    """(landmark groups, where the framing puts them in units of the model's side, exact?). Units span
+    pixel edges: a model of side S has the point at pixel S * unit - 0.5, wherever the faces were cropped
+    and resized to S. An unknown framing gets align_faces.py's default for a model of side `size`:
+    innerEyesAndBottomLip on OpenFace's template."""
     if not known(framing):
-        framing = openface(DEFAULT_LANDMARKS, 1)
+        framing = openface(DEFAULT_LANDMARKS, size)
     try:
         groups, points, (width, height), exact = _source_points(framing)
         crop = framing.get("crop")
@@ -148,17 +151,17 @@ def model_points(framing: dict | None) -> tuple[tuple, np.ndarray, bool]:
     if side is None:
         if width != height:
             raise FramingError(f"framing {json.dumps(framing)}: {width}x{height} images need a square crop")
-        return groups, points / width, exact
+        return groups, (points + 0.5) / width, exact
     offset = np.float32([(width - side) // 2, (height - side) // 2])  # utils.center_crop's
-    return groups, (points - offset) / side, exact
+    return groups, (points - offset + 0.5) / side, exact
 
 
 def matrix(landmarks: np.ndarray, size: int, framing: dict | None) -> np.ndarray:
     """The affine transform (2 x 3) from photo pixels to the model's size x size square that puts the
     face's landmarks (dlib's 68, float (68, 2)) where the framing has them."""
-    groups, points, exact = model_points(framing)
+    groups, points, exact = model_points(framing, size)
     source = np.float32([landmarks[list(group)].mean(axis=0) for group in groups])
-    target = np.float32(size * points)
+    target = np.float32(size * points - 0.5)
     if exact:
         import cv2
         return cv2.getAffineTransform(source, target)

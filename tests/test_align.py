@@ -1,6 +1,7 @@
 """align_faces.py: the command line end to end (the alignment itself: test_face_alignment.py)."""
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -74,6 +75,21 @@ def test_cli_counts_and_resume(mixed, tmp_path):
     # Aligned photos are skipped, not rewritten; photos that gave nothing are tried again.
     assert counts(again.stdout) == dict(aligned=0, faces=0, no_face=1, multi=0, unreadable=1, done=2)
     assert (out / "a" / "hopper.png").stat().st_mtime_ns == stamp
+    # How the faces were cut, beside them, for train_dcgan.py to record in its model.
+    assert json.loads((out / "framing.json").read_text()) == {
+        "kind": "openface", "landmarks": "innerEyesAndBottomLip", "template": "OpenFace's mean face, min-max normalised",
+        "size": SIZE, "padding": 0}
+
+
+def test_cli_refuses_a_folder_of_faces_cut_another_way(mixed, tmp_path):
+    out = tmp_path / "out"
+    assert run(mixed / "a", "align", "innerEyesAndBottomLip", out, "--size", SIZE, "--workers", 1).returncode == 0
+    other = run(mixed / "a", "align", "outerEyesAndNose", out, "--size", SIZE, "--workers", 1)
+    assert other.returncode == 2 and "Traceback" not in other.stderr
+    assert other.stderr.strip().splitlines()[-1] == (
+        f"error: {out} holds faces framed as align_faces.py's innerEyesAndBottomLip (OpenFace's template) at "
+        f"{SIZE}px, not as align_faces.py's outerEyesAndNose (OpenFace's template) at {SIZE}px: choose another "
+        f"output folder")
 
 
 def test_cli_skip_multi(mixed, tmp_path):

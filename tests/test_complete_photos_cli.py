@@ -57,8 +57,13 @@ def test_box_over_an_eye_and_photos_that_cannot_be_done(work, capsys):
     out = work / "out"
     photos = [work / "photos" / name for name in ("hopper.jpg", "gradient.png", "flag.jpg")]
     code = main(work, "--outDir", str(out), "--photos", *map(str, photos), "--mask", str(work / "masks"))
-    err = capsys.readouterr().err
+    printed = capsys.readouterr()
+    err = printed.err
     assert code == 1 and "Traceback" not in err
+    # An untrained model records no framing: the first line says so, and --photos says once how it cuts.
+    assert printed.out.splitlines()[0] == (f"model: {work / 'ckpt'}; framing: unknown (photos are cut with "
+                                           f"align_faces.py's innerEyesAndBottomLip)")
+    assert err.count("this model's framing is unknown") == 1
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 3, err
     assert errors[0].startswith(f"error: {photos[1]}: no face found")
@@ -89,7 +94,7 @@ def test_mask_file_of_another_size(work, capsys, tmp_path):
     Image.open(PHOTO).resize((256, 300)).save(small)
     code = main(work, "--outDir", str(tmp_path / "out"), "--photos", str(small), "--mask",
                 str(work / "masks" / "hopper.png"))
-    err = capsys.readouterr().err.strip().splitlines()
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert code == 1
     assert err[0] == f"error: {small}: {work / 'masks' / 'hopper.png'}: mask is 512x600, not the photo's 256x300"
     assert not (tmp_path / "out" / "final").exists()
