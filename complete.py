@@ -12,13 +12,15 @@ original's outputs) and final/<name>.png, each input's completion.
 fills the hole of a whole photo through the faces it lies on (final/ and side_by_side/).
 """
 import argparse
+import dataclasses
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
 
 import masking
 import utils
-from completion_settings import APPROACHES, BLENDS, Z_INITS, CompletionSettings, OutputSettings
+from completion_settings import (APPROACHES, BLENDS, ENCODER_N_ITER, Z_INITS, CompletionSettings, OutputSettings,
+                                 default_iterations)
 
 DEFAULTS, OUTPUT_DEFAULTS = CompletionSettings(), OutputSettings()  # every completion flag's default
 
@@ -55,7 +57,9 @@ def add_completion_flags(parser: argparse.ArgumentParser) -> None:
                         help="HMC leapfrog steps per iteration")
     parser.add_argument("--hmcAnneal", type=utils.positive_float, default=DEFAULTS.hmc_anneal,
                         help="HMC: hmcBeta *= hmcAnneal each iteration")
-    parser.add_argument("--nIter", type=utils.positive_int, default=DEFAULTS.n_iter, help="iterations")
+    parser.add_argument("--nIter", type=utils.positive_int, default=None,
+                        help=f"iterations (default: {DEFAULTS.n_iter} from random z, {ENCODER_N_ITER} from the "
+                             f"encoder's start)")
     parser.add_argument("--checkpointDir", default=None,
                         help="the trained model (default: the shipped face model, checkpoints/face64)")
     parser.add_argument("--outInterval", type=utils.positive_int, default=DEFAULTS.out_interval,
@@ -111,7 +115,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def settings_from_args(args: argparse.Namespace) -> tuple[CompletionSettings, OutputSettings]:
     """The parsed flags as typed settings, built once; nothing past main reads the Namespace."""
     settings = CompletionSettings(
-        approach=args.approach, n_iter=args.nIter, lr=args.lr, momentum=args.momentum, beta1=args.beta1,
+        approach=args.approach, n_iter=DEFAULTS.n_iter if args.nIter is None else args.nIter, lr=args.lr, momentum=args.momentum, beta1=args.beta1,
         beta2=args.beta2, eps=args.eps, hmc_beta=args.hmcBeta, hmc_eps=args.hmcEps, hmc_l=args.hmcL,
         hmc_anneal=args.hmcAnneal, lam=args.lam, out_interval=args.outInterval, batch_size=args.batchSize,
         seed=args.seed, weighted_mask=args.weightedMask, z_candidates=args.zCandidates, z_init=args.zInit,
@@ -156,6 +160,8 @@ def main(argv=None) -> int:
     print(distribute.precision_line(precision, why))
     start, start_line = encoder.for_completion(checkpoint_dir, model, settings.z_init)
     print(start_line)
+    if args.nIter is None:
+        settings = dataclasses.replace(settings, n_iter=default_iterations(start is not None))
     engine = CompletionEngine(model, settings, start)
     if args.photos:
         from photo_completion import PhotoJob

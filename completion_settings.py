@@ -13,6 +13,7 @@ from pathlib import Path
 
 APPROACHES = ("momentum", "adam", "hmc")
 Z_INITS = ("encoder", "random")   # where z starts: the checkpoint's encoder, E(known pixels, mask), or U(-1, 1)
+ENCODER_N_ITER = 200  # the iterations from the encoder's start: as good as 1000 from random z (docs/quality.md)
 BLENDS = ("none", "poisson")
 
 
@@ -94,3 +95,8 @@ class OutputSettings:
     def __post_init__(self):
         _check(self.blend in BLENDS, "blend", self.blend, f"one of {', '.join(BLENDS)}")
         object.__setattr__(self, "out_dir", Path(self.out_dir))
+
+
+def default_iterations(encoder_start: bool) -> int:
+    """--nIter's default: the original's 1000 from random z, ENCODER_N_ITER from the encoder's start."""
+    return ENCODER_N_ITER if encoder_start else CompletionSettings.n_iter

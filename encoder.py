@@ -176,10 +176,13 @@ class EncoderTrainer:
         return history
 
     # -- saving ------------------------------------------------------------
-    def save(self, checkpoint_dir: str | os.PathLike) -> str:
+    def save(self, checkpoint_dir: str | os.PathLike, networks_only: bool = False) -> str:
+        """DIR/encoder/encoder-STEP and encoder.json; networks_only: without Adam's state (a third of
+        the size, as a shipped model; training it on starts a fresh Adam)."""
         folder = Path(checkpoint_dir) / FOLDER
         utils.save_json(folder / CONFIG_FILE, {**self.encoder.config, "steps": int(self.step.numpy())})
-        return tf.train.CheckpointManager(self.checkpoint, str(folder), max_to_keep=1, checkpoint_name="encoder").save(
+        state = tf.train.Checkpoint(encoder=self.encoder, step=self.step) if networks_only else self.checkpoint
+        return tf.train.CheckpointManager(state, str(folder), max_to_keep=1, checkpoint_name="encoder").save(
             checkpoint_number=int(self.step.numpy()))
 
     def restore(self, checkpoint_dir: str | os.PathLike) -> bool:

@@ -50,7 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.maskType == "full":
         parser.error("--maskType full keeps every pixel, so a job would have nothing to fill")
-    if args.nIter > args.maxIter:
+    if args.nIter is not None and args.nIter > args.maxIter:
         parser.error(f"--nIter {args.nIter} is over --maxIter {args.maxIter}")
     if args.token is not None and not args.token.strip():
         parser.error("--token must not be empty")
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
 
     checkpoint_dir, model_line = resolve_model_dir(args.checkpointDir)
     print(model_line, flush=True)
-    defaults = Defaults(settings, output.blend, args.maskType, args.centerScale)
+    defaults = Defaults(settings, output.blend, args.maskType, args.centerScale, iterations_given=args.nIter is not None)
     limits = Limits(max_upload_bytes=args.maxUploadMB << 20, max_pixels=args.maxPixels, max_iter=args.maxIter)
     store = JobStore(max_jobs=args.maxJobs, max_queue=args.maxQueue, ttl=args.jobTTL,
                      max_bytes=args.maxMemoryMB << 20)

@@ -19,12 +19,16 @@ setup(
     py_modules=["train_dcgan", "complete", "align_faces", "simple_distributions", "convert_checkpoint",
                 "model", "layouts", "ops", "utils", "masking", "distribute", "checkpoints", "training", "training_settings", "completion",
                 "export_savedmodel", "saved_model_export",
-                "completion_settings", "completion_job", "face_alignment", "framing", "photo_completion", "serve", "auto_precision"],
+                "completion_settings", "completion_job", "face_alignment", "framing", "photo_completion", "serve", "auto_precision",
+                "encoder", "train_encoder"],
     packages=["webapp"],  # the web app: its routes, jobs and page (serve.py)
     package_data={"webapp": ["static/*"]},
     # The shipped face model, where checkpoints.default_model_dir() looks in an installed wheel.
-    data_files=[("share/dcgan-completion-tf2/face64",
-                 sorted(str(p.relative_to(HERE)) for p in (HERE / "checkpoints" / "face64").iterdir()))],
+    # (its encoder in face64/encoder: a folder of its own there; TensorBoard logs stay behind).
+    data_files=[(f"share/dcgan-completion-tf2/{folder.relative_to(HERE / 'checkpoints')}",
+                 sorted(str(p.relative_to(HERE)) for p in folder.iterdir() if p.is_file()))
+                for folder in (HERE / "checkpoints" / "face64", HERE / "checkpoints" / "face64" / "encoder")
+                if folder.is_dir()],
     install_requires=requirements,
     extras_require={"test": ["pytest>=7", "httpx", "selenium", "scikit-image"], "gpu": ["tensorflow[and-cuda]>=2.16"]},
     entry_points={"console_scripts": [
@@ -33,6 +37,7 @@ setup(
         "dcgan-align-faces=align_faces:main",
         "dcgan-simple-distributions=simple_distributions:main",
         "dcgan-convert-checkpoint=convert_checkpoint:main",
+        "dcgan-train-encoder=train_encoder:main",
         "dcgan-export=export_savedmodel:main",
         "dcgan-serve=serve:main",
     ]},

@@ -29,6 +29,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--time_limit", type=utils.positive_float, default=None,
                         help="stop (and save) after this many minutes")
     parser.add_argument("--log_dir", default=None, help="TensorBoard scalars (default: DIR/encoder/logs)")
+    parser.add_argument("--networks_only", action="store_true",
+                        help="save the encoder's weights without Adam's state (a third of the size; to ship)")
     return parser.parse_args(argv)
 
 
@@ -68,7 +70,7 @@ def main(argv=None) -> int:
         bar.set_postfix(z_loss=f"{losses['z_loss']:.4f}", image_loss=f"{losses['image_loss']:.4f}", refresh=False)
         ending = bool(stop) or (deadline is not None and time.monotonic() > deadline)
         if step % args.save_every == 0 or step == args.steps or ending:
-            trainer.save(args.checkpointDir)
+            trainer.save(args.checkpointDir, args.networks_only)
         return ending
 
     try:

@@ -207,6 +207,8 @@ def create_app(service: Service, access: Access = Access()) -> FastAPI:
                                                          "drawn and reported when not given")] = None,
             weighted_mask: Annotated[bool | None, Form()] = None,
             z_candidates: Annotated[int | None, Form()] = None,
+            z_init: Annotated[Literal["encoder", "random"] | None,
+                              Form(description="where z starts: the model's encoder (where it has one) or random")] = None,
             blend: Annotated[Literal["none", "poisson"] | None, Form()] = None,
             center_scale: Annotated[float | None, Form()] = None) -> JSONResponse:
         """Queue a completion and answer at once (202) with the job's id and state. A whole photo's
@@ -221,7 +223,7 @@ def create_app(service: Service, access: Access = Access()) -> FastAPI:
         options = Options(n_iter=n_iter, approach=approach, lam=lam, lr=lr, momentum=momentum, beta1=beta1,
                           beta2=beta2, eps=eps, hmc_beta=hmc_beta, hmc_eps=hmc_eps, hmc_l=hmc_l,
                           hmc_anneal=hmc_anneal, out_interval=out_interval, seed=seed, weighted_mask=weighted_mask,
-                          z_candidates=z_candidates, blend=blend, mask_type=mask_type, center_scale=center_scale,
+                          z_candidates=z_candidates, z_init=z_init, blend=blend, mask_type=mask_type, center_scale=center_scale,
                           photo=photo)
         job = await run_in_threadpool(service.submit, image_bytes, image.filename, mask_bytes,
                                       mask.filename if mask is not None else None, options)

@@ -317,7 +317,7 @@ def compiled_key(settings: CompletionSettings) -> CompletionSettings:
     host = CompletionSettings()
     return dataclasses.replace(settings, n_iter=host.n_iter, out_interval=host.out_interval, seed=None,
                                z_candidates=host.z_candidates, weighted_mask=host.weighted_mask,
-                               batch_size=host.batch_size)
+                               batch_size=host.batch_size, z_init=host.z_init)
 
 
 def one_line(error: Exception) -> str:
@@ -333,9 +333,10 @@ class Worker:
     """The one thread that runs the model: takes batches from the store and completes them."""
 
     def __init__(self, store: JobStore, model, batch_size: int, max_engines: int = 4, log=None,
-                 engines: OrderedDict | None = None):
-        """engines: a cache of compiled engines to share with other workers on the same model (tests)."""
-        self.store, self.model, self.batch_size = store, model, batch_size
+                 engines: OrderedDict | None = None, encoder=None):
+        """engines: a cache of compiled engines to share with other workers on the same model (tests);
+        encoder: the model's encoder, the start of the jobs whose z_init is "encoder"."""
+        self.store, self.model, self.batch_size, self.encoder = store, model, batch_size, encoder
         self.max_engines = max_engines
         self.engines: OrderedDict = engines if engines is not None else OrderedDict()
         self.stopping = threading.Event()
@@ -375,6 +376,7 @@ class Worker:
         self.engines.move_to_end(key)
         engine = copy.copy(self.engines[key])
         engine.settings = settings
+        engine.encoder = self.encoder if settings.z_init == "encoder" else None
         return engine
 
     def warm_up(self, settings: CompletionSettings) -> None:
@@ -422,6 +424,8 @@ class Worker:
         masks = np.concatenate([job.masks for job in jobs])
         if jobs[0].solo:  # the engine's own draws, from the job's seed: complete.py's
             engine.completer.rng.reset_from_seed(jobs[0].seed)
+            z = None
+        elif engine.encoder is not None:  # each image's own start, whatever its batch mates
             z = None
         else:
             z = np.concatenate([draw_z(job.seed, job.count, self.model.z_dim) for job in jobs])

@@ -7,6 +7,7 @@ running batch stops after its compiled chunk.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import signal
 import socket
@@ -106,7 +107,9 @@ def _serve(sock, checkpoint_dir, defaults, mixed_precision, limits, store, xla, 
 
     import auto_precision
     import distribute
+    import encoder
     from checkpoints import read_hparams
+    from completion_settings import default_iterations
     from model import DCGAN
     from webapp.app import create_app
     from webapp.jobs import bucket
@@ -120,9 +123,14 @@ def _serve(sock, checkpoint_dir, defaults, mixed_precision, limits, store, xla, 
     print(distribute.precision_line(precision, why), flush=True)
     if defaults.mask_type == "lowres" and model.image_size % 8:
         utils.fail(f"--maskType lowres needs an image size divisible by 8, not {model.image_size}")
+    start, start_note = encoder.for_completion(checkpoint_dir, model, defaults.settings.z_init)
+    print(start_note, flush=True)
+    if not defaults.iterations_given:
+        settings = dataclasses.replace(defaults.settings, n_iter=default_iterations(start is not None))
+        defaults = dataclasses.replace(defaults, settings=settings)
     service = Service(model, defaults, limits, store, checkpoint=str(Path(checkpoint_dir)),
                       precision="float32" if precision in (None, "off") else precision,
-                      log=lambda text: print(text, file=sys.stderr, flush=True))
+                      log=lambda text: print(text, file=sys.stderr, flush=True), encoder=start)
     app = create_app(service, access)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                             timeout_graceful_shutdown=3, server_header=False)

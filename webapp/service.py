@@ -54,6 +54,7 @@ class Options:
     seed: int | None = None
     weighted_mask: bool | None = None
     z_candidates: int | None = None
+    z_init: str | None = None
     blend: str | None = None
     mask_type: str | None = None
     center_scale: float | None = None
@@ -67,14 +68,17 @@ class Defaults:
     blend: str = "poisson"
     mask_type: str = "center"
     center_scale: float = 0.25
+    iterations_given: bool = True   # --nIter given; else the start's default (completion_settings.default_iterations)
 
 
 class Service:
     def __init__(self, model, defaults: Defaults, limits: Limits = Limits(), store: JobStore | None = None,
-                 checkpoint: str = "", precision: str = "float32", log=None, engines=None):
+                 checkpoint: str = "", precision: str = "float32", log=None, engines=None, encoder=None):
+        """encoder: the checkpoint's encoder (encoder.py): jobs whose z_init is "encoder" start from it."""
         self.model, self.defaults, self.limits = model, defaults, limits
         self.store = store if store is not None else JobStore()
-        self.worker = Worker(self.store, model, defaults.settings.batch_size, log=log, engines=engines)
+        self.worker = Worker(self.store, model, defaults.settings.batch_size, log=log, engines=engines,
+                             encoder=encoder)
         self.checkpoint, self.precision = checkpoint, precision
         self.log = log or (lambda text: None)
         self.faces_lock = threading.Lock()  # dlib's detector, one photo at a time
@@ -132,7 +136,7 @@ class Service:
     def settings_for(self, options: Options, seed: int, lowres: bool) -> CompletionSettings:
         """The job's CompletionSettings: the server's defaults with the options given; 422 if out of range."""
         names = ("n_iter", "approach", "lam", "lr", "momentum", "beta1", "beta2", "eps", "hmc_beta", "hmc_eps",
-                 "hmc_l", "hmc_anneal", "out_interval", "weighted_mask", "z_candidates")
+                 "hmc_l", "hmc_anneal", "out_interval", "weighted_mask", "z_candidates", "z_init")
         changes = {name: getattr(options, name) for name in names if getattr(options, name) is not None}
         try:
             settings = dataclasses.replace(self.defaults.settings, seed=seed, lowres=lowres, **changes)
