@@ -122,7 +122,7 @@ def test_cli_flat_names_do_not_collide(tmp_path, photo):
     assert result.returncode == 0, result.stderr
     assert counts(result.stdout)["aligned"] == 3
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["x__0001.png", "y__0001-1.png", "y__0001.png"]
+    assert names == ["framing.json", "x__0001.png", "y__0001-1.png", "y__0001.png"]
     x, y = (np.asarray(Image.open(out / name), dtype=int) for name in ("x__0001.png", "y__0001.png"))
     assert np.abs(x - y).mean() > 1  # two different faces, neither overwrote the other
 
