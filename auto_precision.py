@@ -22,6 +22,7 @@ import dataclasses
 import json
 import math
 import os
+import statistics
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -34,7 +35,7 @@ CACHE_FILE = Path("dcgan-completion-tf2") / "precision.json"
 LOSS_TOLERANCE = 0.01      # a lower precision's final loss may be at most 1% above float32's
 MIN_SPEEDUP = 1.1          # ... and it must be at least this much faster: timings drift a few percent
 CHUNK_SECONDS = 0.15       # each timed run of a variant (at least one step)
-MIN_ROUNDS, MAX_ROUNDS = 3, 8   # interleaved rounds: until the verdict holds for MIN_ROUNDS in a row
+MIN_ROUNDS, MAX_ROUNDS = 4, 10  # interleaved rounds: until the verdict holds for MIN_ROUNDS in a row
 CHECK_IMAGES, CHECK_ITERATIONS = 8, 50   # the quality check: 8 images, 50 iterations from the same z
 
 # Training: the quality per step at equal steps, not the speed, decides. The evidence (docs/distributed.md,
@@ -123,9 +124,18 @@ class Timings:
         return {variant: min(r[variant] for r in self.rounds) for variant in self.rounds[0]}
 
     @property
+    def seconds(self) -> dict[str, float]:
+        """What decides: float32's best time, and every other variant's at its median speed against
+        float32 in the same round. A round's runs follow each other within a second, under the same
+        load, so their ratio holds where a load that comes and goes skews each variant's best."""
+        best = self.best["off"]
+        return {variant: best / statistics.median([r["off"] / r[variant] for r in self.rounds])
+                for variant in self.rounds[0]}
+
+    @property
     def agree(self) -> int:
-        """How many rounds, taken alone, give the verdict of every round's best."""
-        final = verdict(self.best)
+        """How many rounds, taken alone, give the verdict of all of them."""
+        final = verdict(self.seconds)
         return sum(verdict(r) == final for r in self.rounds)
 
 
@@ -142,9 +152,9 @@ def interleaved(runs: dict[str, list[Callable[[int], None]]], clock: Callable[[]
     """Time each variant's runs (run(steps) runs and waits; one run per batch size) in turns: after a
     first, untimed call (the tracing) and a timed step that sets each run's steps (about CHUNK_SECONDS,
     then fixed and run once untimed, so no round pays for compiling), rounds that time every run once, each round
-    starting at another variant, until the verdict on the best times so far has held MIN_ROUNDS rounds
-    in a row (at most MAX_ROUNDS). A second process's load then slows every variant alike, and the best
-    of several rounds is each variant's time without it."""
+    starting at another variant, until the verdict on the rounds so far (Timings.seconds) has held
+    MIN_ROUNDS rounds in a row (at most MAX_ROUNDS). A second process's load then slows every variant
+    alike, and the median of the rounds' speed ratios is not swayed by a few loaded runs."""
     steps: dict[tuple[str, int], int] = {}
     for variant, batch_runs in runs.items():
         for i, run in enumerate(batch_runs):
@@ -165,7 +175,7 @@ def interleaved(runs: dict[str, list[Callable[[int], None]]], clock: Callable[[]
                 per_batch.append(max(clock() - start, 1e-12) / steps[variant, i])
             times[variant] = math.prod(per_batch) ** (1.0 / len(per_batch))
         rounds.append({variant: times[variant] for variant in order})
-        verdicts.append(verdict(Timings(rounds).best))
+        verdicts.append(verdict(Timings(rounds).seconds))
         if len(verdicts) >= MIN_ROUNDS and len(set(verdicts[-MIN_ROUNDS:])) == 1:
             break
     return Timings(rounds)
@@ -178,7 +188,7 @@ def decide(variants: list[str], measure: Callable[[list[str]], Timings],
     least MIN_SPEEDUP faster and its final loss is within LOSS_TOLERANCE of float32's (loss_ratio(variant),
     asked once per precision, of its fastest variant, and only of those fast enough)."""
     timings = measure(list(dict.fromkeys(["off", *variants])))
-    times = timings.best
+    times = timings.seconds
     float32, faster = verdict(times)
     evidence = dict(rounds=len(timings.rounds), agree=timings.agree)
     ratios: dict[str, float] = {}

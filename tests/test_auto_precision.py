@@ -150,21 +150,37 @@ def test_the_rounds_stop_once_the_verdict_holds():
 
 
 def test_a_verdict_that_keeps_changing_is_timed_up_to_the_limit_and_says_how_sure():
-    """Two float32 variants within 3% of each other whose best times overtake each other every round
-    (after the trace, the calibration and the first run at its length): the verdict never holds, so the rounds go on to
-    MAX_ROUNDS. The final bests (0.88 against 0.90 ms) make float32 the winner, which 4 of the 8
-    rounds alone say (rounds 2, 4, 6, 8), and the line says so."""
+    """Two float32 variants whose order swaps every round (after the trace, the calibration and the
+    first run at its length): the phase kernels' speed against float32 in rounds 1-10 is 1.02, 0.90,
+    1.05, 0.85, 1.08, 0.80, 1.10, 0.75, 1.12, 0.70, so the median over the rounds so far is 1.02 after
+    every odd round and 0.96 after every even one: the verdict never holds, the rounds go on to
+    MAX_ROUNDS (10), float32 wins at a median of 0.96x, and the 5 even rounds alone say so."""
     machine = FakeMachine()
-    off = iter([1.0, 1.0, 1.0, 1.00, 0.97, 0.97, 0.94, 0.94, 0.91, 0.91, 0.88])
-    phases = iter([1.0, 1.0, 1.0, 0.99, 0.99, 0.96, 0.96, 0.93, 0.93, 0.90, 0.90])
-    runs = {"off": [lambda steps: machine.run("off", next(off) / 1000)(steps)],
+    speeds = [1.02, 0.90, 1.05, 0.85, 1.08, 0.80, 1.10, 0.75, 1.12, 0.70]
+    phases = iter([1.0, 1.0, 1.0] + [1 / speed for speed in speeds])
+    runs = {"off": [machine.run("off", 0.001)],
             "off+phases": [lambda steps: machine.run("phases", next(phases) / 1000)(steps)]}
     timings = auto_precision.interleaved(runs, clock=machine.clock)
-    assert len(timings.rounds) == auto_precision.MAX_ROUNDS == 8 and timings.agree == 4
+    assert len(timings.rounds) == auto_precision.MAX_ROUNDS == 10 and timings.agree == 5
     decision = decide(["off+phases"], lambda variants: timings, never)
-    assert decision.variant == "off" and (decision.rounds, decision.agree) == (8, 4)
-    assert decision.reason().startswith("auto: float32 measured fastest (4 of 8 interleaved rounds agree); "
-                                        "float32 (phase convolutions) 0.98x")
+    assert decision.variant == "off" and (decision.rounds, decision.agree) == (10, 5)
+    assert decision.speed("off+phases") == pytest.approx(0.96)
+    assert decision.reason().startswith("auto: float32 measured fastest (5 of 10 interleaved rounds agree); "
+                                        "float32 (phase convolutions) 0.96x")
+
+
+def test_a_load_that_skews_the_best_times_does_not_sway_the_median():
+    """float32 at 1.0 ms a step, the phase kernels at 1.1 ms (0.91x); once, a quiet moment gives the
+    phase kernels 0.8 ms while every other run is loaded by 10%. The best times would say phases is
+    faster (0.8 against 1.0 ms); the rounds' median speed still says 0.91x, and float32 is kept."""
+    machine = FakeMachine()
+    phases = iter([1.1, 1.1, 1.1, 0.8] + [1.1] * 20)
+    runs = {"off": [machine.run("off", 0.0010)],
+            "off+phases": [lambda steps: machine.run("phases", next(phases) / 1000)(steps)]}
+    timings = auto_precision.interleaved(runs, clock=machine.clock)
+    assert timings.best["off+phases"] < timings.best["off"]
+    assert timings.best["off"] / timings.seconds["off+phases"] == pytest.approx(1 / 1.1)
+    assert auto_precision.verdict(timings.seconds) == ("off", ())
 
 
 def test_every_batch_size_counts_alike():
