@@ -8,13 +8,14 @@ images, masks, iterations and seed are the signature's inputs. TensorFlow Servin
 TensorFlow runtime, then completes images without this project's Python.
 """
 import argparse
+import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
 
 import utils
 from complete import add_update_flags
-from completion_settings import CompletionSettings
+from completion_settings import Z_INITS, CompletionSettings
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -25,6 +26,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--outDir", required=True,
                         help="new or empty folder for the SavedModel (for TensorFlow Serving: MODEL_BASE/<version>)")
     add_update_flags(parser, "adam: the repository's; momentum: the article's (hmc cannot be exported)")
+    parser.add_argument("--zInit", choices=Z_INITS, default=CompletionSettings.z_init,
+                        help="encoder: z starts at the checkpoint's encoder's guess (where it has one; the seed "
+                             "input is then unused); random: from the seed, as complete.py --zInit random")
     return parser.parse_args(argv)
 
 
@@ -32,7 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     settings = CompletionSettings(approach=args.approach, lr=args.lr, momentum=args.momentum, beta1=args.beta1,
-                                  beta2=args.beta2, eps=args.eps, lam=args.lam, weighted_mask=args.weightedMask)
+                                  beta2=args.beta2, eps=args.eps, lam=args.lam, weighted_mask=args.weightedMask,
+                                  z_init=args.zInit)
     from checkpoints import default_model_dir, latest_checkpoint  # imports TensorFlow quietly
     import saved_model_export
 
@@ -42,7 +47,9 @@ def main(argv=None) -> int:
         utils.fail(f"no checkpoint in {checkpoint_dir}; train one first with "
                    f"'python train_dcgan.py --dataset DIR --checkpoint_dir {checkpoint_dir}'")
     out = saved_model_export.export(checkpoint_dir, args.outDir, settings)
-    print(f"Exported the completion of {checkpoint_dir} ({settings.approach}) as a SavedModel in {out}: "
+    start = json.loads((out / saved_model_export.SETTINGS_FILE).read_text())["start"]
+    print(f"Exported the completion of {checkpoint_dir} ({settings.approach}, z from the "
+          f"{'encoder' if start == 'encoder' else 'seed'}) as a SavedModel in {out}: "
           f"signature {saved_model_export.SIGNATURE!r}, see docs/serving.md")
     return 0
 

@@ -4,7 +4,8 @@ project's Python (docs/serving.md).
 
 The maths is the project's own: a `completion.Completer` built for the settings gives the loss,
 its gradient and the update rule (adam or momentum), `completion.weighted_masks` the paper's
-weighted mask and `completion.draw_z_in_graph` complete.py's start z from the seed. The update
+weighted mask and `completion.draw_z_in_graph` complete.py's start z from the seed (or, where the
+checkpoint has an encoder, its guess of z from the images and masks, and the seed is unused). The update
 rule and its constants are fixed at export; the images, masks, iterations and seed are inputs.
 
     serving_default(images float32 (N, S, S, C) in [-1, 1], masks float32 (N, S, S, 1) 1 = keep,
@@ -19,6 +20,7 @@ import shutil
 from pathlib import Path
 
 import completion
+import encoder
 import utils
 from completion_settings import CompletionSettings
 from model import DCGAN
@@ -44,12 +46,14 @@ def check_exportable(settings: CompletionSettings) -> None:
 class CompletionModule(tf.Module):
     """G and D, and `complete`, the completion with the settings fixed: what the SavedModel holds."""
 
-    def __init__(self, model: DCGAN, settings: CompletionSettings):
+    def __init__(self, model: DCGAN, settings: CompletionSettings, start=None):
+        """start: the checkpoint's encoder (encoder.py): z starts at its guess, and the seed is unused."""
         super().__init__(name="dcgan_completion")
         check_exportable(settings)
         if model.strategy is not None:
             raise ValueError("export a model built outside any tf.distribute strategy's scope")
         self.generator, self.discriminator = model.generator, model.discriminator  # the variables saved
+        self.encoder = start
         self.image_size, self.z_dim, self.channels = model.image_size, model.z_dim, model.c_dim
         self._settings = settings
         self._completer = completion.Completer(model, settings=settings)  # the loss and the update rules
@@ -68,7 +72,10 @@ class CompletionModule(tf.Module):
         tf.debugging.assert_equal(tf.shape(masks)[0], tf.shape(images)[0],
                                   message="images and masks must have the same number of rows")
         weights = completion.weighted_masks(masks) if settings.weighted_mask else masks
-        z = completion.draw_z_in_graph(seed, tf.shape(images)[0], self.z_dim)
+        if self.encoder is not None:
+            z = self.encoder(images, masks)
+        else:
+            z = completion.draw_z_in_graph(seed, tf.shape(images)[0], self.z_dim)
         state = completer.initial_state(z)
         update = completer.adam_update if settings.approach == "adam" else completer.momentum_update
         for i in tf.range(iterations):
@@ -93,13 +100,15 @@ def export(checkpoint_dir: str | os.PathLike, out_dir: str | os.PathLike,
                           f"(TensorFlow Serving reads MODEL_BASE/<version>/)")
     utils.output_folder(out, "SavedModel folder")  # before the slow work
     model = DCGAN.from_checkpoint(checkpoint_dir)  # float32, one device
-    module = CompletionModule(model, settings)
+    start = encoder.load(checkpoint_dir, model) if settings.z_init == "encoder" else None
+    module = CompletionModule(model, settings, start)
     try:
         tf.saved_model.save(module, str(out), signatures={SIGNATURE: module.complete.get_concrete_function()})
         record = dict(model=model.hparams, settings={name: value for name, value in
                                                      dataclasses.asdict(settings).items()
                                                      if name in ("approach", "lr", "momentum", "beta1", "beta2",
-                                                                 "eps", "lam", "weighted_mask")})
+                                                                 "eps", "lam", "weighted_mask")},
+                      start="encoder" if start is not None else "random")
         utils.save_json(out / SETTINGS_FILE, dict(record, checkpoint=str(checkpoint_dir)))
     except BaseException:
         for path in out.iterdir():  # it was empty: leave no half-written SavedModel behind

@@ -207,3 +207,38 @@ def test_bad_inputs_are_one_line_errors(tiny_checkpoint, tmp_path, capsys):
     assert "cannot write the SavedModel folder" in one_line_error(
         capsys, ["--checkpointDir", str(tiny_checkpoint), "--outDir", str(tmp_path / "file" / "1")])
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_checkpoint_with_an_encoder_exports_its_start(tiny_checkpoint, tmp_path):
+    """With an encoder beside the networks the exported completion starts at its guess (the seed is
+    unused): the SavedModel's results are the engine's with that encoder, for any seed."""
+    import shutil
+
+    import tensorflow as tf
+
+    import encoder
+    import saved_model_export
+    from completion import CompletionEngine
+    from completion_settings import CompletionSettings
+    from model import DCGAN
+
+    folder = tmp_path / "ck"
+    shutil.copytree(tiny_checkpoint, folder)
+    model = DCGAN.from_checkpoint(folder)
+    trainer = encoder.EncoderTrainer(model, encoder.for_model(model), encoder.EncoderSettings(batch_size=8))
+    trainer.train(3)
+    trainer.save(folder)
+    out = saved_model_export.export(folder, tmp_path / "model")
+    assert json.loads((out / saved_model_export.SETTINGS_FILE).read_text())["start"] == "encoder"
+    rng = np.random.default_rng(1)
+    images = rng.uniform(-1, 1, (3, SIZE, SIZE, 3)).astype(np.float32)
+    masks = np.ones((3, SIZE, SIZE, 1), np.float32)
+    masks[:, 4:12, 4:12] = 0.0
+    signature = tf.saved_model.load(str(out)).signatures["serving_default"]
+    exported = [signature(images=tf.constant(images), masks=tf.constant(masks), iterations=tf.constant(5),
+                          seed=tf.constant(seed, tf.int64)) for seed in (0, 99)]
+    np.testing.assert_array_equal(exported[0]["z"].numpy(), exported[1]["z"].numpy())
+    engine = CompletionEngine(model, CompletionSettings(n_iter=5, out_interval=5), encoder.load(folder, model))
+    result = engine.complete(images, masks)
+    np.testing.assert_allclose(exported[0]["z"].numpy(), result.z, atol=1e-5)
+    np.testing.assert_allclose(exported[0]["losses"].numpy(), result.loss, rtol=1e-4)
