@@ -123,12 +123,14 @@ class JobInputs:
         return cls(paths, images, masks, errors)
 
 
-def fit_warning(names: list, shares: np.ndarray, fit: dict | None, settings: CompletionSettings) -> str | None:
+def fit_warning(names: list, shares: np.ndarray, fit: dict | None, settings: CompletionSettings,
+                start: str = "random") -> str | None:
     """One line when some images' known pixels are far less explained by G than those of the model's own
     held-out faces (fit: the checkpoint's known_fit), else None. Only for completions like the ones fit
-    was measured on (as many iterations or more, the same contextual loss), as fewer explain less."""
+    was measured on (the same start of z, as many iterations or more, the same contextual loss), as
+    fewer explain less."""
     if fit is None or settings.lowres or settings.n_iter < fit.get("n_iter", 0) or \
-            settings.weighted_mask != fit.get("weighted_mask", True):
+            settings.weighted_mask != fit.get("weighted_mask", True) or start != fit.get("start", "random"):
         return None
     far = [(name, share) for name, share in zip(names, shares) if share > fit["warn_above"]]
     if not far:
@@ -162,7 +164,7 @@ class CompletionJob:
         print(f"Completed {len(inputs.paths)} image(s) in {batches} batch(es), mean final loss {losses.mean():.4f}: "
               f"results in {outputs / 'final'}, the optimisation in {where} (completion.gif).")
         warning = fit_warning([Path(path).name for path in inputs.paths], np.concatenate(shares), self.fit,
-                              self.engine.settings)
+                              self.engine.settings, "encoder" if self.engine.encoder is not None else "random")
         if warning:
             utils.warn(warning)
         if inputs.errors:

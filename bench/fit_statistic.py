@@ -3,8 +3,8 @@
 
     python bench/fit_statistic.py --checkpointDir checkpoints/face64 --images demo_out/heldout_faces/heldout --write
 
-Completes the held-out faces (truth known, never trained on) with complete.py's defaults and the
-center mask, and prints each face's unexplained share (completion.unexplained_share: 0 = G explains
+Completes the held-out faces (truth known, never trained on) with complete.py's defaults (its start
+of z and iterations) and the center mask, and prints each face's unexplained share (completion.unexplained_share: 0 = G explains
 the pixels the completion fits exactly, 1 = no better than their flat colour), their mean, spread
 and largest. --write records them as known_fit in the checkpoint's dcgan.json, with warn_above =
 5% above the largest: complete.py warns about inputs above it (docs/real_faces.md).
@@ -27,11 +27,12 @@ import utils  # noqa: E402
 MARGIN = 1.05  # warn_above: this much above the largest share among the model's own held-out faces
 
 
-def summarise(shares: np.ndarray, n_iter: int, knows: str) -> dict:
+def summarise(shares: np.ndarray, n_iter: int, knows: str, start: str = "random") -> dict:
     """known_fit as dcgan.json records it."""
     return {"mean": round(float(np.mean(shares)), 4), "std": round(float(np.std(shares)), 4),
             "max": round(float(np.max(shares)), 4), "warn_above": round(float(np.max(shares)) * MARGIN, 4),
-            "faces": int(len(shares)), "n_iter": n_iter, "weighted_mask": True, "mask": "center", "knows": knows}
+            "faces": int(len(shares)), "n_iter": n_iter, "start": start, "weighted_mask": True, "mask": "center",
+            "knows": knows}
 
 
 def main(argv=None) -> int:
@@ -46,21 +47,23 @@ def main(argv=None) -> int:
 
     import checkpoints
     from completion import CompletionEngine, unexplained_share
-    from completion_settings import CompletionSettings
+    from completion_settings import CompletionSettings, default_iterations
     from model import DCGAN
+    import encoder
 
     model = DCGAN.from_checkpoint(args.checkpointDir)
     size = model.image_size
     images, paths, _ = utils.load_images(utils.list_images(args.images)[:args.limit], size, progress=False)
     mask = masking.make_mask("center", size, 0.25)[..., :1]
     masks = np.broadcast_to(mask, (len(images), size, size, 1)).astype(np.float32)
-    settings = CompletionSettings(seed=args.seed)
-    engine = CompletionEngine(model, settings)
+    start = encoder.load(args.checkpointDir, model)  # complete.py's default start, and its iterations
+    settings = CompletionSettings(seed=args.seed, n_iter=default_iterations(start is not None))
+    engine = CompletionEngine(model, settings, start)
     result = engine.complete(images, masks)
     shares = unexplained_share(images, engine.weights(masks), result.fill)
     for path, share in zip(paths, shares):
         print(f"{Path(path).name} {share:.4f}")
-    fit = summarise(shares, settings.n_iter, args.knows)
+    fit = summarise(shares, settings.n_iter, args.knows, "encoder" if start is not None else "random")
     print(fit)
     if args.write:
         checkpoints.write_known_fit(args.checkpointDir, fit)

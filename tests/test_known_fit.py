@@ -105,6 +105,10 @@ def test_no_warning_without_a_known_fit_or_for_other_completions_than_the_measur
     assert completion_job.fit_warning(*far, FIT, CompletionSettings(n_iter=999)) is None       # explains less
     assert completion_job.fit_warning(*far, FIT, CompletionSettings(weighted_mask=False)) is None  # other pixels
     assert completion_job.fit_warning(*far, FIT, CompletionSettings(n_iter=2000)) is not None
+    # Measured from the encoder's start: a completion from a random z is not compared with it.
+    from_encoder = {**FIT, "start": "encoder"}
+    assert completion_job.fit_warning(*far, from_encoder, CompletionSettings(n_iter=2000)) is None
+    assert completion_job.fit_warning(*far, from_encoder, CompletionSettings(n_iter=2000), "encoder") is not None
 
 
 # ----------------------------------------------------------------------------- what the model knows, said
