@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from webapp_support import SIZE, decode, face, mask_png, png, service, wait_done
+from webapp_support import SIZE, decode, face, mask_png, model, png, service, wait_done
 
 warnings.filterwarnings("ignore", message=".*httpx.*")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -220,6 +220,33 @@ def test_batch_mates_do_not_change_a_seeded_result():
     assert alone_state["batch"] == {"jobs": 1, "rows": 1}
     assert abs(states[0]["loss"] - alone_state["loss"]) <= 1e-4 * abs(alone_state["loss"])
     assert np.abs(ours - alone_result).max() <= 1
+
+
+def test_jobs_start_from_the_encoder_whatever_their_batch_mates():
+    """With the model's encoder, a job's z starts at its guess for the job's own image (the encoder runs
+    on the batch's rows): the same result alone and in a batch with others; z_init=random does not ask it."""
+    import encoder
+    start, rows = encoder.for_model(model()), []
+
+    def recording(images, masks):
+        rows.append(int(images.shape[0]))
+        return start(images, masks)
+    results = {}
+    for name, jobs in (("alone", [dict()]), ("batched", [dict(), dict(mask_type="left"), dict(mask_type="top")]),
+                       ("random", [dict(z_init="random")])):
+        made = service(start=False, encoder=recording)
+        client = client_of(made)
+        ids = [post(client, png(face(5 + i)), mask_png(SIZE, SIZE, BOX), seed=11, **job).json()["id"]
+               for i, job in enumerate(jobs)]
+        made.start()
+        states = [wait_done(client.get, job_id) for job_id in ids]
+        assert states[0]["state"] == "done", states[0]
+        results[name] = (states[0], decode(client.get(f"/api/jobs/{ids[0]}/result.png").content).astype(int))
+        made.stop()
+    assert rows == [1, 4]  # alone: its row; batched: the padded batch's 4 rows; random: never
+    assert results["batched"][0]["batch"] == {"jobs": 3, "rows": 4}
+    assert abs(results["batched"][0]["loss"] - results["alone"][0]["loss"]) <= 1e-4 * abs(results["alone"][0]["loss"])
+    assert np.abs(results["batched"][1] - results["alone"][1]).max() <= 1
 
 
 def test_bucket_sizes():

@@ -45,12 +45,13 @@ def model():
     return DCGAN.from_checkpoint(model_dir())
 
 
-def service(store=None, limits=None, defaults: CompletionSettings = DEFAULTS, start: bool = True, **kwargs):
+def service(store=None, limits=None, defaults: CompletionSettings = DEFAULTS, start: bool = True, encoder=None,
+            **kwargs):
     """A Service on the shared model (started unless start=False), traced once per session."""
     from webapp.service import Defaults, Limits, Service
 
     made = Service(model(), Defaults(defaults, **kwargs), limits or Limits(), store, checkpoint=str(model_dir()),
-                   engines=ENGINES)
+                   engines=ENGINES, encoder=encoder)
     if start:
         made.start(warm_up=not _warm)
         _warm.append(True)
