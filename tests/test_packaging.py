@@ -183,5 +183,6 @@ def test_the_wheel_holds_every_module_the_scripts_import(tmp_path):
     static = {f"webapp/static/{path.name}" for path in (ROOT / "webapp" / "static").iterdir()}
     assert static and static | {"webapp/app.py", "webapp/jobs.py"} <= set(names)
     data = {name.split(".data/data/", 1)[1] for name in names if ".data/data/" in name}
-    shipped = {f"share/dcgan-completion-tf2/face64/{path.name}" for path in (ROOT / "checkpoints" / "face64").iterdir()}
+    shipped = {f"share/dcgan-completion-tf2/{path.relative_to(ROOT / 'checkpoints').as_posix()}"
+               for path in (ROOT / "checkpoints" / "face64").rglob("*") if path.is_file()}
     assert shipped <= data  # where checkpoints.default_model_dir() looks in an installed wheel
