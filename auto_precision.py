@@ -70,7 +70,7 @@ class Decision:
     loss_ratio: dict[str, float]
     measured: str                # when (ISO date, UTC)
     rounds: int                  # interleaved timing rounds (an entry without them is measured again)
-    agree: int                   # ... whose own times give the same verdict as all rounds' best
+    agree: int                   # ... whose own times, alone, give the verdict of all of them
 
     @property
     def precision(self) -> str:
@@ -151,8 +151,8 @@ def interleaved(runs: dict[str, list[Callable[[int], None]]], clock: Callable[[]
         -> Timings:
     """Time each variant's runs (run(steps) runs and waits; one run per batch size) in turns: after a
     first, untimed call (the tracing) and a timed step that sets each run's steps (about CHUNK_SECONDS,
-    then fixed and run once untimed, so no round pays for compiling), rounds that time every run once, each round
-    starting at another variant, until the verdict on the rounds so far (Timings.seconds) has held
+    then fixed and run once untimed, so no round pays for compiling), rounds that time every run
+    once, each round starting at another variant, until the verdict on the rounds so far (Timings.seconds) has held
     MIN_ROUNDS rounds in a row (at most MAX_ROUNDS). A second process's load then slows every variant
     alike, and the median of the rounds' speed ratios is not swayed by a few loaded runs."""
     steps: dict[tuple[str, int], int] = {}
@@ -308,7 +308,17 @@ def visible_gpus() -> list[tuple[str, tuple[int, int]]]:
 # Completion: the measured step
 # ----------------------------------------------------------------------------
 
-class CompletionTrial:
+class Trial:
+    """What both trials share: runs(variant) -> a run(steps) per batch size, timed in interleaved rounds."""
+
+    def runs(self, variant: str) -> list[Callable[[int], None]]:
+        raise NotImplementedError
+
+    def measure(self, variants: list[str]) -> Timings:
+        return interleaved({variant: self.runs(variant) for variant in variants})
+
+
+class CompletionTrial(Trial):
     """Runs each variant's completion step at the batch sizes that will run, and checks a precision's
     final loss.
 
@@ -351,9 +361,6 @@ class CompletionTrial:
             return lambda steps: completer.run(z, state, images, 0, steps)[3].numpy()
         return [at(batch) for batch in self.batches]
 
-    def measure(self, variants: list[str]) -> Timings:
-        return interleaved({variant: self.runs(variant) for variant in variants})
-
     def final_loss(self, variant: str) -> float:
         """The mean loss (judged in float32) after CHECK_ITERATIONS iterations in this variant."""
         import completion
@@ -369,7 +376,7 @@ class CompletionTrial:
         return self.final_loss(variant) / self.float32_loss
 
 
-class TrainingTrial:
+class TrainingTrial(Trial):
     """Runs each variant's training step (one D and two G updates) at the run's batch, on models of
     its own: a step changes the weights, so the model that trains is built after."""
 
@@ -388,9 +395,6 @@ class TrainingTrial:
                 out = model.train_step(images)
             float(out["d_loss"])
         return [steps]
-
-    def measure(self, variants: list[str]) -> Timings:
-        return interleaved({variant: self.runs(variant) for variant in variants})
 
 
 def model_shape(hparams: dict, batch: int | list[int], replicas: int, **extra) -> dict:

@@ -115,11 +115,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 def settings_from_args(args: argparse.Namespace) -> tuple[CompletionSettings, OutputSettings]:
     """The parsed flags as typed settings, built once; nothing past main reads the Namespace."""
     settings = CompletionSettings(
-        approach=args.approach, n_iter=DEFAULTS.n_iter if args.nIter is None else args.nIter, lr=args.lr, momentum=args.momentum, beta1=args.beta1,
-        beta2=args.beta2, eps=args.eps, hmc_beta=args.hmcBeta, hmc_eps=args.hmcEps, hmc_l=args.hmcL,
-        hmc_anneal=args.hmcAnneal, lam=args.lam, out_interval=args.outInterval, batch_size=args.batchSize,
-        seed=args.seed, weighted_mask=args.weightedMask, z_candidates=args.zCandidates, z_init=args.zInit,
-        lowres=args.maskType == "lowres" and args.mask is None, xla=args.xla)
+        approach=args.approach, n_iter=DEFAULTS.n_iter if args.nIter is None else args.nIter, lr=args.lr,
+        momentum=args.momentum, beta1=args.beta1, beta2=args.beta2, eps=args.eps, hmc_beta=args.hmcBeta,
+        hmc_eps=args.hmcEps, hmc_l=args.hmcL, hmc_anneal=args.hmcAnneal, lam=args.lam,
+        out_interval=args.outInterval, batch_size=args.batchSize, seed=args.seed, weighted_mask=args.weightedMask,
+        z_candidates=args.zCandidates, z_init=args.zInit, lowres=args.maskType == "lowres" and args.mask is None,
+        xla=args.xla)
     return settings, OutputSettings(args.outDir, args.blend)
 
 

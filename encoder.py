@@ -46,6 +46,7 @@ class Encoder(tf.Module):
     def __init__(self, image_size: int, z_dim: int, ef_dim: int, c_dim: int):
         super().__init__(name="encoder")
         self.image_size, self.z_dim, self.ef_dim, self.c_dim = image_size, z_dim, ef_dim, c_dim
+        self.trained_steps: int | None = None  # as saved in encoder.json (load)
         self.layers = max(1, int(math.log2(image_size // 4)))
         end = image_size // 2 ** self.layers
         with self.name_scope:
@@ -123,8 +124,7 @@ def _mask(rng: np.random.Generator, kind: str, size: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class EncoderSettings:
-    steps: int = 1500               # training steps (each a batch of G's samples under fresh masks)
-    batch_size: int = 64
+    batch_size: int = 64            # G's samples per step, each under a fresh mask
     learning_rate: float = 0.0002
     beta1: float = 0.5
     image_weight: float = 1.0       # the loss: mean (E(x) - z)^2 + image_weight * mean |G(E(x)) - G(z)|
@@ -222,6 +222,7 @@ def load(checkpoint_dir: str | os.PathLike, model: DCGAN) -> Encoder | None:
         return None
     config = _config(folder / CONFIG_FILE)
     encoder = for_model(model, config.get("ef_dim"))
+    encoder.trained_steps = config.get("steps")  # for the start line
     if config and (config.get("z_dim"), config.get("image_size")) != (model.z_dim, model.image_size):
         raise CheckpointError(f"{folder}: its encoder is for a {config.get('image_size')}x{config.get('image_size')} "
                               f"model with z of {config.get('z_dim')}, not this one; train it again with "
@@ -238,6 +239,5 @@ def for_completion(checkpoint_dir: str | os.PathLike, model: DCGAN, z_init: str)
     if found is None:
         return None, (f"start: random z ({checkpoint_dir} has no encoder; "
                       f"'python train_encoder.py --checkpointDir {checkpoint_dir}' adds one)")
-    steps = _config(Path(checkpoint_dir) / FOLDER / CONFIG_FILE).get("steps")
-    trained = f", trained {steps} steps on G's samples" if steps else ""
+    trained = f", trained {found.trained_steps} steps on G's samples" if found.trained_steps else ""
     return found, f"start: z from the encoder in {Path(checkpoint_dir) / FOLDER}{trained} (--zInit random: U(-1, 1))"

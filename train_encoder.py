@@ -47,8 +47,7 @@ def main(argv=None) -> int:
     model = DCGAN.from_checkpoint(args.checkpointDir)  # a missing or broken checkpoint: one line
     utils.output_folder(Path(args.checkpointDir) / encoder.FOLDER, "the encoder's folder")
     log_dir = args.log_dir or str(Path(args.checkpointDir) / encoder.FOLDER / "logs")
-    settings = encoder.EncoderSettings(steps=args.steps, batch_size=args.batch_size,
-                                       learning_rate=args.learning_rate, seed=args.seed)
+    settings = encoder.EncoderSettings(batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed)
     trainer = encoder.EncoderTrainer(model, encoder.for_model(model), settings)
     if trainer.restore(args.checkpointDir):
         print(f"Resuming the encoder of {args.checkpointDir} at step {int(trainer.step.numpy())}")

@@ -208,7 +208,8 @@ def create_app(service: Service, access: Access = Access()) -> FastAPI:
             weighted_mask: Annotated[bool | None, Form()] = None,
             z_candidates: Annotated[int | None, Form()] = None,
             z_init: Annotated[Literal["encoder", "random"] | None,
-                              Form(description="where z starts: the model's encoder (where it has one) or random")] = None,
+                              Form(description="where z starts: the model's encoder (where it has one), "
+                                               "or random")] = None,
             blend: Annotated[Literal["none", "poisson"] | None, Form()] = None,
             center_scale: Annotated[float | None, Form()] = None) -> JSONResponse:
         """Queue a completion and answer at once (202) with the job's id and state. A whole photo's
