@@ -23,9 +23,9 @@ from typing import NamedTuple, Sequence
 import cv2
 from tqdm import tqdm
 
-import framing
+from dcgan_completion.faces import framing
 import utils
-from face_alignment import LANDMARKS, default_predictor, find_faces, find_landmarks, load_models, warp
+from dcgan_completion.faces.alignment import LANDMARKS, default_predictor, find_faces, find_landmarks, load_models, warp
 
 
 # ----------------------------------------------------------------------------

@@ -17,9 +17,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
 
-import masking
+from dcgan_completion.completion import masks as masking
 import utils
-from completion_settings import (APPROACHES, BLENDS, ENCODER_N_ITER, Z_INITS, CompletionSettings, OutputSettings,
+from dcgan_completion.completion.settings import (APPROACHES, BLENDS, ENCODER_N_ITER, Z_INITS, CompletionSettings, OutputSettings,
                                  default_iterations)
 
 DEFAULTS, OUTPUT_DEFAULTS = CompletionSettings(), OutputSettings()  # every completion flag's default
@@ -128,14 +128,14 @@ def settings_from_args(args: argparse.Namespace) -> tuple[CompletionSettings, Ou
 def main(argv=None) -> int:
     args = parse_args(argv)
     settings, output = settings_from_args(args)
-    from checkpoints import (latest_checkpoint, read_framing, read_hparams, read_known_fit,  # imports TF quietly
+    from dcgan_completion.networks.storage import (latest_checkpoint, read_framing, read_hparams, read_known_fit,  # imports TF quietly
                              resolve_model_dir)
-    import auto_precision
-    from completion import CompletionEngine
-    from completion_job import CompletionJob
+    from dcgan_completion import auto_precision
+    from dcgan_completion.completion.engine import CompletionEngine
+    from dcgan_completion.completion.outputs import CompletionJob
     from model import DCGAN
-    import encoder
-    import distribute
+    from dcgan_completion import encoder
+    from dcgan_completion import distribute
 
     checkpoint_dir, model_line = resolve_model_dir(args.checkpointDir)
     print(model_line)
@@ -165,7 +165,7 @@ def main(argv=None) -> int:
         settings = dataclasses.replace(settings, n_iter=default_iterations(start is not None))
     engine = CompletionEngine(model, settings, start)
     if args.photos:
-        from photo_completion import PhotoJob
+        from dcgan_completion.completion.photos import PhotoJob
         return PhotoJob(engine, output, read_framing(checkpoint_dir)).run(args.photos, work)
     return CompletionJob(engine, output, read_known_fit(checkpoint_dir)).run(work)
 
@@ -174,10 +174,10 @@ def read_work(args: argparse.Namespace, size: int, channels: int):
     """What complete.py will work on, read and checked before the model is built: the photos' mask
     files (--photos), or the images and their masks; and a writable output folder."""
     if args.photos:
-        from photo_completion import photo_masks
+        from dcgan_completion.completion.photos import photo_masks
         work = photo_masks(args.photos, args.mask)
     else:
-        from completion_job import JobInputs
+        from dcgan_completion.completion.outputs import JobInputs
         work = JobInputs.read(args.imgs, read_mask(args, size), size, channels)
     utils.output_folder(args.outDir, "output folder")
     return work

@@ -29,7 +29,7 @@ def main(argv=None) -> int:
 
     from model import DCGAN, convert_checkpoint  # CheckpointError: a one-line error, by expected_errors
     if args.networks_only:
-        from checkpoints import save_networks
+        from dcgan_completion.networks.storage import save_networks
         written = save_networks(DCGAN.from_checkpoint(args.src), args.dst)
     else:
         written = convert_checkpoint(args.src, args.dst)

@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chat
 
 import utils
 from complete import add_update_flags
-from completion_settings import Z_INITS, CompletionSettings
+from dcgan_completion.completion.settings import Z_INITS, CompletionSettings
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -38,8 +38,8 @@ def main(argv=None) -> int:
     settings = CompletionSettings(approach=args.approach, lr=args.lr, momentum=args.momentum, beta1=args.beta1,
                                   beta2=args.beta2, eps=args.eps, lam=args.lam, weighted_mask=args.weightedMask,
                                   z_init=args.zInit)
-    from checkpoints import default_model_dir, latest_checkpoint  # imports TensorFlow quietly
-    import saved_model_export
+    from dcgan_completion.networks.storage import default_model_dir, latest_checkpoint  # imports TensorFlow quietly
+    from dcgan_completion import export as saved_model_export
 
     saved_model_export.check_exportable(settings)  # before any slow work
     checkpoint_dir = args.checkpointDir if args.checkpointDir is not None else str(default_model_dir())

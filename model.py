@@ -21,12 +21,12 @@ import utils
 utils.import_tensorflow_quietly()
 import tensorflow as tf  # noqa: E402
 
-import distribute  # noqa: E402
-from checkpoints import (CHECKPOINT_NAME, HPARAMS_FILE, OBJECT_GRAPH_KEY, CheckpointError,  # noqa: E402
+from dcgan_completion import distribute  # noqa: E402
+from dcgan_completion.networks.storage import (CHECKPOINT_NAME, HPARAMS_FILE, OBJECT_GRAPH_KEY, CheckpointError,  # noqa: E402
                          first_line, json_record, latest_checkpoint, no_checkpoint_message, read_framing, read_hparams,
                          variable_name)
-import layouts  # noqa: E402
-from layouts import num_layers  # noqa: E402,F401  (model.num_layers, for bench/)
+from dcgan_completion.networks import layouts  # noqa: E402
+from dcgan_completion.networks.layouts import num_layers  # noqa: E402,F401  (model.num_layers, for bench/)
 from ops import BatchNorm, Conv2d, Conv2dTranspose, Linear, leaky_relu  # noqa: E402
 
 SAMPLE_COUNT = 64                   # the fixed sample z: an 8x8 grid

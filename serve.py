@@ -64,10 +64,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     settings, output = settings_from_args(args)
-    from checkpoints import resolve_model_dir  # imports TensorFlow quietly
-    from webapp.jobs import JobStore
-    from webapp.server import access_for, serve
-    from webapp.service import Defaults, Limits
+    from dcgan_completion.networks.storage import resolve_model_dir  # imports TensorFlow quietly
+    from dcgan_completion.serving.jobs import JobStore
+    from dcgan_completion.serving.server import access_for, serve
+    from dcgan_completion.serving.service import Defaults, Limits
 
     checkpoint_dir, model_line = resolve_model_dir(args.checkpointDir)
     print(model_line, flush=True)

@@ -1,7 +1,7 @@
 """Install the DCGAN image-completion scripts: `pip install .` (or `pip install -e .`)."""
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 requirements = [line.strip() for line in (HERE / "requirements.txt").read_text().splitlines()
@@ -15,15 +15,13 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.10,<3.14",  # the Pythons TensorFlow 2.21 supports (3.10 to 3.13)
-    # Every top-level module: the five scripts and the modules they import (tests/test_packaging.py checks).
-    py_modules=["train_dcgan", "complete", "align_faces", "simple_distributions", "convert_checkpoint",
-                "model", "layouts", "ops", "utils", "masking", "distribute", "checkpoints", "training", "training_settings", "completion",
-                "export_savedmodel", "saved_model_export",
-                "completion_settings", "completion_job", "face_alignment", "framing", "photo_completion", "serve", "auto_precision",
-                "encoder", "train_encoder"],
-    packages=["webapp"],  # the web app: its routes, jobs and page (serve.py)
-    package_data={"webapp": ["static/*"]},
-    # The shipped face model, where checkpoints.default_model_dir() looks in an installed wheel.
+    # The original's files and the thin scripts at the top; everything else in one package
+    # (tests/test_packaging.py checks that nothing else is installed as a top-level name).
+    py_modules=["train_dcgan", "complete", "align_faces", "simple_distributions", "model", "ops", "utils",
+                "serve", "export_savedmodel", "convert_checkpoint", "train_encoder"],
+    packages=find_packages(include=["dcgan_completion", "dcgan_completion.*"]),
+    package_data={"dcgan_completion.serving": ["static/*"]},  # the web page
+    # The shipped face model, where storage.default_model_dir() looks in an installed wheel.
     # (its encoder in face64/encoder: a folder of its own there; TensorBoard logs stay behind).
     data_files=[(f"share/dcgan-completion-tf2/{folder.relative_to(HERE / 'checkpoints')}",
                  sorted(str(p.relative_to(HERE)) for p in folder.iterdir() if p.is_file()))

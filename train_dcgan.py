@@ -14,10 +14,10 @@ import argparse
 import json
 import os
 
-import framing
-import training
+from dcgan_completion.faces import framing
+from dcgan_completion.training import loop as training
 import utils
-from training_settings import DEFAULTS, TrainingSettings, flag_type
+from dcgan_completion.training.settings import DEFAULTS, TrainingSettings, flag_type
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
 
@@ -30,7 +30,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 
     def flag(name: str, help: str, **extra) -> None:
-        """--name: its default and the values it takes are TrainingSettings' (training_settings.py)."""
+        """--name: its default and the values it takes are TrainingSettings' (training/settings.py)."""
         parser.add_argument(f"--{name}", default=getattr(DEFAULTS, name), help=help,
                             **flag_type(name), **extra)
 
@@ -80,7 +80,7 @@ def settings_from_args(args: argparse.Namespace) -> TrainingSettings:
 def model_hparams(settings: TrainingSettings, paths: list[str]) -> dict:
     """The model to train. Resuming: the checkpoint's (layout included), and a flag that asks for
     another is an error; new: the original's, in gray when every image is."""
-    from checkpoints import latest_checkpoint, read_hparams
+    from dcgan_completion.networks.storage import latest_checkpoint, read_hparams
     asked = dict(image_size=settings.image_size, z_dim=settings.z_dim, gf_dim=settings.gf_dim,
                  df_dim=settings.df_dim, c_dim=settings.c_dim)
     folder = settings.checkpoint_dir
@@ -112,9 +112,9 @@ def dataset_framing(settings: TrainingSettings, paths: list[str]) -> dict:
 def main(argv=None) -> int:
     settings = settings_from_args(parse_args(argv))
     paths = training.dataset_images(settings.dataset)
-    import checkpoints  # noqa: F401  (imports TensorFlow quietly)
-    import auto_precision
-    import distribute
+    from dcgan_completion.networks import storage  # noqa: F401  (imports TensorFlow quietly)
+    from dcgan_completion import auto_precision
+    from dcgan_completion import distribute
     from model import DCGAN
     strategy = distribute.start(settings.strategy, settings.xla, settings.mixed_precision)
     distribute.per_replica_batch(strategy, settings.batch_size)  # the global batch divides, or say so now

@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from pathlib import Path
 
-    import encoder
+    from dcgan_completion import encoder
     from model import DCGAN
     import tensorflow as tf
     from tqdm import tqdm

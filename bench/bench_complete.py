@@ -35,9 +35,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 def worker(args) -> dict:
     """One round in this process: TensorFlow's figures (and, first round, the float32 run's final loss)."""
     from common import build_model, completion_iteration_flops, matmul_rates, model, print_flops, scale_generator, tf
-    import completion
-    import masking
-    from completion_settings import CompletionSettings
+    from dcgan_completion.completion import engine as completion
+    from dcgan_completion.completion import masks as masking
+    from dcgan_completion.completion.settings import CompletionSettings
 
     settings = CompletionSettings(approach=args.approach, seed=0, xla=args.xla)
     strategy, dcgan, precision = build_model(args, args.imgSize, "completion", args.batchSize, settings)

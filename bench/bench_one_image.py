@@ -33,9 +33,9 @@ def worker(args) -> dict:
     """One round in this process: start-up, then each iteration count's seconds."""
     from common import build_model, matmul_rates
     import numpy as np
-    import completion
-    import masking
-    from completion_settings import CompletionSettings
+    from dcgan_completion.completion import engine as completion
+    from dcgan_completion.completion import masks as masking
+    from dcgan_completion.completion.settings import CompletionSettings
 
     counts = [int(n) for n in args.iterations.split(",")]
     settings = CompletionSettings(approach="momentum", seed=0, xla=args.xla, out_interval=args.outInterval,

@@ -149,11 +149,11 @@ def main(argv=None) -> int:
     parser.add_argument("--sequentialRuns", type=int, default=16, help="complete.py runs (0: none)")
     args = parser.parse_args(argv)
 
-    from completion_settings import CompletionSettings
+    from dcgan_completion.completion.settings import CompletionSettings
     from model import DCGAN
-    from webapp.app import create_app
-    from webapp.server import in_thread
-    from webapp.service import Defaults, Service
+    from dcgan_completion.serving.app import create_app
+    from dcgan_completion.serving.server import in_thread
+    from dcgan_completion.serving.service import Defaults, Service
 
     work = Path(tempfile.mkdtemp(prefix="bench_serve_"))
     checkpoint = args.checkpointDir

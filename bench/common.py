@@ -9,7 +9,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import layouts  # noqa: E402
+from dcgan_completion.networks import layouts  # noqa: E402
 import model  # noqa: E402  (imports TensorFlow quietly)
 
 import tensorflow as tf  # noqa: E402
@@ -109,8 +109,8 @@ def build_model(args, image_size: int, job: str = "training", batch: int = 64, s
     """(strategy, DCGAN, precision) for the benchmark's flags, with random weights (seed 0; G scaled for a
     completion); precision is what --mixed_precision resolves to in train_dcgan.py (job "training") or
     complete.py (job "completion": auto measures this model at `batch` with `settings`)."""
-    import auto_precision
-    import distribute
+    from dcgan_completion import auto_precision
+    from dcgan_completion import distribute
     strategy = distribute.make_strategy(args.strategy)
     hparams = dict(image_size=image_size, z_dim=100, gf_dim=args.gf_dim, df_dim=args.df_dim, c_dim=3)
 

@@ -25,7 +25,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
 import eval_completion  # noqa: E402
-import masking  # noqa: E402
+from dcgan_completion.completion import masks as masking  # noqa: E402
 import utils  # noqa: E402
 
 # name -> CompletionSettings fields (weighted_mask: the paper's weighted contextual loss), and restarts.
@@ -42,8 +42,8 @@ CANDIDATES = {
 
 def complete(model, truth: np.ndarray, mask: np.ndarray, candidate: dict, iters: list[int], precision: str):
     """Yield (iterations, per-image fills as uint8, mean final loss, seconds) at each of iters."""
-    from completion import CompletionEngine
-    from completion_settings import CompletionSettings
+    from dcgan_completion.completion.engine import CompletionEngine
+    from dcgan_completion.completion.settings import CompletionSettings
 
     fields = dict(candidate)
     restarts, count = fields.pop("restarts", 1), len(truth)
@@ -91,9 +91,9 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown candidate {unknown[0]!r}")
 
-    import auto_precision
-    from checkpoints import read_hparams
-    from completion_settings import CompletionSettings
+    from dcgan_completion import auto_precision
+    from dcgan_completion.networks.storage import read_hparams
+    from dcgan_completion.completion.settings import CompletionSettings
     from model import DCGAN
     model, precision, _ = auto_precision.completion_precision(
         args.mixed_precision, lambda p, phases: DCGAN.from_checkpoint(args.checkpointDir, compute_dtype=p, phases=phases),

@@ -50,7 +50,7 @@ for _path in (str(ROOT), str(BENCH)):
 
 import face_measures  # noqa: E402
 import metrics  # noqa: E402
-import masking  # noqa: E402
+from dcgan_completion.completion import masks as masking  # noqa: E402
 import utils  # noqa: E402
 
 COMPLETE_SCRIPT = "complete.py"   # run with cwd = the repository root

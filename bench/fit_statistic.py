@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import masking  # noqa: E402
+from dcgan_completion.completion import masks as masking  # noqa: E402
 import utils  # noqa: E402
 
 MARGIN = 1.05  # warn_above: this much above the largest share among the model's own held-out faces
@@ -45,11 +45,11 @@ def main(argv=None) -> int:
     parser.add_argument("--write", action="store_true", help="record known_fit in the checkpoint's dcgan.json")
     args = parser.parse_args(argv)
 
-    import checkpoints
-    from completion import CompletionEngine, unexplained_share
-    from completion_settings import CompletionSettings, default_iterations
+    from dcgan_completion.networks import storage
+    from dcgan_completion.completion.engine import CompletionEngine, unexplained_share
+    from dcgan_completion.completion.settings import CompletionSettings, default_iterations
     from model import DCGAN
-    import encoder
+    from dcgan_completion import encoder
 
     model = DCGAN.from_checkpoint(args.checkpointDir)
     size = model.image_size
@@ -66,8 +66,8 @@ def main(argv=None) -> int:
     fit = summarise(shares, settings.n_iter, args.knows, "encoder" if start is not None else "random")
     print(fit)
     if args.write:
-        checkpoints.write_known_fit(args.checkpointDir, fit)
-        print(f"known_fit written to {Path(args.checkpointDir) / checkpoints.HPARAMS_FILE}")
+        storage.write_known_fit(args.checkpointDir, fit)
+        print(f"known_fit written to {Path(args.checkpointDir) / storage.HPARAMS_FILE}")
     return 0
 
 

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
-import masking  # noqa: E402
+from dcgan_completion.completion import masks as masking  # noqa: E402
 import metrics  # noqa: E402
 import utils  # noqa: E402
 
@@ -90,10 +90,10 @@ def table(per_seed: list[dict], iterations: list[int]) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import encoder
-    from checkpoints import resolve_model_dir
-    from completion import CompletionEngine
-    from completion_settings import CompletionSettings
+    from dcgan_completion import encoder
+    from dcgan_completion.networks.storage import resolve_model_dir
+    from dcgan_completion.completion.engine import CompletionEngine
+    from dcgan_completion.completion.settings import CompletionSettings
     from model import DCGAN
     checkpoint_dir, line = resolve_model_dir(args.checkpointDir)
     print(line, file=sys.stderr)

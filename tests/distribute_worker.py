@@ -20,11 +20,11 @@ os.environ["DCGAN_LOGICAL_CPUS"] = "2"
 
 import numpy as np  # noqa: E402
 
-import completion  # noqa: E402  (imports TensorFlow quietly; no device initialised yet)
-from completion_settings import CompletionSettings  # noqa: E402
+from dcgan_completion.completion import engine as completion  # noqa: E402  (imports TensorFlow quietly; no device initialised yet)
+from dcgan_completion.completion.settings import CompletionSettings  # noqa: E402
 import model as M  # noqa: E402
-import distribute  # noqa: E402
-import masking  # noqa: E402
+from dcgan_completion import distribute  # noqa: E402
+from dcgan_completion.completion import masks as masking  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
 HPARAMS = dict(image_size=16, z_dim=8, gf_dim=4, df_dim=4)

@@ -13,8 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import auto_precision  # noqa: E402
-from auto_precision import Decision, choose, decide  # noqa: E402
+from dcgan_completion import auto_precision  # noqa: E402
+from dcgan_completion.auto_precision import Decision, choose, decide  # noqa: E402
 
 
 def recording(values: dict):
@@ -328,7 +328,7 @@ def test_training_keeps_float32_and_times_only_its_kernels(monkeypatch, tmp_path
 @pytest.fixture(scope="module")
 def tiny_model_builder():
     from model import DCGAN
-    from completion_settings import CompletionSettings
+    from dcgan_completion.completion.settings import CompletionSettings
     built = []
 
     def build(precision, phases=None):
@@ -342,7 +342,7 @@ def tiny_model_builder():
 
 
 def test_the_trial_times_and_judges_the_real_step(tiny_model_builder, monkeypatch):
-    import completion
+    from dcgan_completion.completion import engine as completion
     build, built, settings = tiny_model_builder
     monkeypatch.setattr(auto_precision, "CHUNK_SECONDS", 0.02)
     trial = auto_precision.CompletionTrial(build, batches=[3, 1], settings=settings)

@@ -1,4 +1,4 @@
-"""checkpoints.py and DCGAN.load: the original's TensorFlow 1 checkpoints.
+"""networks/storage.py and DCGAN.load: the original's TensorFlow 1 checkpoints.
 
 Each checkpoint here is written the way the original wrote it: its graph is built with
 tf.compat.v1 in graph mode under the original's variable scopes (conv2d, deconv2d,
@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import convert_checkpoint  # noqa: E402
-import checkpoints  # noqa: E402
-import layouts  # noqa: E402
-import masking  # noqa: E402
+from dcgan_completion.networks import storage  # noqa: E402
+from dcgan_completion.networks import layouts  # noqa: E402
+from dcgan_completion.completion import masks as masking  # noqa: E402
 import train_dcgan  # noqa: E402
-from checkpoints import CheckpointError, infer_hparams, latest_checkpoint, read_hparams  # noqa: E402
+from dcgan_completion.networks.storage import CheckpointError, infer_hparams, latest_checkpoint, read_hparams  # noqa: E402
 from model import DCGAN  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
@@ -264,7 +264,7 @@ def write_dataset(folder: Path, count: int, size: int, seed: int = 0) -> list[Pa
 
 def test_written_checkpoint_has_the_ports_names_and_shapes(tf1_64):
     written = dict(tf.train.list_variables(tf1_64["prefix"]))
-    port = {checkpoints.variable_name(v): v.shape.as_list() for v in DCGAN(**DEFAULTS).model_variables}
+    port = {storage.variable_name(v): v.shape.as_list() for v in DCGAN(**DEFAULTS).model_variables}
     assert written == port
     assert len(written) == 48 and written["discriminator/d_h3_lin/Matrix"] == [8192, 1]
     assert (tf1_64["folder"] / "checkpoint").exists()
@@ -642,5 +642,5 @@ def test_networks_only_copy_keeps_the_networks_and_drops_the_optimiser(tmp_path,
 
 
 def test_default_model_dir_is_the_clones_checkpoints_folder():
-    assert checkpoints.default_model_dir() == ROOT / "checkpoints" / checkpoints.SHIPPED_MODEL or \
-        not (ROOT / "checkpoints" / checkpoints.SHIPPED_MODEL).is_dir()
+    assert storage.default_model_dir() == ROOT / "checkpoints" / storage.SHIPPED_MODEL or \
+        not (ROOT / "checkpoints" / storage.SHIPPED_MODEL).is_dir()

@@ -22,7 +22,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import masking  # noqa: E402
+from dcgan_completion.completion import masks as masking  # noqa: E402
 import utils  # noqa: E402
 
 SIZE, Z_DIM, GAIN = 16, 16, 10.0
@@ -362,7 +362,7 @@ def test_defaults_are_the_measured_best_and_the_article_is_one_flag_set_away():
 
 def test_every_flag_reaches_its_setting_and_the_defaults_are_the_settings():
     import complete
-    from completion_settings import CompletionSettings, OutputSettings
+    from dcgan_completion.completion.settings import CompletionSettings, OutputSettings
     assert complete.settings_from_args(complete.parse_args(["x.png"])) == (CompletionSettings(), OutputSettings())
     flags = ["--approach", "hmc", "--nIter", "7", "--lr", "0.5", "--momentum", "0.25", "--beta1", "0.5",
              "--beta2", "0.75", "--eps", "0.125", "--hmcBeta", "0.3", "--hmcEps", "0.04", "--hmcL", "9",

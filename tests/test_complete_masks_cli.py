@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import complete  # noqa: E402
-import masking  # noqa: E402
+from dcgan_completion.completion import masks as masking  # noqa: E402
 import utils  # noqa: E402
 
 SIZE = 16

@@ -17,9 +17,9 @@ import tensorflow as tf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import masking  # noqa: E402
-from completion import CompletionEngine, Completer, draw_z  # noqa: E402
-from completion_settings import CompletionSettings  # noqa: E402
+from dcgan_completion.completion import masks as masking  # noqa: E402
+from dcgan_completion.completion.engine import CompletionEngine, Completer, draw_z  # noqa: E402
+from dcgan_completion.completion.settings import CompletionSettings  # noqa: E402
 from model import DCGAN  # noqa: E402
 
 SIZE, Z_DIM, N = 16, 16, 4

@@ -191,7 +191,7 @@ def test_tiny_models_take_the_merged_and_the_phase_paths():
     the sample grid, where a MirroredVariable failed), and by phases too in bfloat16."""
     import tensorflow as tf
 
-    import layouts
+    from dcgan_completion.networks import layouts
     import ops
     _, widths = layouts.generator_plan(layouts.DEFAULT_LAYOUT, 16, 8, 3)
     assert [ops.phase_method(w, None) for w in widths[1:]] == [None, None, "merged", "merged"]
@@ -263,7 +263,7 @@ def test_loss_scale_skips_non_finite_steps_and_grows():
     """float16's dynamic loss scaling, in this process (no device split needed)."""
     import tensorflow as tf
 
-    import distribute
+    from dcgan_completion import distribute
     from model import Adam
     var = tf.Variable([1.0, 2.0])
     adam = Adam([var], learning_rate=0.1, beta1=0.5)
@@ -295,7 +295,7 @@ def test_float32_layers_do_not_cast():
 
 
 def test_explicit_precision_is_kept_and_unknown_is_refused(tmp_path):
-    import distribute
+    from dcgan_completion import distribute
     import utils
     for asked in ("off", "float16", "bfloat16"):
         assert distribute.choose_precision(asked) == (asked, "as asked")

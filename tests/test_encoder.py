@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import encoder
+from dcgan_completion import encoder
 import train_encoder
-from completion import CompletionEngine
-from completion_settings import CompletionSettings
+from dcgan_completion.completion.engine import CompletionEngine
+from dcgan_completion.completion.settings import CompletionSettings
 from model import DCGAN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,6 +134,6 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     trainer.save(tmp_path / "ck")
     config = tmp_path / "ck" / "encoder" / "encoder.json"
     config.write_text(config.read_text().replace(f'"z_dim": {Z_DIM}', '"z_dim": 100'))
-    from checkpoints import CheckpointError
+    from dcgan_completion.networks.storage import CheckpointError
     with pytest.raises(CheckpointError, match="train it again with train_encoder.py"):
         encoder.load(tmp_path / "ck", model)

@@ -21,11 +21,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import masking  # noqa: E402
+from dcgan_completion.completion import masks as masking  # noqa: E402
 import utils  # noqa: E402
 
 SIZE, Z_DIM, SEED, ITERATIONS = 16, 8, 7, 12
-PROJECT_MODULES = sorted({p.stem for p in ROOT.glob("*.py")} | {"webapp"})
+PROJECT_MODULES = sorted({p.stem for p in ROOT.glob("*.py")} | {"dcgan_completion"})
 
 # Runs in a fresh interpreter (-I: no PYTHONPATH, no script folder on sys.path) that cannot import
 # any of the project's modules: only TensorFlow, numpy and the SavedModel.
@@ -122,7 +122,7 @@ def test_export_in_a_fresh_process_gives_complete_py_results(runs):
     loss = float(re.search(r"mean final loss ([0-9.]+)", stdout).group(1))
     assert exported["losses"][0] == pytest.approx(loss, abs=2e-4, rel=1e-4)
     # The iterations ran: the final z is not the start z.
-    import completion
+    from dcgan_completion.completion import engine as completion
     assert not np.allclose(exported["z"], completion.draw_z(SEED, 1, Z_DIM))
 
 
@@ -145,7 +145,7 @@ def test_draw_z_in_graph_is_draw_z():
     """The stateless Philox draw from the seed tensor gives draw_z's numbers, bit for bit."""
     import tensorflow as tf
 
-    import completion
+    from dcgan_completion.completion import engine as completion
 
     in_graph = tf.function(completion.draw_z_in_graph)
     for seed in (0, 1, 7, 1234, 2 ** 31, 2 ** 63 - 1, -1, -5, -2 ** 63):
@@ -158,7 +158,7 @@ def test_draw_z_in_graph_is_draw_z():
 
 
 def test_weighted_masks_in_graph_match_masking():
-    import completion
+    from dcgan_completion.completion import engine as completion
 
     rng = np.random.default_rng(0)
     for size in (9, 16, 64):
@@ -176,10 +176,10 @@ def test_momentum_and_plain_mask_match_the_engine(tiny_checkpoint):
     with their own masks, under the article's momentum and plain L1."""
     import tensorflow as tf
 
-    from completion import CompletionEngine
-    from completion_settings import CompletionSettings
+    from dcgan_completion.completion.engine import CompletionEngine
+    from dcgan_completion.completion.settings import CompletionSettings
     from model import DCGAN
-    from saved_model_export import CompletionModule
+    from dcgan_completion.export import CompletionModule
 
     settings = CompletionSettings(approach="momentum", lr=0.02, momentum=0.8, lam=0.3, weighted_mask=False,
                                   n_iter=5, out_interval=5, batch_size=2, seed=3)
@@ -216,10 +216,10 @@ def test_a_checkpoint_with_an_encoder_exports_its_start(tiny_checkpoint, tmp_pat
 
     import tensorflow as tf
 
-    import encoder
-    import saved_model_export
-    from completion import CompletionEngine
-    from completion_settings import CompletionSettings
+    from dcgan_completion import encoder
+    from dcgan_completion import export as saved_model_export
+    from dcgan_completion.completion.engine import CompletionEngine
+    from dcgan_completion.completion.settings import CompletionSettings
     from model import DCGAN
 
     folder = tmp_path / "ck"

@@ -14,7 +14,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import face_alignment  # noqa: E402
+from dcgan_completion.faces import alignment as face_alignment  # noqa: E402
 import utils  # noqa: E402
 
 PHOTO = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))

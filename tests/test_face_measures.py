@@ -27,7 +27,7 @@ def real_faces() -> dict[str, np.ndarray]:
     from matplotlib import cbook
     from PIL import Image
     from skimage import data as skimage_data  # a test extra (setup.py): its wheel ships astronaut.png
-    import face_alignment
+    from dcgan_completion.faces import alignment as face_alignment
 
     detector, predictor = face_alignment.load_models(face_alignment.default_predictor())
     photos = {"hopper": np.asarray(Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB")),

@@ -15,7 +15,7 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import framing  # noqa: E402
+from dcgan_completion.faces import framing  # noqa: E402
 import utils  # noqa: E402
 
 
@@ -52,7 +52,7 @@ def test_celeba_framing_is_the_training_crop_of_celeba_positions(tmp_path):
 
 
 def test_openface_framing_is_align_faces_warp():
-    import face_alignment
+    from dcgan_completion.faces import alignment as face_alignment
     rng = np.random.default_rng(0)
     landmarks = np.float32(framing.TEMPLATE * 180 + rng.normal(0, 3, (68, 2)) + 40)
     for name, indices in framing.LANDMARKS.items():
@@ -100,27 +100,27 @@ def test_the_dataset_decides_the_framing(tmp_path):
 
 
 def test_dcgan_json_records_it(tmp_path):
-    import checkpoints
+    from dcgan_completion.networks import storage
     from model import DCGAN
     model = DCGAN(image_size=8, z_dim=4, gf_dim=4, df_dim=4)
     model.save(tmp_path / "old")
-    assert checkpoints.read_framing(tmp_path / "old") == framing.UNKNOWN  # a model from before: unknown
+    assert storage.read_framing(tmp_path / "old") == framing.UNKNOWN  # a model from before: unknown
     model.framing_json = json.dumps(framing.celeba(178, 218, 108))
     model.save(tmp_path / "new")
     assert json.loads((tmp_path / "new" / "dcgan.json").read_text())["framing"]["kind"] == "celeba"
-    assert checkpoints.read_hparams(tmp_path / "new") == model.hparams  # not a hyper-parameter
+    assert storage.read_hparams(tmp_path / "new") == model.hparams  # not a hyper-parameter
     loaded = DCGAN.from_checkpoint(tmp_path / "new")
-    checkpoints.save_networks(loaded, tmp_path / "copy")  # convert_checkpoint.py --networks_only keeps it
-    assert checkpoints.read_framing(tmp_path / "copy") == framing.celeba(178, 218, 108)
-    checkpoints.write_known_fit(tmp_path / "copy", {"mean": 0.3, "std": 0.1, "warn_above": 0.6})
-    assert checkpoints.read_framing(tmp_path / "copy")["kind"] == "celeba"
-    assert checkpoints.resolve_model_dir(tmp_path / "copy")[1] == (
+    storage.save_networks(loaded, tmp_path / "copy")  # convert_checkpoint.py --networks_only keeps it
+    assert storage.read_framing(tmp_path / "copy") == framing.celeba(178, 218, 108)
+    storage.write_known_fit(tmp_path / "copy", {"mean": 0.3, "std": 0.1, "warn_above": 0.6})
+    assert storage.read_framing(tmp_path / "copy")["kind"] == "celeba"
+    assert storage.resolve_model_dir(tmp_path / "copy")[1] == (
         f"model: {tmp_path / 'copy'}; framing: CelebA's aligned 178x218 images, then the centred 108x108")
 
-    shipped = checkpoints.read_framing(checkpoints.default_model_dir())
+    shipped = storage.read_framing(storage.default_model_dir())
     assert shipped["kind"] == "drawn" and shipped["by"] == "data/make_faces.py"
 
     record = json.loads((tmp_path / "copy" / "dcgan.json").read_text())
     utils.save_json(tmp_path / "copy" / "dcgan.json", {**record, "framing": {"kind": "sideways"}})
-    with pytest.raises(checkpoints.CheckpointError, match="framing kind must be openface, celeba, drawn or unknown"):
-        checkpoints.read_framing(tmp_path / "copy")
+    with pytest.raises(storage.CheckpointError, match="framing kind must be openface, celeba, drawn or unknown"):
+        storage.read_framing(tmp_path / "copy")

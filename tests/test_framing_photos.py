@@ -20,7 +20,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import framing  # noqa: E402
+from dcgan_completion.faces import framing  # noqa: E402
 import utils  # noqa: E402
 
 PHOTO = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
@@ -30,14 +30,14 @@ SCALE, ANGLE, CANVAS = 2.5, 8.0, (400, 360)  # how the held-out face is placed i
 
 @pytest.fixture(scope="module")
 def models():
-    import face_alignment
+    from dcgan_completion.faces import alignment as face_alignment
     return face_alignment.load_models(face_alignment.default_predictor())
 
 
 def celeba_framed(photo: np.ndarray, models, rng) -> np.ndarray:
     """The photo's face as an 89x109 img_align_celeba image (CelebA's eye and mouth positions), with a
     little of the jitter and colour of a real alignment."""
-    import face_alignment
+    from dcgan_completion.faces import alignment as face_alignment
     landmarks = face_alignment.find_landmarks(photo, face_alignment.find_faces(photo, models[0])[0], models[1])
     source = np.float32([landmarks[list(group)].mean(axis=0) for group in framing.EYES_AND_MOUTH])
     target = (np.float32(framing.CELEBA_POINTS) + 0.5) * 0.5 - 0.5
@@ -93,10 +93,10 @@ def eye_hole() -> np.ndarray:
 
 
 def test_the_model_records_its_framing_and_photos_are_cut_that_way(trained, models):
-    import checkpoints
-    import face_alignment
-    import photo_completion
-    cut = checkpoints.read_framing(trained / "ck")
+    from dcgan_completion.networks import storage
+    from dcgan_completion.faces import alignment as face_alignment
+    from dcgan_completion.completion import photos as photo_completion
+    cut = storage.read_framing(trained / "ck")
     assert cut == {"kind": "celeba", "image": [W, H], "crop": CROP}
     assert json.loads((trained / "ck" / "dcgan.json").read_text())["framing"] == cut
     assert "framing: CelebA's aligned 89x109 images, then the centred 54x54\n" in (trained / "train.out").read_text()

@@ -14,7 +14,7 @@ from PIL import Image
 
 import complete
 import train_dcgan
-import masking
+from dcgan_completion.completion import masks as masking
 import utils
 from model import DCGAN
 
@@ -102,7 +102,7 @@ def test_complete_in_gray_on_a_grayscale_model(gray_run, tmp_path):
 
 
 def test_c_dim_1_reads_a_colour_dataset_in_gray_and_mixed_datasets_stay_colour(tmp_path, capsys):
-    from training import Trainer
+    from dcgan_completion.training.loop import Trainer
     colour = tmp_path / "colour"
     paths = write_images(colour, 4, "RGB", size=8)
     args = train_dcgan.parse_args(TINY + ["--image_size", "8", "--c_dim", "1", "--dataset", str(colour)])

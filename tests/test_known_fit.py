@@ -1,5 +1,5 @@
 """The fit signal: completion.unexplained_share against hand-worked numbers, dcgan.json's known_fit
-(checkpoints.read_known_fit / write_known_fit) and completion_job.fit_warning's one line."""
+(storage.read_known_fit / write_known_fit) and completion_job.fit_warning's one line."""
 from __future__ import annotations
 
 import json
@@ -13,10 +13,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import checkpoints  # noqa: E402
-import completion  # noqa: E402
-import completion_job  # noqa: E402
-from completion_settings import CompletionSettings  # noqa: E402
+from dcgan_completion.networks import storage  # noqa: E402
+from dcgan_completion.completion import engine as completion  # noqa: E402
+from dcgan_completion.completion import outputs as completion_job  # noqa: E402
+from dcgan_completion.completion.settings import CompletionSettings  # noqa: E402
 
 
 def as_fill(values: np.ndarray) -> np.ndarray:
@@ -71,21 +71,21 @@ FIT = {"mean": 0.36, "std": 0.14, "max": 0.8, "warn_above": 0.84, "faces": 32, "
 def test_known_fit_is_written_beside_the_hyper_parameters_and_read_back(tmp_path):
     folder = tmp_path / "model"
     shutil.copytree(ROOT / "checkpoints" / "face64", folder)
-    before = checkpoints.read_hparams(folder)
-    checkpoints.write_known_fit(folder, FIT)
+    before = storage.read_hparams(folder)
+    storage.write_known_fit(folder, FIT)
     assert json.loads((folder / "dcgan.json").read_text())["known_fit"] == FIT
-    assert checkpoints.read_hparams(folder) == before   # the model's hyper-parameters only
-    assert checkpoints.read_known_fit(folder) == FIT
+    assert storage.read_hparams(folder) == before   # the model's hyper-parameters only
+    assert storage.read_known_fit(folder) == FIT
 
 
 def test_a_model_without_known_fit_has_none_and_a_bad_one_is_an_error(tmp_path):
     utils_json = {"image_size": 16, "z_dim": 8, "gf_dim": 8, "df_dim": 8, "c_dim": 3}
     (tmp_path / "dcgan.json").write_text(json.dumps(utils_json))
-    assert checkpoints.read_known_fit(tmp_path) is None
-    assert checkpoints.read_known_fit(tmp_path / "nowhere") is None
+    assert storage.read_known_fit(tmp_path) is None
+    assert storage.read_known_fit(tmp_path / "nowhere") is None
     (tmp_path / "dcgan.json").write_text(json.dumps({**utils_json, "known_fit": {"mean": 0.3}}))
-    with pytest.raises(checkpoints.CheckpointError, match="known_fit"):
-        checkpoints.read_known_fit(tmp_path)
+    with pytest.raises(storage.CheckpointError, match="known_fit"):
+        storage.read_known_fit(tmp_path)
 
 
 # ----------------------------------------------------------------------------- the warning line
@@ -114,26 +114,26 @@ def test_no_warning_without_a_known_fit_or_for_other_completions_than_the_measur
 # ----------------------------------------------------------------------------- what the model knows, said
 
 def test_what_the_model_knows_the_shipped_one_and_others(tmp_path):
-    assert checkpoints.model_knows(checkpoints.default_model_dir()) == checkpoints.SHIPPED_KNOWS
-    assert "drawn faces" in checkpoints.SHIPPED_KNOWS and "not photos" in checkpoints.SHIPPED_KNOWS
-    assert "docs/real_faces.md" in checkpoints.SHIPPED_KNOWS and (ROOT / "docs" / "real_faces.md").exists()
+    assert storage.model_knows(storage.default_model_dir()) == storage.SHIPPED_KNOWS
+    assert "drawn faces" in storage.SHIPPED_KNOWS and "not photos" in storage.SHIPPED_KNOWS
+    assert "docs/real_faces.md" in storage.SHIPPED_KNOWS and (ROOT / "docs" / "real_faces.md").exists()
     (tmp_path / "dcgan.json").write_text(json.dumps({"image_size": 16, "z_dim": 8, "gf_dim": 8, "df_dim": 8}))
-    assert checkpoints.model_knows(tmp_path) is None
-    checkpoints.write_known_fit(tmp_path, FIT)
-    assert checkpoints.model_knows(tmp_path) == "drawn faces"
-    line = checkpoints.resolve_model_dir(None)[1]
+    assert storage.model_knows(tmp_path) is None
+    storage.write_known_fit(tmp_path, FIT)
+    assert storage.model_knows(tmp_path) == "drawn faces"
+    line = storage.resolve_model_dir(None)[1]
     assert line.startswith("model: the shipped face model, which knows drawn faces") and "real_faces.md" in line
 
 
 def test_api_model_says_what_the_model_knows():
     sys.path.insert(0, str(ROOT / "tests"))
     import webapp_support
-    from webapp.service import Defaults, Limits, Service
+    from dcgan_completion.serving.service import Defaults, Limits, Service
 
     def knows(checkpoint: str):
         made = Service(webapp_support.model(), Defaults(webapp_support.DEFAULTS), Limits(), None,
                        checkpoint=checkpoint, engines=webapp_support.ENGINES)
         return made.model_info()["knows"]
 
-    assert knows(str(checkpoints.default_model_dir())) == checkpoints.SHIPPED_KNOWS
+    assert knows(str(storage.default_model_dir())) == storage.SHIPPED_KNOWS
     assert knows(str(webapp_support.model_dir())) is None  # a model that says nothing of itself

@@ -10,7 +10,7 @@ from PIL import Image
 
 import complete
 import train_dcgan
-import masking
+from dcgan_completion.completion import masks as masking
 from model import DCGAN
 
 SIZE = 128

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import tensorflow as tf
 
-import layouts
-from checkpoints import infer_hparams, variable_name
+from dcgan_completion.networks import layouts
+from dcgan_completion.networks.storage import infer_hparams, variable_name
 from model import DCGAN
 
 

@@ -1,4 +1,4 @@
-"""masking.py: the original's masks written out here, users' mask files, Poisson blending and
+"""completion/masks.py: the original's masks written out here, users' mask files, Poisson blending and
 the paper's weighted mask, against independent numpy references."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import masking  # noqa: E402
+from dcgan_completion.completion import masks as masking  # noqa: E402
 import utils  # noqa: E402
 
 # ----------------------------------------------------------------------------

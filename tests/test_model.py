@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from checkpoints import CheckpointError, latest_checkpoint, variable_name
+from dcgan_completion.networks.storage import CheckpointError, latest_checkpoint, variable_name
 from model import DCGAN, Adam, Discriminator, Generator, sigmoid_cross_entropy
 
 REFERENCE_INDEX = (Path(__file__).resolve().parents[2] / "shared" / "reference" / "bamos_checkpoint"

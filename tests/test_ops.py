@@ -339,8 +339,8 @@ def test_no_graph_holds_a_fusion_that_the_remapper_breaks(precision):
     """By construction, on any CPU: no activation after a convolution's bias shares that bias's
     output with its gradient (tf.nn.leaky_relu's gradient reads it; the original's max(x, 0.2x)
     has no activation op), in the training step and the completion loop."""
-    import completion
-    import masking
+    from dcgan_completion.completion import engine as completion
+    from dcgan_completion.completion import masks as masking
     import model
     dcgan = model.DCGAN(image_size=16, gf_dim=16, df_dim=16, seed=0, compute_dtype=precision)
     images = tf.random.uniform([2, 16, 16, 3], -1.0, 1.0)

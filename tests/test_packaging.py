@@ -1,50 +1,87 @@
-"""Packaging and layout: every module a script needs is installed, imports flow one way, modules stay small."""
+"""Packaging and layout: the original's files and thin scripts at the top, everything else in one
+package; every module a script needs is installed; imports flow one way; functions stay short."""
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = "dcgan_completion"
+DESIGN = ("train_dcgan", "complete", "align_faces", "simple_distributions", "model", "ops", "utils")
 SCRIPTS = ("train_dcgan", "complete", "align_faces", "simple_distributions", "convert_checkpoint", "serve", "train_encoder",
            "export_savedmodel")
-LOCAL = {path.stem for path in ROOT.glob("*.py")} - {"setup", "conftest", "demo"}
+MAX_FUNCTION_LINES = 60
 
 
-def local_imports(module: str) -> set[str]:
-    """The project's top-level modules that `module` imports anywhere in its code."""
-    tree = ast.parse((ROOT / f"{module}.py").read_text())
+def module_path(name: str) -> Path | None:
+    """The file of a project module ("model", "dcgan_completion.completion.engine"); None if not the project's."""
+    parts = name.split(".")
+    if parts[0] != PACKAGE:
+        return ROOT / f"{name}.py" if len(parts) == 1 and (ROOT / f"{name}.py").exists() else None
+    for path in (ROOT.joinpath(*parts).with_suffix(".py"), ROOT.joinpath(*parts, "__init__.py")):
+        if path.exists():
+            return path
+    return None
+
+
+def project_modules() -> set[str]:
+    """Every module that `pip install .` installs: the top-level files and the package's."""
+    top = {path.stem for path in ROOT.glob("*.py")} - {"setup", "conftest", "demo"}
+    inside = {".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+              for path in (ROOT / PACKAGE).rglob("*.py")}
+    return top | inside
+
+
+def imports_of(module: str, anywhere: bool = True) -> set[str]:
+    """The project modules that `module` imports (anywhere in its code, or only at its top level):
+    `from p.q import r` counts p.q.r where r is a module, else p.q."""
+    tree = ast.parse(module_path(module).read_text())
+    nodes = ast.walk(tree) if anywhere else tree.body
     found = set()
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Import):
-            found |= {alias.name.split(".")[0] for alias in node.names}
+            found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module.split(".")[0])
-    return found & LOCAL
+            found |= {f"{node.module}.{alias.name}" if module_path(f"{node.module}.{alias.name}") else node.module
+                      for alias in node.names}
+    return {name for name in found if module_path(name)}
 
 
-def packaged_modules() -> set[str]:
-    tree = ast.parse((ROOT / "setup.py").read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.keyword) and node.arg == "py_modules":
-            return set(ast.literal_eval(node.value))
-    raise AssertionError("setup.py lists no py_modules")
+def import_graph() -> dict[str, set[str]]:
+    return {module: imports_of(module) for module in project_modules()}
 
 
 def needed_modules() -> set[str]:
-    """The scripts and every project module they import, directly or not."""
-    needed, todo = set(), list(SCRIPTS)
+    """The scripts and every project module they import, directly or not (packages' __init__ too)."""
+    graph, needed, todo = import_graph(), set(), list(SCRIPTS)
     while todo:
         module = todo.pop()
         if module not in needed:
             needed.add(module)
-            todo.extend(local_imports(module))
+            todo.extend(graph[module])
+            todo.extend(".".join(module.split(".")[:k]) for k in range(1, module.count(".") + 1))
     return needed
 
 
-def test_every_module_a_script_imports_is_packaged():
+def setup_keyword(name: str):
+    for node in ast.walk(ast.parse((ROOT / "setup.py").read_text())):
+        if isinstance(node, ast.keyword) and node.arg == name:
+            return node.value
+    raise AssertionError(f"setup.py has no {name}")
+
+
+def test_only_the_designs_files_and_the_scripts_are_top_level_modules():
+    top = set(ast.literal_eval(setup_keyword("py_modules")))
+    assert top == set(DESIGN) | set(SCRIPTS)
+    assert {path.stem for path in ROOT.glob("*.py")} - top == {"setup", "conftest", "demo"}
+    assert {path.name for path in ROOT.iterdir() if (path / "__init__.py").exists()} == {PACKAGE}
+
+
+def test_every_module_a_script_imports_is_installed():
     needed = needed_modules()
-    assert needed - packaged_modules() == set()
-    assert {"distribute", "checkpoints", "training", "completion", "completion_settings", "completion_job"} <= needed
+    assert {f"{PACKAGE}.networks.storage", f"{PACKAGE}.training.loop", f"{PACKAGE}.completion.engine",
+            f"{PACKAGE}.serving.jobs"} <= needed
+    assert needed <= project_modules()
 
 
 def test_every_console_script_points_at_a_packaged_main():
@@ -55,45 +92,32 @@ def test_every_console_script_points_at_a_packaged_main():
 
 
 def test_no_module_imports_a_script():
-    for module in LOCAL - set(SCRIPTS):
-        assert local_imports(module) & set(SCRIPTS) == set(), module
+    graph = import_graph()
+    for module in project_modules() - set(SCRIPTS):
+        assert graph[module] & set(SCRIPTS) == set(), module
+
+
+LAYERS = [  # a module imports (at its top) only from its own layer or the ones before it
+    ["utils"],
+    ["ops", f"{PACKAGE}.networks", f"{PACKAGE}.distribute", f"{PACKAGE}.faces.framing"],
+    ["model"],
+    [f"{PACKAGE}.training", f"{PACKAGE}.completion", f"{PACKAGE}.encoder", f"{PACKAGE}.faces.alignment",
+     f"{PACKAGE}.auto_precision", f"{PACKAGE}.export"],
+    [f"{PACKAGE}.serving"],
+]
+
+
+def layer_of(module: str) -> int:
+    for rank, members in enumerate(LAYERS):
+        if any(module == m or module.startswith(m + ".") for m in members):
+            return rank
+    return len(LAYERS)  # the scripts
 
 
 def test_imports_flow_one_way():
-    # scripts -> completion_job/training -> completion -> model -> checkpoints/ops/distribute -> layouts/utils
-    order = ["utils", "completion_settings", "training_settings", "masking", "layouts", "face_alignment", "ops", "distribute", "checkpoints", "model",
-             "completion", "completion_job", "photo_completion", "training"]
-    for rank, module in enumerate(order):
-        later = set(order[rank + 1:])
-        top_level = {node.module if isinstance(node, ast.ImportFrom) else alias.name
-                     for node in ast.parse((ROOT / f"{module}.py").read_text()).body
-                     if isinstance(node, (ast.Import, ast.ImportFrom))
-                     for alias in node.names}
-        assert top_level & later == set(), f"{module} imports {top_level & later} at the top"
-
-
-def project_modules() -> set[str]:
-    """setup.py's py_modules, read now (a module may be renamed there), and the scripts."""
-    return packaged_modules() | set(SCRIPTS)
-
-
-def imported_names(module: str) -> set[str]:
-    """The top-level names of every import statement of `module`, wherever it stands (at the
-    top, in a function, under `if TYPE_CHECKING:`): `import a.b` and `from a.b import c` give a."""
-    path = ROOT / f"{module}.py"
-    assert path.exists(), f"setup.py lists {module}, but {path.name} is missing"
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
-    return names
-
-
-def import_graph() -> dict[str, set[str]]:
-    modules = project_modules()
-    return {module: imported_names(module) & modules for module in modules}
+    for module in project_modules():
+        for imported in imports_of(module):
+            assert layer_of(imported) <= layer_of(module), f"{module} imports {imported}, a later layer"
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -125,24 +149,21 @@ def test_find_cycle_finds_cycles_at_any_depth():
 
 def test_no_import_cycle_among_the_project_modules():
     graph = import_graph()
-    # Imports inside functions count: the scripts import most modules in main().
-    assert {"model", "distribute", "checkpoints"} <= graph["train_dcgan"]
-    assert "distribute" in graph["complete"] and "model" in graph["training"]
+    assert {"model", f"{PACKAGE}.distribute", f"{PACKAGE}.networks.storage"} <= graph["train_dcgan"]
+    assert "model" in graph[f"{PACKAGE}.training.loop"]
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
 
 
 def test_modules_are_small_and_say_their_job():
-    for module in LOCAL:
-        text = (ROOT / f"{module}.py").read_text()
-        assert len(text.splitlines()) <= 520, f"{module}.py has {len(text.splitlines())} lines"
-        assert ast.get_docstring(ast.parse(text)), f"{module}.py has no docstring"
-
-
-def setup_keyword(name: str):
-    for node in ast.walk(ast.parse((ROOT / "setup.py").read_text())):
-        if isinstance(node, ast.keyword) and node.arg == name:
-            return ast.literal_eval(node.value)
-    raise AssertionError(f"setup.py has no {name}")
+    for module in project_modules():
+        path = module_path(module)
+        text = path.read_text()
+        assert len(text.splitlines()) <= 520, f"{path} has {len(text.splitlines())} lines"
+        assert ast.get_docstring(ast.parse(text)), f"{path} has no docstring"
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                assert lines <= MAX_FUNCTION_LINES, f"{path}: {node.name} has {lines} lines"
 
 
 def test_python_requires_admits_every_python_that_tensorflow_supports():
@@ -155,11 +176,11 @@ def test_python_requires_admits_every_python_that_tensorflow_supports():
     classifiers = metadata("tensorflow").get_all("Classifier")
     versions = [m.group(1) for c in classifiers if (m := re.fullmatch(r"Programming Language :: Python :: (3\.\d+)", c))]
     assert versions, "TensorFlow's metadata names no Python versions"
-    allowed = SpecifierSet(setup_keyword("python_requires"))
+    allowed = SpecifierSet(ast.literal_eval(setup_keyword("python_requires")))
     assert [v for v in versions if v not in allowed] == []
 
 
-def test_the_wheel_holds_every_module_the_scripts_import(tmp_path):
+def test_the_wheel_holds_every_module_the_scripts_import_and_no_other_top_level_name(tmp_path):
     """`pip install .` (not editable) gets its modules from the wheel, not from the checkout."""
     import shutil
     import subprocess
@@ -168,21 +189,22 @@ def test_the_wheel_holds_every_module_the_scripts_import(tmp_path):
 
     source = tmp_path / "src"  # a clean copy: a stale build/ folder would hide a missing module
     source.mkdir()
-    for name in ["setup.py", "requirements.txt", "README.md", *(f"{m}.py" for m in LOCAL)]:
-        if (ROOT / name).exists():
-            (source / name).write_bytes((ROOT / name).read_bytes())
-    for package in setup_keyword("packages"):  # the web app, with its page
-        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ["setup.py", "requirements.txt", "README.md", *(f"{m}.py" for m in DESIGN + SCRIPTS)]:
+        (source / name).write_bytes((ROOT / name).read_bytes())
+    shutil.copytree(ROOT / PACKAGE, source / PACKAGE, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "checkpoints" / "face64", source / "checkpoints" / "face64")  # the shipped model
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w",
                     str(tmp_path / "dist"), str(source)], check=True, capture_output=True, timeout=300)
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    packaged = {Path(name).stem for name in names if name.endswith(".py") and "/" not in name}
-    assert needed_modules() - packaged == set()
-    static = {f"webapp/static/{path.name}" for path in (ROOT / "webapp" / "static").iterdir()}
-    assert static and static | {"webapp/app.py", "webapp/jobs.py"} <= set(names)
+    top = {name.split("/")[0].removesuffix(".py") for name in names if ".dist-info" not in name and ".data/" not in name}
+    assert top == set(DESIGN) | set(SCRIPTS) | {PACKAGE}
+    installed = {name.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+                 for name in names if name.endswith(".py")}
+    assert needed_modules() <= installed
+    static = {f"{PACKAGE}/serving/static/{path.name}" for path in (ROOT / PACKAGE / "serving" / "static").iterdir()}
+    assert static and static <= set(names)
     data = {name.split(".data/data/", 1)[1] for name in names if ".data/data/" in name}
     shipped = {f"share/dcgan-completion-tf2/{path.relative_to(ROOT / 'checkpoints').as_posix()}"
                for path in (ROOT / "checkpoints" / "face64").rglob("*") if path.is_file()}
-    assert shipped <= data  # where checkpoints.default_model_dir() looks in an installed wheel
+    assert shipped <= data  # where storage.default_model_dir() looks in an installed wheel

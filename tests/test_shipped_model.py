@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "data"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import checkpoints  # noqa: E402
+from dcgan_completion.networks import storage  # noqa: E402
 import complete  # noqa: E402
 import eval_completion  # noqa: E402
 import make_faces  # noqa: E402
@@ -39,12 +39,12 @@ def heldout(tmp_path_factory) -> list[Path]:
 
 
 def test_the_shipped_model_is_in_the_clone_with_its_description():
-    folder = checkpoints.default_model_dir()
-    assert folder == ROOT / "checkpoints" / checkpoints.SHIPPED_MODEL
-    assert checkpoints.latest_checkpoint(folder) is not None
+    folder = storage.default_model_dir()
+    assert folder == ROOT / "checkpoints" / storage.SHIPPED_MODEL
+    assert storage.latest_checkpoint(folder) is not None
     assert json.loads((folder / "dcgan.json").read_text())["image_size"] == 64
     assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 30 * 2 ** 20  # small enough for git
-    fit = checkpoints.read_known_fit(folder)  # measured on held-out faces of make_faces seed 2
+    fit = storage.read_known_fit(folder)  # measured on held-out faces of make_faces seed 2
     assert (fit["n_iter"], fit["start"]) == (200, "encoder") and fit["faces"] == 32  # complete.py's defaults
     assert 0 < fit["mean"] < fit["max"] < fit["warn_above"] < 1
 
@@ -52,7 +52,7 @@ def test_the_shipped_model_is_in_the_clone_with_its_description():
 def test_the_shipped_model_warns_about_a_real_photo_and_not_about_drawn_faces(tmp_path, capsys):
     from matplotlib import cbook
     from PIL import Image
-    import face_alignment
+    from dcgan_completion.faces import alignment as face_alignment
 
     detector, predictor = face_alignment.load_models(face_alignment.default_predictor())
     photo = np.asarray(Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))

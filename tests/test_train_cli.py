@@ -21,7 +21,7 @@ from PIL import Image
 
 import train_dcgan
 import utils
-from checkpoints import latest_checkpoint
+from dcgan_completion.networks.storage import latest_checkpoint
 from model import DCGAN
 
 ROOT = Path(__file__).resolve().parents[1]

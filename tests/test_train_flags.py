@@ -29,7 +29,7 @@ def test_resume_takes_the_checkpoints_shape(tmp_path, capsys):
 
 def test_input_height_crops_that_square_and_needs_crop(tmp_path, capsys):
     """--input_height 108 --crop, DCGAN-tensorflow's recipe for CelebA: the settings crop 108 x 108."""
-    import training_settings
+    from dcgan_completion.training import settings as training_settings
     args = train_dcgan.parse_args(["--crop", "--input_height", "108"])
     assert train_dcgan.settings_from_args(args).crop_side == 108
     assert train_dcgan.settings_from_args(train_dcgan.parse_args(["--crop"])).crop_side is True

@@ -1,4 +1,4 @@
-"""training.py: its settings; a dataset too big for memory is decoded on the fly, unreadable files
+"""training/loop.py: its settings; a dataset too big for memory is decoded on the fly, unreadable files
 still counted and named."""
 import dataclasses
 import math
@@ -12,8 +12,8 @@ from PIL import Image
 
 import model
 import train_dcgan
-import training
-import training_settings  # noqa: E402
+from dcgan_completion.training import loop as training
+from dcgan_completion.training import settings as training_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,7 +135,7 @@ def test_settings_refuse_bad_values_in_one_line(name, value, message):
 
 
 def test_every_setting_has_a_rule_and_its_flag_refuses_what_the_rule_refuses(capsys):
-    import distribute
+    from dcgan_completion import distribute
     assert list(training_settings.RULES) == [f.name for f in dataclasses.fields(training_settings.TrainingSettings)]
     assert training_settings.STRATEGIES == distribute.STRATEGIES
     assert training_settings.PRECISIONS == ("auto", *distribute.PRECISIONS)

@@ -26,11 +26,11 @@ from webapp_support import SIZE, decode, face, mask_png, model, png, service, wa
 warnings.filterwarnings("ignore", message=".*httpx.*")
 from fastapi.testclient import TestClient  # noqa: E402
 
-import masking  # noqa: E402
-from webapp.app import create_app  # noqa: E402
-from webapp.jobs import Job, JobStore, bucket  # noqa: E402
-from webapp.security import Access  # noqa: E402
-from webapp.service import Limits  # noqa: E402
+from dcgan_completion.completion import masks as masking  # noqa: E402
+from dcgan_completion.serving.app import create_app  # noqa: E402
+from dcgan_completion.serving.jobs import Job, JobStore, bucket  # noqa: E402
+from dcgan_completion.serving.security import Access  # noqa: E402
+from dcgan_completion.serving.service import Limits  # noqa: E402
 
 BOX = (slice(3, 10), slice(5, 12))
 STATIC = Path(__file__).resolve().parents[1] / "webapp" / "static"
@@ -225,7 +225,7 @@ def test_batch_mates_do_not_change_a_seeded_result():
 def test_jobs_start_from_the_encoder_whatever_their_batch_mates():
     """With the model's encoder, a job's z starts at its guess for the job's own image (the encoder runs
     on the batch's rows): the same result alone and in a batch with others; z_init=random does not ask it."""
-    import encoder
+    from dcgan_completion import encoder
     start, rows = encoder.for_model(model()), []
 
     def recording(images, masks):

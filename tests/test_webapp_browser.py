@@ -83,7 +83,7 @@ def chrome(download_dir: Path):
 
 @pytest.fixture(scope="module")
 def app_url():
-    from webapp.app import create_app
+    from dcgan_completion.serving.app import create_app
 
     if os.environ.get("WEBAPP_URL"):  # a server already running, e.g. with a trained model
         yield os.environ["WEBAPP_URL"].rstrip("/")
@@ -217,7 +217,7 @@ def test_paint_complete_download_and_undo(app_url, tmp_path):
 
 def mask_of(driver) -> np.ndarray:
     """The page's mask, bool (H, W): True where painted (to fill), as the server reads it."""
-    import masking
+    from dcgan_completion.completion import masks as masking
 
     url = driver.execute_script("return state.mask.toDataURL('image/png')")
     data = io.BytesIO(base64.b64decode(url.split(",", 1)[1]))

@@ -34,8 +34,8 @@ def bad_request(index: int) -> tuple[dict, dict, int]:
 
 
 def test_32_clients_at_once():
-    from webapp.app import create_app
-    from webapp.jobs import JobStore
+    from dcgan_completion.serving.app import create_app
+    from dcgan_completion.serving.jobs import JobStore
 
     store = JobStore(max_jobs=48, max_queue=48, max_bytes=32 << 20)
     made = service(store=store)

@@ -12,9 +12,9 @@ from webapp_support import face, png, service
 warnings.filterwarnings("ignore", message=".*httpx.*")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from webapp.app import create_app  # noqa: E402
-from webapp.security import Access  # noqa: E402
-from webapp.server import access_for  # noqa: E402
+from dcgan_completion.serving.app import create_app  # noqa: E402
+from dcgan_completion.serving.security import Access  # noqa: E402
+from dcgan_completion.serving.server import access_for  # noqa: E402
 
 FOREIGN = "http://evil.example"
 

@@ -19,7 +19,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from completion_settings import CompletionSettings  # noqa: E402
+from dcgan_completion.completion.settings import CompletionSettings  # noqa: E402
 
 SIZE = 16
 DEFAULTS = CompletionSettings(n_iter=8, out_interval=4, batch_size=8)
@@ -48,7 +48,7 @@ def model():
 def service(store=None, limits=None, defaults: CompletionSettings = DEFAULTS, start: bool = True, encoder=None,
             **kwargs):
     """A Service on the shared model (started unless start=False), traced once per session."""
-    from webapp.service import Defaults, Limits, Service
+    from dcgan_completion.serving.service import Defaults, Limits, Service
 
     made = Service(model(), Defaults(defaults, **kwargs), limits or Limits(), store, checkpoint=str(model_dir()),
                    engines=ENGINES, encoder=encoder)
@@ -95,6 +95,6 @@ def wait_done(get, job_id: str, timeout: float = 60.0) -> dict:
 
 def running_server(app):
     """uvicorn serving app in a thread on 127.0.0.1 and a free port; yields the base URL."""
-    from webapp.server import in_thread
+    from dcgan_completion.serving.server import in_thread
 
     return in_thread(app)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 import utils
-from training_settings import TrainingSettings
+from dcgan_completion.training.settings import TrainingSettings
 
 # The host reads each step's losses back at least every READ_BACK_SECONDS, and at most
 # READ_BACK_STEPS steps late: on a CPU a step takes longer, so every step is read as it ends;
@@ -134,7 +134,7 @@ class Trainer:
 
     def __init__(self, model: DCGAN, settings: TrainingSettings, paths: list[str] | None = None):
         """paths: the dataset's images, when the caller has listed them (dataset_images) already."""
-        import distribute
+        from dcgan_completion import distribute
         self.model, self.settings, self.paths = model, settings, paths
         self.strategy = model.strategy
         self.chief = distribute.is_chief(self.strategy)
@@ -147,7 +147,7 @@ class Trainer:
     # -- data --------------------------------------------------------------
     def dataset(self) -> tuple[tf.data.Dataset, int]:
         """The shuffled batches of one epoch, and their count."""
-        import distribute
+        from dcgan_completion import distribute
         settings, size, channels = self.settings, self.model.image_size, self.model.c_dim
         paths = self.paths if self.paths is not None else dataset_images(settings.dataset)
         if settings.train_size < len(paths):
@@ -193,7 +193,7 @@ class Trainer:
     # -- the run -----------------------------------------------------------
     def run(self) -> int:
         """Train to settings.epoch epochs (or until stopped); returns the process exit code."""
-        import distribute
+        from dcgan_completion import distribute
         dataset, steps_per_epoch = self.dataset()
         self._resume()
         dataset = self._distribute(dataset)
@@ -218,7 +218,7 @@ class Trainer:
 
     def _resume(self) -> None:
         """Load the newest checkpoint of settings.checkpoint_dir, if any, and say so."""
-        from checkpoints import latest_checkpoint
+        from dcgan_completion.networks.storage import latest_checkpoint
         folder = self.settings.checkpoint_dir
         if self.model.load(folder):
             step = self._step()
@@ -231,7 +231,7 @@ class Trainer:
         """Under a strategy: every worker from the chief's state, and the dataset split over the replicas."""
         if self.strategy is None:
             return dataset
-        import distribute
+        from dcgan_completion import distribute
         batch = self.settings.batch_size
         per_replica = distribute.per_replica_batch(self.strategy, batch)
         if distribute.worker_count(self.strategy) > 1:
@@ -346,7 +346,7 @@ class Trainer:
         bad = [k for k in ("d_loss", "g_loss") if not math.isfinite(losses[k])]
         if not bad:
             return
-        from checkpoints import latest_checkpoint
+        from dcgan_completion.networks.storage import latest_checkpoint
         folder = self.settings.checkpoint_dir
         kept = (f"The last good checkpoint (step {self.last_saved}) is in {folder}" if latest_checkpoint(folder)
                 else "No checkpoint had been saved yet")
@@ -380,7 +380,7 @@ class Trainer:
             self.last_saved = step
 
     def _save(self) -> None:
-        import distribute
+        from dcgan_completion import distribute
         if self.strategy is None:
             self.model.save(self.settings.checkpoint_dir)
         else:

@@ -23,11 +23,11 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from webapp import imaging
-from webapp.imaging import BadInput
-from webapp.jobs import ENDED, Busy, Job
-from webapp.security import Access, Guard
-from webapp.service import Options, Service
+from dcgan_completion.serving import imaging
+from dcgan_completion.serving.imaging import BadInput
+from dcgan_completion.serving.jobs import ENDED, Busy, Job
+from dcgan_completion.serving.security import Access, Guard
+from dcgan_completion.serving.service import Options, Service
 
 STATIC = Path(__file__).resolve().parent / "static"
 OUTPUTS = {"result.png": "image/png", "fill.png": "image/png", "completion.gif": "image/gif"}

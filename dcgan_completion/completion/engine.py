@@ -12,9 +12,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-import masking
+from dcgan_completion.completion import masks as masking
 import utils
-from completion_settings import APPROACHES, CompletionSettings  # noqa: F401  (completion.APPROACHES)
+from dcgan_completion.completion.settings import APPROACHES, CompletionSettings  # noqa: F401  (completion.APPROACHES)
 from model import DCGAN
 
 utils.import_tensorflow_quietly()

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import framing
+from dcgan_completion.faces import framing
 import utils
-from completion_settings import BLENDS, CompletionSettings
-from webapp import imaging
-from webapp.imaging import BadInput
-from webapp.jobs import Job, JobStore, Worker, new_seed
+from dcgan_completion.completion.settings import BLENDS, CompletionSettings
+from dcgan_completion.serving import imaging
+from dcgan_completion.serving.imaging import BadInput
+from dcgan_completion.serving.jobs import Job, JobStore, Worker, new_seed
 
 MAX_SEED = 2 ** 63 - 1
 
@@ -116,7 +116,7 @@ class Service:
         return json.loads(getattr(self.model, "framing_json", "") or "null")
 
     def model_info(self) -> dict:
-        from checkpoints import model_knows  # TensorFlow is loaded by now: the model is built
+        from dcgan_completion.networks.storage import model_knows  # TensorFlow is loaded by now: the model is built
         model, settings = self.model, self.defaults.settings
         defaults = dataclasses.asdict(settings)
         for name in ("batch_size", "xla", "lowres", "seed"):
@@ -222,7 +222,7 @@ class Service:
                    finish, frame, held_bytes=image.nbytes * 2 + keep.nbytes + model_mask.nbytes)
 
     def _photo_job(self, image: np.ndarray, keep: np.ndarray, settings: CompletionSettings, blend: str) -> Job:
-        import photo_completion
+        from dcgan_completion.completion import photos as photo_completion
 
         with self.faces_lock:
             try:

@@ -11,8 +11,8 @@ import re
 import sysconfig
 from pathlib import Path
 
-import framing
-import layouts
+from dcgan_completion.faces import framing
+from dcgan_completion.networks import layouts
 import utils
 
 utils.import_tensorflow_quietly()
@@ -79,9 +79,9 @@ def latest_checkpoint(checkpoint_dir: str | os.PathLike) -> str | None:
 
 
 def default_model_dir() -> Path:
-    """The shipped face model: checkpoints/face64 beside this module in a clone (or an editable
+    """The shipped face model: checkpoints/face64 of the clone this package sits in (or of an editable
     install), else the copy that `pip install .` puts under the environment's data prefix."""
-    beside = Path(__file__).resolve().parent / "checkpoints" / SHIPPED_MODEL
+    beside = Path(__file__).resolve().parents[2] / "checkpoints" / SHIPPED_MODEL
     if beside.is_dir():
         return beside
     return Path(sysconfig.get_path("data")) / DATA_FOLDER / SHIPPED_MODEL

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import utils
-from webapp.jobs import JobStore
-from webapp.security import Access, is_loopback, new_token
-from webapp.service import Defaults, Limits, Service
+from dcgan_completion.serving.jobs import JobStore
+from dcgan_completion.serving.security import Access, is_loopback, new_token
+from dcgan_completion.serving.service import Defaults, Limits, Service
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -78,7 +78,7 @@ def serve(checkpoint_dir: str, defaults: Defaults, host: str = "127.0.0.1", port
           mixed_precision: str = "auto", limits: Limits = Limits(), store: JobStore | None = None,
           xla: bool = False, access: Access | None = None) -> int:
     """Load the model in checkpoint_dir and serve the page and the API until Ctrl-C or SIGTERM."""
-    from checkpoints import latest_checkpoint, no_checkpoint_message  # imports TensorFlow quietly
+    from dcgan_completion.networks.storage import latest_checkpoint, no_checkpoint_message  # imports TensorFlow quietly
 
     if latest_checkpoint(checkpoint_dir) is None:
         utils.fail(no_checkpoint_message(checkpoint_dir) + "; train one first with "
@@ -105,14 +105,14 @@ def start_line(model_size: int, checkpoint_dir: str, sock: socket.socket, access
 def _serve(sock, checkpoint_dir, defaults, mixed_precision, limits, store, xla, access) -> int:
     import uvicorn
 
-    import auto_precision
-    import distribute
-    import encoder
-    from checkpoints import read_hparams
-    from completion_settings import default_iterations
+    from dcgan_completion import auto_precision
+    from dcgan_completion import distribute
+    from dcgan_completion import encoder
+    from dcgan_completion.networks.storage import read_hparams
+    from dcgan_completion.completion.settings import default_iterations
     from model import DCGAN
-    from webapp.app import create_app
-    from webapp.jobs import bucket
+    from dcgan_completion.serving.app import create_app
+    from dcgan_completion.serving.jobs import bucket
 
     distribute.start("default", xla, mixed_precision)  # one device
     # auto measures at every padded batch the worker runs (1, 2, 4, ... up to --batchSize), alike.

@@ -12,7 +12,7 @@ import dlib
 import numpy as np
 
 # OpenFace's mean face and align_faces.py's landmark choices live in framing.py (no dlib there).
-from framing import LANDMARKS, MINMAX_TEMPLATE, TEMPLATE  # noqa: F401
+from dcgan_completion.faces.framing import LANDMARKS, MINMAX_TEMPLATE, TEMPLATE  # noqa: F401
 
 
 # ----------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 
 import utils
-from completion_settings import CompletionSettings
+from dcgan_completion.completion.settings import CompletionSettings
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 ENDED = ("done", "failed", "cancelled")
@@ -366,7 +366,7 @@ class Worker:
         each) depend only on the update rule and the loss, so the jobs' engines share them: one engine per
         compiled key, a few kept, and a shallow copy of it with the job's settings, whose iterations,
         chunking, start and weights the engine reads on the host."""
-        from completion import CompletionEngine
+        from dcgan_completion.completion.engine import CompletionEngine
 
         key = compiled_key(settings)
         if key not in self.engines:
@@ -412,7 +412,7 @@ class Worker:
                 self.store.finish(job, error=f"completion failed: {one_line(error)}")
 
     def _complete(self, jobs: list[Job]) -> None:
-        from completion import draw_z
+        from dcgan_completion.completion.engine import draw_z
 
         settings = jobs[0].key[0]
         engine = self.engine_for(settings)
@@ -445,7 +445,7 @@ class Worker:
 
     def _finish(self, job: Job, fills: np.ndarray) -> None:
         """The result PNG at the input's size, G(z) as a PNG, the GIF of the frames; then done."""
-        from webapp import imaging
+        from dcgan_completion.serving import imaging
 
         if job.finished is not None:  # cancelled, or the server is stopping
             return

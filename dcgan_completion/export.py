@@ -19,10 +19,10 @@ import os
 import shutil
 from pathlib import Path
 
-import completion
-import encoder
+from dcgan_completion.completion import engine as completion
+from dcgan_completion import encoder
 import utils
-from completion_settings import CompletionSettings
+from dcgan_completion.completion.settings import CompletionSettings
 from model import DCGAN
 
 utils.import_tensorflow_quietly()

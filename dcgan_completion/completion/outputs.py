@@ -11,10 +11,10 @@ from typing import Iterator
 
 import numpy as np
 
-import masking
+from dcgan_completion.completion import masks as masking
 import utils
-from completion import CompletionEngine, CompletionResult, Progress, unexplained_share
-from completion_settings import CompletionSettings, OutputSettings
+from dcgan_completion.completion.engine import CompletionEngine, CompletionResult, Progress, unexplained_share
+from dcgan_completion.completion.settings import CompletionSettings, OutputSettings
 
 
 def read_inputs(paths: list, image_size: int, channels: int = 3) -> tuple[list, np.ndarray, list[str]]:

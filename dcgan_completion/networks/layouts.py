@@ -11,7 +11,7 @@ renamed D's batch norms d_bn0..d_bn2 and its last layer d_h4_lin.
 
 Both eras save the same TF1 format with the same variable leaves (`w`/`biases`, `Matrix`/`bias`,
 `beta`/`gamma`/`moving_mean`/`moving_variance`); `guess_hparams` and `expected_shapes` let
-checkpoints.py tell them apart from a checkpoint's names and shapes. No TensorFlow here.
+storage.py tell them apart from a checkpoint's names and shapes. No TensorFlow here.
 """
 from __future__ import annotations
 

@@ -330,8 +330,8 @@ class CompletionTrial(Trial):
     def __init__(self, build: Callable[[str, bool], object], batches: list[int], settings):
         import numpy as np
 
-        import completion
-        import masking
+        from dcgan_completion.completion import engine as completion
+        from dcgan_completion.completion import masks as masking
         self.build, self.settings, self.models = build, settings, {}
         reference = self.model("off")
         replicas = reference.strategy.num_replicas_in_sync if reference.strategy is not None else 1
@@ -352,7 +352,7 @@ class CompletionTrial(Trial):
 
     def runs(self, variant: str) -> list[Callable[[int], None]]:
         """run(steps) at each batch size: that many iterations from the same start, waited for."""
-        import completion
+        from dcgan_completion.completion import engine as completion
         completer = completion.Completer(self.model(variant), self.mask, self.settings)
 
         def at(batch: int) -> Callable[[int], None]:
@@ -363,7 +363,7 @@ class CompletionTrial(Trial):
 
     def final_loss(self, variant: str) -> float:
         """The mean loss (judged in float32) after CHECK_ITERATIONS iterations in this variant."""
-        import completion
+        from dcgan_completion.completion import engine as completion
         import tensorflow as tf
         completer = completion.Completer(self.model(variant), self.mask, self.settings)
         z, images = tf.constant(self.start_z[:self.check]), tf.constant(self.images[:self.check])
@@ -416,7 +416,7 @@ def completion_precision(asked: str, build: Callable[[str, bool | None], object]
     auto's measured choice at the batch size (or sizes, alike: a server's padded batches) that will
     run; build(precision, phases) -> the model. Measuring builds a model per variant; the chosen one
     is returned, not built again."""
-    import distribute
+    from dcgan_completion import distribute
     if asked != "auto":
         precision, why = distribute.choose_precision(asked)
         return build(precision, None), precision, why
@@ -442,7 +442,7 @@ def training_precision(asked: str, build: Callable[[str, bool | None], object], 
     """(model, precision, reason) for training: asked as given (ops.py's rule for the kernels); auto:
     float32 (TRAINING_RULE), with the kernels measured faster (measure=False: ops.py's rule, as
     when several workers would each have to measure in step)."""
-    import distribute
+    from dcgan_completion import distribute
     if asked != "auto":
         precision, why = distribute.choose_precision(asked)
         return build(precision, None), precision, why

@@ -22,13 +22,13 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-import face_alignment
-import framing
-import masking
+from dcgan_completion.faces import alignment as face_alignment
+from dcgan_completion.faces import framing
+from dcgan_completion.completion import masks as masking
 import utils
-from completion import CompletionEngine
-from completion_job import complete_in_folders
-from completion_settings import OutputSettings
+from dcgan_completion.completion.engine import CompletionEngine
+from dcgan_completion.completion.outputs import complete_in_folders
+from dcgan_completion.completion.settings import OutputSettings
 
 UNKNOWN_NOTE = ("note: this model's framing is unknown (its dcgan.json does not say how its faces were cut): "
                 "photos are cut with align_faces.py's innerEyesAndBottomLip template")

@@ -12,7 +12,7 @@ import io
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-import masking
+from dcgan_completion.completion import masks as masking
 import utils
 
 PREVIEW_SIDE = 512  # live frames and GIF frames of large inputs are shrunk to this longest side
@@ -157,7 +157,7 @@ def shrink_keep(keep: np.ndarray, size: int) -> np.ndarray:
 
 def composite(images: np.ndarray, fill: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """complete.py's composite (completion_job.composite): known pixels exact, the fill elsewhere."""
-    from completion_job import composite as known_and_fill
+    from dcgan_completion.completion.outputs import composite as known_and_fill
 
     return known_and_fill(images, fill, masks)
 
@@ -178,7 +178,7 @@ def finish_face(image: np.ndarray, keep: np.ndarray, model_mask: np.ndarray, fil
         if blend == "poisson":
             return masking.poisson_blend(image, utils.to_uint8(fill), np.repeat(model_mask, image.shape[2], 2))
         return composite(image[None], fill[None], model_mask[None])[0]
-    from photo_completion import blend_into
+    from dcgan_completion.completion.photos import blend_into
 
     hole = ~keep
     upscaled = resize_to(utils.to_uint8(fill), *image.shape[:2])

@@ -27,7 +27,7 @@ import utils
 utils.import_tensorflow_quietly()
 import tensorflow as tf  # noqa: E402
 
-from checkpoints import CheckpointError, first_line  # noqa: E402
+from dcgan_completion.networks.storage import CheckpointError, first_line  # noqa: E402
 from model import Adam, DCGAN  # noqa: E402
 from ops import BatchNorm, Conv2d, Linear, leaky_relu  # noqa: E402
 

@@ -1,0 +1,1 @@
+"""Training the DCGAN: its typed settings and the loop (datasets, checkpoints, samples, TensorBoard)."""
