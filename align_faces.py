@@ -23,16 +23,16 @@ from typing import NamedTuple, Sequence
 import cv2
 from tqdm import tqdm
 
-from dcgan_completion.faces import framing
 import utils
-from dcgan_completion.faces.alignment import LANDMARKS, default_predictor, find_faces, find_landmarks, load_models, warp
-
+from dcgan_completion.faces import framing
+from dcgan_completion.faces.alignment import default_predictor, find_faces, find_landmarks, load_models, warp
+from dcgan_completion.faces.framing import LANDMARKS
 
 # ----------------------------------------------------------------------------
 # One photo, in a worker process
 # ----------------------------------------------------------------------------
 
-class Job(NamedTuple):
+class Alignment(NamedTuple):
     source: str
     target: str  # NAME.png; with --allFaces, NAME_0.png, NAME_1.png, ... are written instead
 
@@ -68,7 +68,7 @@ def face_path(target: str, index: int) -> Path:
     return path.with_name(f"{path.stem}_{index}{path.suffix}")
 
 
-def process(job: Job) -> Result:
+def process(job: Alignment) -> Result:
     """Align one photo; every failure becomes a counted Result, never a traceback."""
     options = _worker
     if "model_error" in options:
@@ -102,8 +102,8 @@ def process(job: Job) -> Result:
 # Planning the run
 # ----------------------------------------------------------------------------
 
-def plan(input_dir: Path, output_dir: Path, flat: bool) -> list[Job]:
-    """One Job per input image, each with its own output name.
+def plan(input_dir: Path, output_dir: Path, flat: bool) -> list[Alignment]:
+    """One Alignment per input image, each with its own output name.
 
     Names can collide (photo.jpg and photo.png in one folder; with --flat, the same
     file name in two folders): a later one gets a -1, -2, ... suffix (utils.unique_names).
@@ -114,11 +114,11 @@ def plan(input_dir: Path, output_dir: Path, flat: bool) -> list[Job]:
                if output_resolved not in source.resolve().parents]  # the output folder may sit in the input folder
     relative = [source.relative_to(input_dir).with_suffix("") for source in sources]
     stems = ["__".join(path.parts) if flat else str(path) for path in relative]
-    return [Job(str(source), str(output_dir / f"{name}.png"))
+    return [Alignment(str(source), str(output_dir / f"{name}.png"))
             for source, name in zip(sources, utils.unique_names(stems, separator="-"))]
 
 
-def is_done(job: Job, all_faces: bool) -> bool:
+def is_done(job: Alignment, all_faces: bool) -> bool:
     return (face_path(job.target, 0) if all_faces else Path(job.target)).exists()
 
 
@@ -161,8 +161,8 @@ def record_framing(output_dir: Path, cut: dict) -> None:
     A folder of faces cut another way stays as it is: one folder, one framing."""
     found = framing.read_file(output_dir)
     if found is not None and found != cut:
-        utils.fail(f"{output_dir} holds faces framed as {framing.describe(found)}, not as "
-                   f"{framing.describe(cut)}: choose another output folder")
+        raise utils.UserError(f"{output_dir} holds faces framed as {framing.describe(found)}, not as "
+                              f"{framing.describe(cut)}: choose another output folder")
     if found is None:
         utils.save_json(output_dir / framing.FRAMING_FILE, cut)
 
@@ -172,12 +172,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     input_dir, output_dir = Path(args.inputDir), Path(args.outputDir)
     if not input_dir.is_dir():
-        utils.fail(f"input folder {input_dir} does not exist" if not input_dir.exists()
-                   else f"{input_dir}: input folder is a file, not a folder")
+        raise utils.UserError(f"input folder {input_dir} does not exist" if not input_dir.exists()
+                              else f"{input_dir}: input folder is a file, not a folder")
     if args.dlibFacePredictor is None:
         args.dlibFacePredictor = default_predictor()
     if not os.path.isfile(args.dlibFacePredictor):
-        utils.fail(f"dlib face predictor {args.dlibFacePredictor} not found")
+        raise utils.UserError(f"dlib face predictor {args.dlibFacePredictor} not found")
     utils.output_folder(output_dir, "output folder")
     record_framing(output_dir, framing.openface(args.landmarks, args.size))
 
@@ -200,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if result.status == "model_error":
                 if pool is not None:
                     pool.terminate()
-                utils.fail(result.message)
+                raise utils.UserError(result.message)
             counts[result.status] += 1
             faces += result.faces
             if result.status == "failed":

@@ -15,12 +15,11 @@ import argparse
 import dataclasses
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
-
-from dcgan_completion.completion import masks as masking
 import utils
-from dcgan_completion.completion.settings import (APPROACHES, BLENDS, ENCODER_N_ITER, Z_INITS, CompletionSettings, OutputSettings,
-                                 default_iterations)
+from dcgan_completion import runtime
+from dcgan_completion.completion import masks as masking
+from dcgan_completion.completion.settings import (APPROACHES, BLENDS, ENCODER_N_ITER, Z_INITS, CompletionSettings,
+                                                  OutputSettings, default_iterations)
 
 DEFAULTS, OUTPUT_DEFAULTS = CompletionSettings(), OutputSettings()  # every completion flag's default
 
@@ -128,35 +127,31 @@ def settings_from_args(args: argparse.Namespace) -> tuple[CompletionSettings, Ou
 def main(argv=None) -> int:
     args = parse_args(argv)
     settings, output = settings_from_args(args)
-    from dcgan_completion.networks.storage import (latest_checkpoint, read_framing, read_hparams, read_known_fit,  # imports TF quietly
-                             resolve_model_dir)
-    from dcgan_completion import auto_precision
+    runtime.start()  # TensorFlow's environment, then TensorFlow, quietly
+    from dcgan_completion import auto_precision, distribute, encoder
     from dcgan_completion.completion.engine import CompletionEngine
-    from dcgan_completion.completion.outputs import CompletionJob
+    from dcgan_completion.completion.outputs import FolderCompletion
+    from dcgan_completion.networks.storage import (read_config, read_framing, read_known_fit, require_checkpoint,
+                                                   resolve_model_dir)
     from model import DCGAN
-    from dcgan_completion import encoder
-    from dcgan_completion import distribute
 
     checkpoint_dir, model_line = resolve_model_dir(args.checkpointDir)
     print(model_line)
     strategy = distribute.start(args.strategy, args.xla, args.mixed_precision)  # before TF's devices start
-    found = latest_checkpoint(checkpoint_dir)  # a bad state file: a CheckpointError, one line
-    if found is None:
-        utils.fail(f"no checkpoint in {checkpoint_dir}; train one first with "
-                   f"'python train_dcgan.py --dataset DIR --checkpoint_dir {checkpoint_dir}'")
+    require_checkpoint(checkpoint_dir)  # none, or a bad state file: a CheckpointError, one line
 
     def build(precision: str, phases: bool | None) -> DCGAN:
         with strategy.scope():  # under mirrored: a copy of G and D on every device
             return DCGAN.from_checkpoint(checkpoint_dir, compute_dtype=precision, phases=phases)
 
-    hparams = read_hparams(checkpoint_dir)
-    size = hparams["image_size"]
+    config = read_config(checkpoint_dir)
+    size = config.image_size
     if args.imgSize is not None and args.imgSize != size:
-        utils.fail(f"--imgSize {args.imgSize} does not match the checkpoint in {checkpoint_dir}, "
-                   f"whose model is {size}x{size}")
-    work = read_work(args, size, hparams.get("c_dim", 3))  # every input checked before any long work
+        raise utils.UserError(f"--imgSize {args.imgSize} does not match the checkpoint in {checkpoint_dir}, "
+                              f"whose model is {size}x{size}")
+    work = read_work(args, size, config.c_dim)  # every input checked before any long work
     model, precision, why = auto_precision.completion_precision(
-        args.mixed_precision, build, hparams, min(settings.batch_size, len(args.photos or work.paths)), settings,
+        args.mixed_precision, build, config, min(settings.batch_size, len(args.photos or work.paths)), settings,
         strategy.num_replicas_in_sync)
     print(distribute.precision_line(precision, why))
     start, start_line = encoder.for_completion(checkpoint_dir, model, settings.z_init)
@@ -165,9 +160,9 @@ def main(argv=None) -> int:
         settings = dataclasses.replace(settings, n_iter=default_iterations(start is not None))
     engine = CompletionEngine(model, settings, start)
     if args.photos:
-        from dcgan_completion.completion.photos import PhotoJob
-        return PhotoJob(engine, output, read_framing(checkpoint_dir)).run(args.photos, work)
-    return CompletionJob(engine, output, read_known_fit(checkpoint_dir)).run(work)
+        from dcgan_completion.completion.photos import PhotoCompletion
+        return PhotoCompletion(engine, output, read_framing(checkpoint_dir)).run(args.photos, work)
+    return FolderCompletion(engine, output, read_known_fit(checkpoint_dir)).run(work)
 
 
 def read_work(args: argparse.Namespace, size: int, channels: int):
@@ -177,8 +172,8 @@ def read_work(args: argparse.Namespace, size: int, channels: int):
         from dcgan_completion.completion.photos import photo_masks
         work = photo_masks(args.photos, args.mask)
     else:
-        from dcgan_completion.completion.outputs import JobInputs
-        work = JobInputs.read(args.imgs, read_mask(args, size), size, channels)
+        from dcgan_completion.completion.outputs import CompletionInputs
+        work = CompletionInputs.read(args.imgs, read_mask(args, size), size, channels)
     utils.output_folder(args.outDir, "output folder")
     return work
 
@@ -191,7 +186,7 @@ def read_mask(args: argparse.Namespace, size: int):
             return masking.read_masks(args.mask, args.imgs, size)
         return masking.read_mask(args.mask, size)
     if args.maskType == "lowres" and size % masking.LOWRES_FACTOR:
-        utils.fail(f"the lowres mask needs an image size divisible by {masking.LOWRES_FACTOR}, not {size}")
+        raise utils.UserError(f"the lowres mask needs an image size divisible by {masking.LOWRES_FACTOR}, not {size}")
     return masking.make_mask(args.maskType, size, args.centerScale, rng=np.random.default_rng(args.seed))
 
 

@@ -1,16 +1,15 @@
-"""pytest: import the flat modules from the repository root; keep TensorFlow quiet and on the CPU."""
+"""pytest: import the project from the repository root; start TensorFlow as the scripts do, on the CPU."""
 import os
 import sys
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, ROOT)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The tests' tiny models and variant lists are the CPU's: hide any GPU from TensorFlow (and from the
 # subprocesses, which inherit the environment) before anything imports it.
 os.environ["CUDA_VISIBLE_DEVICES"] = ""
-import utils  # noqa: E402
+from dcgan_completion import runtime  # noqa: E402
 
-utils.default_to_onednn()  # as the commands run TensorFlow; test files import it before any project module
+runtime.start()  # as the commands start TensorFlow: before any test file imports it
 
 # auto's measured precision decisions go to a cache of the test session's own (the subprocesses
 # inherit it), never the user's: the tests measure afresh and leave nothing behind.

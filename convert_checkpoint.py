@@ -16,6 +16,7 @@ and batch-norm statistics, dcgan.json; no optimiser slots): how the shipped mode
 import argparse
 
 import utils
+from dcgan_completion import runtime
 
 
 @utils.expected_errors
@@ -26,6 +27,7 @@ def main(argv=None) -> int:
     parser.add_argument("--networks_only", action="store_true",
                         help="from a checkpoint of either format, write only the networks (no optimiser state, step 0)")
     args = parser.parse_args(argv)
+    runtime.start()  # TensorFlow's environment, then TensorFlow, quietly
 
     from model import DCGAN, convert_checkpoint  # CheckpointError: a one-line error, by expected_errors
     if args.networks_only:

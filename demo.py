@@ -13,7 +13,6 @@ Every step is one of the project's own commands, printed before it runs.
 """
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -125,5 +124,4 @@ def training_flags(args: argparse.Namespace, checkpoint: Path) -> list:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     raise SystemExit(main())

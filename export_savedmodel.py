@@ -9,12 +9,10 @@ TensorFlow runtime, then completes images without this project's Python.
 """
 import argparse
 import json
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
 
 import utils
 from complete import add_update_flags
+from dcgan_completion import runtime
 from dcgan_completion.completion.settings import Z_INITS, CompletionSettings
 
 
@@ -35,17 +33,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 @utils.expected_errors
 def main(argv=None) -> int:
     args = parse_args(argv)
+    runtime.start()  # TensorFlow's environment, then TensorFlow, quietly
     settings = CompletionSettings(approach=args.approach, lr=args.lr, momentum=args.momentum, beta1=args.beta1,
                                   beta2=args.beta2, eps=args.eps, lam=args.lam, weighted_mask=args.weightedMask,
                                   z_init=args.zInit)
-    from dcgan_completion.networks.storage import default_model_dir, latest_checkpoint  # imports TensorFlow quietly
     from dcgan_completion import export as saved_model_export
+    from dcgan_completion.networks.storage import default_model_dir, require_checkpoint
 
     saved_model_export.check_exportable(settings)  # before any slow work
     checkpoint_dir = args.checkpointDir if args.checkpointDir is not None else str(default_model_dir())
-    if latest_checkpoint(checkpoint_dir) is None:
-        utils.fail(f"no checkpoint in {checkpoint_dir}; train one first with "
-                   f"'python train_dcgan.py --dataset DIR --checkpoint_dir {checkpoint_dir}'")
+    require_checkpoint(checkpoint_dir)
     out = saved_model_export.export(checkpoint_dir, args.outDir, settings)
     start = json.loads((out / saved_model_export.SETTINGS_FILE).read_text())["start"]
     print(f"Exported the completion of {checkpoint_dir} ({settings.approach}, z from the "

@@ -6,6 +6,7 @@ random generator), and knows how to train one step and save and load itself.
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import json
@@ -15,21 +16,19 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 import utils
-
-utils.import_tensorflow_quietly()
-import tensorflow as tf  # noqa: E402
-
-from dcgan_completion import distribute  # noqa: E402
-from dcgan_completion.networks.storage import (CHECKPOINT_NAME, HPARAMS_FILE, OBJECT_GRAPH_KEY, CheckpointError,  # noqa: E402
-                         first_line, json_record, latest_checkpoint, no_checkpoint_message, read_framing, read_hparams,
-                         variable_name)
-from dcgan_completion.networks import layouts  # noqa: E402
-from dcgan_completion.networks.layouts import num_layers  # noqa: E402,F401  (model.num_layers, for bench/)
-from ops import BatchNorm, Conv2d, Conv2dTranspose, Linear, leaky_relu  # noqa: E402
+from dcgan_completion import distribute
+from dcgan_completion.networks import layouts
+from dcgan_completion.networks.config import ModelConfig
+from dcgan_completion.networks.storage import (CHECKPOINT_NAME, HPARAMS_FILE, OBJECT_GRAPH_KEY, CheckpointError,
+                                               first_line, json_record, latest_checkpoint, no_checkpoint_message,
+                                               read_config, read_framing, variable_name)
+from ops import BatchNorm, Conv2d, Conv2dTranspose, Linear, leaky_relu
 
 SAMPLE_COUNT = 64                   # the fixed sample z: an 8x8 grid
+DEFAULT = ModelConfig()             # the original's sizes and layout
 
 LOSS_NAMES = ("d_loss", "d_loss_real", "d_loss_fake", "g_loss")
 
@@ -153,9 +152,10 @@ class Adam(tf.Module):
 class DCGAN(tf.Module):
     """Generator, discriminator, their optimisers and the training state."""
 
-    def __init__(self, image_size: int = 64, z_dim: int = 100, gf_dim: int = 64, df_dim: int = 64,
-                 c_dim: int = 3, learning_rate: float = 0.0002, beta1: float = 0.5, seed: int | None = None,
-                 compute_dtype=None, layout: str = layouts.DEFAULT_LAYOUT, phases: bool | None = None):
+    def __init__(self, image_size: int = DEFAULT.image_size, z_dim: int = DEFAULT.z_dim, gf_dim: int = DEFAULT.gf_dim,
+                 df_dim: int = DEFAULT.df_dim, c_dim: int = DEFAULT.c_dim, learning_rate: float = 0.0002,
+                 beta1: float = 0.5, seed: int | None = None, compute_dtype=None, layout: str = DEFAULT.layout,
+                 phases: bool | None = None):
         """Build it under `strategy.scope()` to train or complete with a tf.distribute strategy;
         compute_dtype "float16" or "bfloat16" computes in that type (variables stay float32);
         layout "article" (the default) or "later": the original's two eras (layouts.py);
@@ -198,10 +198,9 @@ class DCGAN(tf.Module):
 
     # -- description -------------------------------------------------------
     @property
-    def hparams(self) -> dict:
-        """What dcgan.json records: the model's size, and its layout when it is not the article's."""
-        return layouts.with_layout(dict(image_size=self.image_size, z_dim=self.z_dim, gf_dim=self.gf_dim,
-                                        df_dim=self.df_dim, c_dim=self.c_dim), self.layout)
+    def config(self) -> ModelConfig:
+        """Its size and layout, as dcgan.json records them."""
+        return ModelConfig(self.image_size, self.z_dim, self.gf_dim, self.df_dim, self.c_dim, self.layout)
 
     @property
     def model_variables(self) -> list[tf.Variable]:
@@ -209,7 +208,7 @@ class DCGAN(tf.Module):
         return list(self.generator.variables) + list(self.discriminator.variables)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v}" for k, v in self.hparams.items())
+        args = ", ".join(f"{k}={v}" for k, v in self.config.record().items())
         return f"DCGAN({args})"
 
     # -- networks and losses ----------------------------------------------
@@ -413,9 +412,9 @@ class DCGAN(tf.Module):
     @classmethod
     def from_checkpoint(cls, checkpoint_dir: str | os.PathLike, **kwargs) -> "DCGAN":
         """Rebuild the model that wrote checkpoint_dir (from dcgan.json, or from the TF1 shapes) and load it."""
-        hparams = read_hparams(checkpoint_dir)
+        config = read_config(checkpoint_dir)
         try:
-            model = cls(**hparams, **kwargs)
+            model = cls(**dataclasses.asdict(config), **kwargs)
         except (ValueError, TypeError) as error:  # a hand-edited dcgan.json
             raise CheckpointError(f"{checkpoint_dir}: cannot build the model it describes "
                                   f"({first_line(error)})") from None

@@ -20,10 +20,7 @@ The results are the same up to rounding; only the kernels differ.
 """
 from __future__ import annotations
 
-import utils
-
-utils.import_tensorflow_quietly()
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 STDDEV = 0.02       # every weight initialiser of the original
 BN_DECAY = 0.9      # batch norm moving-average decay

@@ -15,10 +15,9 @@ import os
 import re
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
-
 import utils
 from complete import OUTPUT_DEFAULTS, add_completion_flags, settings_from_args
+from dcgan_completion import runtime
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -63,8 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 @utils.expected_errors
 def main(argv=None) -> int:
     args = parse_args(argv)
+    runtime.start()  # TensorFlow's environment, then TensorFlow, quietly
     settings, output = settings_from_args(args)
-    from dcgan_completion.networks.storage import resolve_model_dir  # imports TensorFlow quietly
+    from dcgan_completion.networks.storage import resolve_model_dir
     from dcgan_completion.serving.jobs import JobStore
     from dcgan_completion.serving.server import access_for, serve
     from dcgan_completion.serving.service import Defaults, Limits

@@ -11,18 +11,16 @@ multiworker (the machines in TF_CONFIG; give every worker the same flags: only t
 chief writes files). --batch_size stays the global batch.
 """
 import argparse
+import dataclasses
 import json
-import os
 
-from dcgan_completion.faces import framing
-from dcgan_completion.training import loop as training
 import utils
-from dcgan_completion.training.settings import DEFAULTS, TrainingSettings, flag_type
+from dcgan_completion import runtime
+from dcgan_completion.faces import framing
+from dcgan_completion.networks.config import ModelConfig
+from dcgan_completion.training.settings import DEFAULTS, TrainingSettings, dataset_images, flag_type
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
-
-
-MODEL_DEFAULTS = dict(image_size=64, z_dim=100, gf_dim=64, df_dim=64, c_dim=3)  # the original's
+ORIGINAL = ModelConfig()  # the original's sizes
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -41,16 +39,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     flag("train_size", "use at most this many images")
     flag("batch_size", "images per step")
     flag("image_size", "image height and width, a power of two (default: the checkpoint's when resuming, "
-                       f"else {MODEL_DEFAULTS['image_size']})")
+                       f"else {ORIGINAL.image_size})")
     flag("dataset", "folder of .png/.jpg/.jpeg images (searched recursively)")
     flag("checkpoint_dir", "where checkpoints are saved and resumed")
     flag("sample_dir", "where 8x8 sample grids are written")
     # New in this port.
     flag("log_dir", "TensorBoard log folder")
-    flag("z_dim", f"dimension of z (default: the checkpoint's when resuming, else {MODEL_DEFAULTS['z_dim']})")
-    flag("gf_dim", f"generator filters in the last layer (default: the checkpoint's, else {MODEL_DEFAULTS['gf_dim']})")
+    flag("z_dim", f"dimension of z (default: the checkpoint's when resuming, else {ORIGINAL.z_dim})")
+    flag("gf_dim", f"generator filters in the last layer (default: the checkpoint's, else {ORIGINAL.gf_dim})")
     flag("df_dim", "discriminator filters in the first layer (default: the checkpoint's, else "
-                   f"{MODEL_DEFAULTS['df_dim']})")
+                   f"{ORIGINAL.df_dim})")
     flag("c_dim", "image channels: 3 (RGB) or 1 (grayscale) (default: the checkpoint's when resuming, "
                   "else 1 if every dataset image is single-channel, else 3)")
     flag("crop", "centre-crop images to a square before resizing (the largest, or --input_height's)")
@@ -77,23 +75,23 @@ def settings_from_args(args: argparse.Namespace) -> TrainingSettings:
     return TrainingSettings(**vars(args))
 
 
-def model_hparams(settings: TrainingSettings, paths: list[str]) -> dict:
+def model_config(settings: TrainingSettings, paths: list[str]) -> ModelConfig:
     """The model to train. Resuming: the checkpoint's (layout included), and a flag that asks for
     another is an error; new: the original's, in gray when every image is."""
-    from dcgan_completion.networks.storage import latest_checkpoint, read_hparams
+    from dcgan_completion.networks.storage import latest_checkpoint, read_config
     asked = dict(image_size=settings.image_size, z_dim=settings.z_dim, gf_dim=settings.gf_dim,
                  df_dim=settings.df_dim, c_dim=settings.c_dim)
     folder = settings.checkpoint_dir
-    saved = read_hparams(folder) if latest_checkpoint(folder) else {}
-    differ = {k: (v, saved[k]) for k, v in asked.items() if v is not None and k in saved and saved[k] != v}
+    saved = read_config(folder) if latest_checkpoint(folder) else None
+    differ = {k: (v, getattr(saved, k)) for k, v in asked.items() if v is not None and saved and getattr(saved, k) != v}
     if differ:
         name, (value, found) = next(iter(differ.items()))
-        utils.fail(f"--{name} {value} does not match the checkpoint in {folder} ({name}={found}); "
-                   f"use another --checkpoint_dir or the same {name}")
-    if not saved and settings.c_dim is None and utils.dataset_channels(paths) == 1:
+        raise utils.UserError(f"--{name} {value} does not match the checkpoint in {folder} ({name}={found}); "
+                              f"use another --checkpoint_dir or the same {name}")
+    if saved is None and settings.c_dim is None and utils.dataset_channels(paths) == 1:
         print(f"Every image in {settings.dataset} is single-channel: training a grayscale model (--c_dim 1).")
         asked["c_dim"] = 1
-    return {**MODEL_DEFAULTS, **saved, **{k: v for k, v in asked.items() if v is not None}}
+    return (saved or ORIGINAL).replace(**{k: v for k, v in asked.items() if v is not None})
 
 
 def dataset_framing(settings: TrainingSettings, paths: list[str]) -> dict:
@@ -111,14 +109,14 @@ def dataset_framing(settings: TrainingSettings, paths: list[str]) -> dict:
 @utils.expected_errors
 def main(argv=None) -> int:
     settings = settings_from_args(parse_args(argv))
-    paths = training.dataset_images(settings.dataset)
-    from dcgan_completion.networks import storage  # noqa: F401  (imports TensorFlow quietly)
-    from dcgan_completion import auto_precision
-    from dcgan_completion import distribute
+    paths = dataset_images(settings.dataset)
+    runtime.start()  # TensorFlow's environment, then TensorFlow, quietly
+    from dcgan_completion import auto_precision, distribute
+    from dcgan_completion.training.loop import Trainer
     from model import DCGAN
     strategy = distribute.start(settings.strategy, settings.xla, settings.mixed_precision)
     distribute.per_replica_batch(strategy, settings.batch_size)  # the global batch divides, or say so now
-    hparams = model_hparams(settings, paths)
+    config = model_config(settings, paths)
     # Every folder the run writes, made (and found writable) before the long work starts.
     for folder, what in ((settings.checkpoint_dir, "checkpoint folder"), (settings.sample_dir, "sample folder"),
                          (settings.log_dir, "TensorBoard log folder")):
@@ -126,18 +124,18 @@ def main(argv=None) -> int:
 
     def build(precision: str, phases: bool | None) -> DCGAN:
         with strategy.scope():  # the model's variables, its optimisers' slots and its counters
-            return DCGAN(**hparams, learning_rate=settings.learning_rate, beta1=settings.beta1, seed=settings.seed,
+            return DCGAN(**dataclasses.asdict(config), learning_rate=settings.learning_rate, beta1=settings.beta1, seed=settings.seed,
                          compute_dtype=precision, phases=phases)
 
     # auto times the step's kernels on models of its own; several workers would have to time in step.
     model, precision, why = auto_precision.training_precision(
-        settings.mixed_precision, build, hparams, settings.batch_size,
+        settings.mixed_precision, build, config, settings.batch_size,
         strategy.num_replicas_in_sync, measure=distribute.task(strategy)[0] is None, xla=settings.xla)
     print(distribute.precision_line(precision, why))
     cut = dataset_framing(settings, paths)
     model.framing_json = json.dumps(cut)
     print(f"framing: {framing.describe(cut)}" + (f" ({cut['why']})" if "why" in cut else ""))
-    return training.Trainer(model, settings, paths).run()
+    return Trainer(model, settings, paths).run()
 
 
 if __name__ == "__main__":

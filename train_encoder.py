@@ -13,6 +13,7 @@ import signal
 import time
 
 import utils
+from dcgan_completion import runtime
 
 DEFAULT_STEPS = 1500
 
@@ -37,12 +38,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 @utils.expected_errors
 def main(argv=None) -> int:
     args = parse_args(argv)
+    runtime.start()  # TensorFlow's environment, then TensorFlow, quietly
     from pathlib import Path
+
+    import tensorflow as tf
+    from tqdm import tqdm
 
     from dcgan_completion import encoder
     from model import DCGAN
-    import tensorflow as tf
-    from tqdm import tqdm
 
     model = DCGAN.from_checkpoint(args.checkpointDir)  # a missing or broken checkpoint: one line
     utils.output_folder(Path(args.checkpointDir) / encoder.FOLDER, "the encoder's folder")

@@ -9,15 +9,19 @@ from __future__ import annotations
 import argparse
 import errno
 import functools
+import io
 import json
 import os
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, NoReturn, Sequence
 
+import imageio.v3 as iio
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from tqdm import tqdm
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")  # Pillow's single-channel modes (LA: with alpha)
@@ -263,14 +267,36 @@ def _umask() -> int:
     return mask
 
 
-def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write a uint8 image (H, W, 3) or (H, W, 1) (a grayscale PNG), or a float image in [-1, 1], atomically."""
+def png_bytes(image: np.ndarray) -> bytes:
+    """A uint8 image (H, W, 3) or (H, W, 1) / (H, W) (a grayscale PNG), or a float image in [-1, 1], as PNG bytes:
+    the one PNG encoder of complete.py's files and the web app's results."""
     array = np.asarray(image)
     if array.dtype != np.uint8:
         array = to_uint8(array)
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
-    atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, format="PNG")
+    return out.getvalue()
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """png_bytes(image), written atomically."""
+    data = png_bytes(image)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def gif_bytes(frames: Sequence[np.ndarray]) -> bytes:
+    """uint8 frames as the article's ImageMagick GIF of completed/*.png: 100 ms a frame, looping."""
+    stack = np.stack(frames)
+    stack = stack[..., 0] if stack.shape[-1] == 1 else stack  # grayscale frames: (T, H, W)
+    return iio.imwrite("<bytes>", stack, extension=".gif", duration=100, loop=0, is_batch=True)
+
+
+def save_gif(path: str | os.PathLike, frames: Sequence[np.ndarray]) -> None:
+    """gif_bytes(frames), written atomically."""
+    data = gif_bytes(frames)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def save_json(path: str | os.PathLike, data: dict) -> None:
@@ -365,9 +391,7 @@ def load_images(paths: Sequence[str | os.PathLike], image_size: int, crop: bool 
 
     Returns (uint8 array (N, S, S, channels), the paths that loaded, one error per file that did not).
     """
-    from concurrent.futures import ThreadPoolExecutor
 
-    from tqdm import tqdm
 
     def load(path):
         try:
@@ -387,64 +411,3 @@ def load_images(paths: Sequence[str | os.PathLike], image_size: int, crop: bool 
                 errors.append(error)
     array = np.stack(images) if images else np.zeros((0, image_size, image_size, channels), np.uint8)
     return array, loaded, errors
-
-
-class silenced_stderr:
-    """Send file descriptor 2 to /dev/null for a while: TensorFlow's C++ start-up messages
-    (oneDNN, CUDA probing) ignore TF_CPP_MIN_LOG_LEVEL in recent releases."""
-
-    def __enter__(self):
-        sys.stderr.flush()
-        self.saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-        return self
-
-    def __exit__(self, *exc):
-        sys.stderr.flush()
-        os.dup2(self.saved, 2)
-        os.close(self.saved)
-        return False
-
-
-def cpu_info(path: str = "/proc/cpuinfo") -> tuple[str, set[str]]:
-    """(model name, feature flags) of this machine's CPU as /proc/cpuinfo lists them ("", empty set if none)."""
-    name, flags = "", set()
-    try:
-        with open(path, encoding="utf-8", errors="replace") as file:
-            for line in file:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name" and not name:
-                    name = value.strip()
-                elif key == "flags" and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    return name, flags
-
-
-ONEDNN = "TF_ENABLE_ONEDNN_OPTS"
-
-
-def default_to_onednn() -> None:
-    """oneDNN's CPU kernels (convolutions, batch norm, matmuls) on every x86 CPU, unless the user set
-    TF_ENABLE_ONEDNN_OPTS. TensorFlow turns them on by itself only on CPUs with AVX-512 VNNI/BF16 or
-    AMX; on an AVX2 CPU (AMD EPYC Zen 3) they trained 1.2-1.45x and completed 1.15-1.3x faster than
-    TensorFlow's own kernels (docs/speed.md#onednn-on-every-cpu). Must run before TensorFlow is imported."""
-    os.environ.setdefault(ONEDNN, "1")
-
-
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow (with oneDNN's kernels, default_to_onednn) with its C++ start-up lines hidden,
-    unless the user asked for its logs (TF_CPP_MIN_LOG_LEVEL below 2). Later `import tensorflow`
-    statements then cost nothing."""
-    if "tensorflow" in sys.modules:
-        return
-    default_to_onednn()
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") < "2":
-        return
-    with silenced_stderr():
-        import tensorflow as tf
-        tf.config.list_physical_devices()

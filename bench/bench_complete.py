@@ -49,7 +49,7 @@ def worker(args) -> dict:
 
     def optimise(dcgan, iterations: int):
         """(seconds, final z) of `iterations` iterations from the seed's z."""
-        completer = completion.Completer(dcgan, mask, settings)
+        completer = completion.LatentOptimizer(dcgan, mask, settings)
         z = completer.initial_z(images)
         completer.run(z, completer.initial_state(z), images, 0, args.outInterval)  # warm-up: tracing
         state = completer.initial_state(z)
@@ -68,7 +68,7 @@ def worker(args) -> dict:
         return result
     # Quality: each run's final z's loss, evaluated in float32 on one device.
     reference = scale_generator(model.DCGAN(image_size=args.imgSize, gf_dim=args.gf_dim, df_dim=args.df_dim, seed=0))
-    evaluate = completion.Completer(reference, mask, settings).loss
+    evaluate = completion.LatentOptimizer(reference, mask, settings).loss
     result["final_loss"] = float(tf.reduce_mean(evaluate(final_z, images)[0]))
     if precision != "off":
         _, float32_z, _ = optimise(reference, args.nIter)

@@ -31,8 +31,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def worker(args) -> dict:
     """One round in this process: start-up, then each iteration count's seconds."""
-    from common import build_model, matmul_rates
     import numpy as np
+
+    from common import build_model, matmul_rates
     from dcgan_completion.completion import engine as completion
     from dcgan_completion.completion import masks as masking
     from dcgan_completion.completion.settings import CompletionSettings

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -27,12 +26,13 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
+
+from dcgan_completion import runtime  # noqa: E402
 
 
 def machine() -> str:
@@ -149,11 +149,12 @@ def main(argv=None) -> int:
     parser.add_argument("--sequentialRuns", type=int, default=16, help="complete.py runs (0: none)")
     args = parser.parse_args(argv)
 
+    runtime.start()
     from dcgan_completion.completion.settings import CompletionSettings
-    from model import DCGAN
     from dcgan_completion.serving.app import create_app
     from dcgan_completion.serving.server import in_thread
     from dcgan_completion.serving.service import Defaults, Service
+    from model import DCGAN
 
     work = Path(tempfile.mkdtemp(prefix="bench_serve_"))
     checkpoint = args.checkpointDir

@@ -1,18 +1,21 @@
 """Shared TensorFlow pieces of the benchmarks' rounds: analytic FLOP counts, matmul references, the model."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from dcgan_completion import runtime  # noqa: E402
 
-from dcgan_completion.networks import layouts  # noqa: E402
-import model  # noqa: E402  (imports TensorFlow quietly)
-
+runtime.start()  # as the scripts start TensorFlow
 import tensorflow as tf  # noqa: E402
+
+import model  # noqa: E402
+from dcgan_completion.networks import layouts  # noqa: E402
+from dcgan_completion.networks.config import ModelConfig  # noqa: E402
 
 
 def layer_macs(dcgan: model.DCGAN) -> dict[str, list[int]]:
@@ -109,19 +112,18 @@ def build_model(args, image_size: int, job: str = "training", batch: int = 64, s
     """(strategy, DCGAN, precision) for the benchmark's flags, with random weights (seed 0; G scaled for a
     completion); precision is what --mixed_precision resolves to in train_dcgan.py (job "training") or
     complete.py (job "completion": auto measures this model at `batch` with `settings`)."""
-    from dcgan_completion import auto_precision
-    from dcgan_completion import distribute
+    from dcgan_completion import auto_precision, distribute
     strategy = distribute.make_strategy(args.strategy)
-    hparams = dict(image_size=image_size, z_dim=100, gf_dim=args.gf_dim, df_dim=args.df_dim, c_dim=3)
+    config = ModelConfig(image_size=image_size, gf_dim=args.gf_dim, df_dim=args.df_dim)
 
     def build(precision: str, phases: bool | None) -> model.DCGAN:
         with strategy.scope():
-            dcgan = model.DCGAN(**hparams, seed=0, compute_dtype=precision, phases=phases)
+            dcgan = model.DCGAN(**dataclasses.asdict(config), seed=0, compute_dtype=precision, phases=phases)
         return scale_generator(dcgan) if job == "completion" else dcgan
 
     choose = auto_precision.training_precision if job == "training" else \
         functools.partial(auto_precision.completion_precision, settings=settings)
-    dcgan, precision, why = choose(args.mixed_precision, build, hparams, batch,
+    dcgan, precision, why = choose(args.mixed_precision, build, config, batch,
                                    replicas=strategy.num_replicas_in_sync)
     print(f"precision: {why}", flush=True)
     return strategy, dcgan, precision

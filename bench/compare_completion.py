@@ -25,8 +25,9 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
 import eval_completion  # noqa: E402
-from dcgan_completion.completion import masks as masking  # noqa: E402
 import utils  # noqa: E402
+from dcgan_completion import runtime  # noqa: E402
+from dcgan_completion.completion import masks as masking  # noqa: E402
 
 # name -> CompletionSettings fields (weighted_mask: the paper's weighted contextual loss), and restarts.
 CANDIDATES = {
@@ -91,13 +92,14 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown candidate {unknown[0]!r}")
 
+    runtime.start()
     from dcgan_completion import auto_precision
-    from dcgan_completion.networks.storage import read_hparams
     from dcgan_completion.completion.settings import CompletionSettings
+    from dcgan_completion.networks.storage import read_config
     from model import DCGAN
     model, precision, _ = auto_precision.completion_precision(
         args.mixed_precision, lambda p, phases: DCGAN.from_checkpoint(args.checkpointDir, compute_dtype=p, phases=phases),
-        read_hparams(args.checkpointDir), min(args.limit, 64), CompletionSettings())
+        read_config(args.checkpointDir), min(args.limit, 64), CompletionSettings())
     truth, _, _ = utils.load_images(utils.list_images(args.images)[:args.limit], model.image_size, progress=False)
     mask = eval_completion.eval_mask(args.maskType, model.image_size)
     print(f"{len(truth)} images, {model.image_size}x{model.image_size}, mask {args.maskType}, precision {precision}; "

@@ -9,7 +9,6 @@ of the face: the identity distance of dlib's face-recognition embedding (below 0
 the same person, whose share is the same-person rate) and the landmark error (68-point
 model, inner-face points, pixels of the face), means over the images, as a table and
 then as one JSON object on the last line. Methods:
-
   dcgan            complete.py with its defaults (adam, the weighted mask, Poisson blending)
   dcgan_article    complete.py as the article ran it: --approach momentum --no-weightedMask
                    --blend none (the momentum update, the plain L1 loss, the fill pasted in)
@@ -50,8 +49,8 @@ for _path in (str(ROOT), str(BENCH)):
 
 import face_measures  # noqa: E402
 import metrics  # noqa: E402
-from dcgan_completion.completion import masks as masking  # noqa: E402
 import utils  # noqa: E402
+from dcgan_completion.completion import masks as masking  # noqa: E402
 
 COMPLETE_SCRIPT = "complete.py"   # run with cwd = the repository root
 DCGAN_METHODS = {
@@ -187,13 +186,11 @@ def run_dcgan(method: str, args, paths: Sequence[Path], size: int, out_dir: Path
                "--seed", str(args.seed), "--centerScale", str(args.centerScale), *DCGAN_METHODS[method],
                *(["--mixed_precision", args.mixed_precision] if args.mixed_precision else []),
                *[str(path.resolve()) for path in paths]]
-    env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     print(f"[{method}] {' '.join(command[1:9])} ... ({len(paths)} images)", file=sys.stderr, flush=True)
     # Show the command's progress as it runs, and keep its last output for the report.
     tail = bytearray()
     try:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     except OSError as error:
         return None, f"cannot run {COMPLETE_SCRIPT}: {error}"
     while True:

@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from dcgan_completion.completion import masks as masking  # noqa: E402
 import utils  # noqa: E402
+from dcgan_completion import runtime  # noqa: E402
+from dcgan_completion.completion import masks as masking  # noqa: E402
 
 MARGIN = 1.05  # warn_above: this much above the largest share among the model's own held-out faces
 
@@ -45,11 +46,12 @@ def main(argv=None) -> int:
     parser.add_argument("--write", action="store_true", help="record known_fit in the checkpoint's dcgan.json")
     args = parser.parse_args(argv)
 
-    from dcgan_completion.networks import storage
+    runtime.start()
+    from dcgan_completion import encoder
     from dcgan_completion.completion.engine import CompletionEngine, unexplained_share
     from dcgan_completion.completion.settings import CompletionSettings, default_iterations
+    from dcgan_completion.networks import storage
     from model import DCGAN
-    from dcgan_completion import encoder
 
     model = DCGAN.from_checkpoint(args.checkpointDir)
     size = model.image_size

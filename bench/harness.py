@@ -17,17 +17,17 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import utils  # noqa: E402  (no TensorFlow)
+from dcgan_completion import runtime  # noqa: E402  (no TensorFlow)
 
 FLAGS_THAT_MATTER = ("amx_bf16", "avx512_bf16", "avx512f")
 
 
 def cpu_description() -> dict:
     """The CPU model and whether it has the flags that decide bfloat16's speed."""
-    name, flags = utils.cpu_info()
+    name, flags = runtime.cpu_info()
     return {"cpu": name or "unknown", "cpu_cores": os.cpu_count(),
             **{flag: flag in flags for flag in FLAGS_THAT_MATTER},
-            "onednn": os.environ.get(utils.ONEDNN, "1") == "1"}  # the workers' kernels (utils.default_to_onednn)
+            "onednn": os.environ.get(runtime.ONEDNN, "1") == "1"}  # the workers' kernels (utils.default_to_onednn)
 
 
 def run_json(command: list[str], echo: bool = False) -> dict:

@@ -20,9 +20,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
-from dcgan_completion.completion import masks as masking  # noqa: E402
 import metrics  # noqa: E402
 import utils  # noqa: E402
+from dcgan_completion import runtime  # noqa: E402
+from dcgan_completion.completion import masks as masking  # noqa: E402
 
 ITERATIONS = (0, 25, 50, 100, 200, 300, 1000)
 
@@ -90,10 +91,11 @@ def table(per_seed: list[dict], iterations: list[int]) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    runtime.start()
     from dcgan_completion import encoder
-    from dcgan_completion.networks.storage import resolve_model_dir
     from dcgan_completion.completion.engine import CompletionEngine
     from dcgan_completion.completion.settings import CompletionSettings
+    from dcgan_completion.networks.storage import resolve_model_dir
     from model import DCGAN
     checkpoint_dir, line = resolve_model_dir(args.checkpointDir)
     print(line, file=sys.stderr)

@@ -506,8 +506,8 @@ def _check_manifest(out_dir: Path, seed: int, size: int) -> None:
             found = None
         if found != wanted:
             shown = ", ".join(f"{k}={found.get(k)}" for k in ("version", "seed", "size")) if isinstance(found, dict) else "unreadable"
-            utils.fail(f"{out_dir} already holds faces made with other settings ({path.name}: {shown}); "
-                       f"use another folder, or delete it, for --seed {seed} --size {size}")
+            raise utils.UserError(f"{out_dir} already holds faces made with other settings ({path.name}: {shown}); "
+                                  f"use another folder, or delete it, for --seed {seed} --size {size}")
         return
     utils.save_json(path, wanted)
 
@@ -536,6 +536,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+@utils.expected_errors
 def main(argv=None) -> int:
     args = parse_args(argv)
     from tqdm import tqdm
@@ -544,7 +545,7 @@ def main(argv=None) -> int:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        utils.fail(f"cannot create {out_dir}: {error.strerror or error}")
+        raise utils.UserError(f"cannot create {out_dir}: {error.strerror or error}")
     _check_manifest(out_dir, args.seed, args.size)
     jobs = face_jobs(out_dir, args.count, args.heldout)
     todo = [(path, index, args.seed, args.size) for path, index in jobs if not path.exists()]
@@ -565,7 +566,7 @@ def main(argv=None) -> int:
                         bar.update()
             bar.close()
     except OSError as error:
-        utils.fail(f"cannot write faces to {out_dir}: {error.strerror or error}")
+        raise utils.UserError(f"cannot write faces to {out_dir}: {error.strerror or error}")
     print(f"{len(todo)} faces written, {skipped} already there: "
           f"{args.count} in {out_dir / 'train'}, {args.heldout} in {out_dir / 'heldout'}")
     return 0

@@ -14,7 +14,7 @@ z; for training, the evidence of quality per step (TRAINING_RULE), so training's
 float32's kernels. A forced precision (off, bfloat16, float16) is used as given, with ops.py's rule
 for the kernels.
 
-    model, precision, why = auto_precision.completion_precision("auto", build, hparams, batch, settings)
+    model, precision, why = auto_precision.completion_precision("auto", build, config, batch, settings)
 """
 from __future__ import annotations
 
@@ -29,7 +29,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+import tensorflow as tf
+
 import utils
+from dcgan_completion import distribute, runtime
+from dcgan_completion.completion import engine as completion
+from dcgan_completion.completion import masks as masking
+from dcgan_completion.networks.config import ModelConfig
 
 CACHE_FILE = Path("dcgan-completion-tf2") / "precision.json"
 LOSS_TOLERANCE = 0.01      # a lower precision's final loss may be at most 1% above float32's
@@ -280,8 +287,8 @@ def device_name(gpus: list[tuple[str, tuple[int, int]]] | None = None, cpu: str 
     gpus = visible_gpus() if gpus is None else gpus
     if gpus:
         return ", ".join(f"{name} (compute capability {cc[0]}.{cc[1]})" for name, cc in gpus)
-    name = utils.cpu_info()[0] if cpu is None else cpu
-    kernels = "oneDNN" if os.environ.get(utils.ONEDNN, "1") == "1" else f"{utils.ONEDNN}={os.environ[utils.ONEDNN]}"
+    name = runtime.cpu_info()[0] if cpu is None else cpu
+    kernels = "oneDNN" if os.environ.get(runtime.ONEDNN, "1") == "1" else f"{runtime.ONEDNN}={os.environ[runtime.ONEDNN]}"
     return f"CPU {name or 'unknown'} ({os.cpu_count()} cores, {kernels})"
 
 
@@ -296,7 +303,6 @@ def variants_for(job: str, gpus: list[tuple[str, tuple[int, int]]]) -> list[str]
 
 
 def visible_gpus() -> list[tuple[str, tuple[int, int]]]:
-    import tensorflow as tf
     found = []
     for gpu in tf.config.list_physical_devices("GPU"):
         details = tf.config.experimental.get_device_details(gpu)
@@ -328,10 +334,6 @@ class CompletionTrial(Trial):
     """
 
     def __init__(self, build: Callable[[str, bool], object], batches: list[int], settings):
-        import numpy as np
-
-        from dcgan_completion.completion import engine as completion
-        from dcgan_completion.completion import masks as masking
         self.build, self.settings, self.models = build, settings, {}
         reference = self.model("off")
         replicas = reference.strategy.num_replicas_in_sync if reference.strategy is not None else 1
@@ -342,7 +344,7 @@ class CompletionTrial(Trial):
         faces = reference.generator(completion.draw_z(1, size, reference.z_dim), training=False).numpy()
         self.images = np.clip(faces, -1.0, 1.0)
         self.start_z = completion.draw_z(0, size, reference.z_dim)
-        self.judge = completion.Completer(reference, self.mask, settings)
+        self.judge = completion.LatentOptimizer(reference, self.mask, settings)
         self.float32_loss = None
 
     def model(self, variant: str):
@@ -352,8 +354,7 @@ class CompletionTrial(Trial):
 
     def runs(self, variant: str) -> list[Callable[[int], None]]:
         """run(steps) at each batch size: that many iterations from the same start, waited for."""
-        from dcgan_completion.completion import engine as completion
-        completer = completion.Completer(self.model(variant), self.mask, self.settings)
+        completer = completion.LatentOptimizer(self.model(variant), self.mask, self.settings)
 
         def at(batch: int) -> Callable[[int], None]:
             z, images = self.start_z[:batch], self.images[:batch]
@@ -363,9 +364,7 @@ class CompletionTrial(Trial):
 
     def final_loss(self, variant: str) -> float:
         """The mean loss (judged in float32) after CHECK_ITERATIONS iterations in this variant."""
-        from dcgan_completion.completion import engine as completion
-        import tensorflow as tf
-        completer = completion.Completer(self.model(variant), self.mask, self.settings)
+        completer = completion.LatentOptimizer(self.model(variant), self.mask, self.settings)
         z, images = tf.constant(self.start_z[:self.check]), tf.constant(self.images[:self.check])
         z = completer.run(z, completer.initial_state(z), images, 0, CHECK_ITERATIONS)[0]
         return float(tf.reduce_mean(self.judge.loss(z, images)[0]))
@@ -384,7 +383,6 @@ class TrainingTrial(Trial):
         self.build, self.batch, self.xla = build, batch, xla
 
     def runs(self, variant: str) -> list[Callable[[int], None]]:
-        import tensorflow as tf
         model = self.build(precision_of(variant), phases_of(variant))
         model.compile(xla=self.xla)  # as the training will run it
         images = tf.random.stateless_uniform([self.batch, model.image_size, model.image_size, model.c_dim],
@@ -397,26 +395,23 @@ class TrainingTrial(Trial):
         return [steps]
 
 
-def model_shape(hparams: dict, batch: int | list[int], replicas: int, **extra) -> dict:
+def model_shape(config: ModelConfig, batch: int | list[int], replicas: int, **extra) -> dict:
     """The cache key's model part: what changes the step's speed."""
-    keys = ("image_size", "z_dim", "gf_dim", "df_dim", "c_dim", "layout")
-    return {**{k: hparams.get(k) for k in keys}, "batch": batch, "replicas": replicas, **extra}
+    return {**dataclasses.asdict(config), "batch": batch, "replicas": replicas, **extra}
 
 
 def _measured(job: str, shape: dict, measure, loss_ratio) -> tuple[Decision, str]:
-    import tensorflow as tf
     gpus = visible_gpus()
     key = cache_key(job, device_name(gpus), tf.__version__, shape)
     return choose(key, variants_for(job, gpus), measure, loss_ratio)
 
 
-def completion_precision(asked: str, build: Callable[[str, bool | None], object], hparams: dict,
+def completion_precision(asked: str, build: Callable[[str, bool | None], object], config: ModelConfig,
                          batch: int | list[int], settings, replicas: int = 1) -> tuple[object, str, str]:
     """(model, precision, reason) for a completion: asked as given (ops.py's rule for the kernels), or
     auto's measured choice at the batch size (or sizes, alike: a server's padded batches) that will
     run; build(precision, phases) -> the model. Measuring builds a model per variant; the chosen one
     is returned, not built again."""
-    from dcgan_completion import distribute
     if asked != "auto":
         precision, why = distribute.choose_precision(asked)
         return build(precision, None), precision, why
@@ -428,7 +423,7 @@ def completion_precision(asked: str, build: Callable[[str, bool | None], object]
         return trial
 
     batches = sorted(set(batch)) if isinstance(batch, (list, tuple)) else [batch]
-    shape = model_shape(hparams, batches if len(batches) > 1 else batches[0], replicas, approach=settings.approach,
+    shape = model_shape(config, batches if len(batches) > 1 else batches[0], replicas, approach=settings.approach,
                         xla=settings.xla)
     decision, why = _measured("completion", shape, lambda variants: get_trial().measure(variants),
                               lambda v: get_trial().loss_ratio(v))
@@ -437,18 +432,17 @@ def completion_precision(asked: str, build: Callable[[str, bool | None], object]
     return build(decision.precision, decision.phases), decision.precision, why
 
 
-def training_precision(asked: str, build: Callable[[str, bool | None], object], hparams: dict, batch: int,
+def training_precision(asked: str, build: Callable[[str, bool | None], object], config: ModelConfig, batch: int,
                        replicas: int = 1, measure: bool = True, xla: bool = False) -> tuple[object, str, str]:
     """(model, precision, reason) for training: asked as given (ops.py's rule for the kernels); auto:
     float32 (TRAINING_RULE), with the kernels measured faster (measure=False: ops.py's rule, as
     when several workers would each have to measure in step)."""
-    from dcgan_completion import distribute
     if asked != "auto":
         precision, why = distribute.choose_precision(asked)
         return build(precision, None), precision, why
     if not measure:
         return build("off", None), "off", f"auto: {TRAINING_RULE}"
     trial = TrainingTrial(build, batch, xla)
-    decision, why = _measured("training", model_shape(hparams, batch, replicas, xla=xla), trial.measure,
+    decision, why = _measured("training", model_shape(config, batch, replicas, xla=xla), trial.measure,
                               lambda variant: 1.0)
     return build("off", decision.phases), "off", f"auto: {TRAINING_RULE}; {why.removeprefix('auto: ')}"

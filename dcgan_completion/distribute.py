@@ -18,10 +18,9 @@ import os
 import shutil
 import tempfile
 
-import utils
+import tensorflow as tf
 
-utils.import_tensorflow_quietly()
-import tensorflow as tf  # noqa: E402
+import utils
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 PRECISIONS = ("off", "float16", "bfloat16")

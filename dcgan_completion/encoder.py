@@ -20,16 +20,13 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import tensorflow as tf
 from PIL import Image, ImageDraw
 
 import utils
-
-utils.import_tensorflow_quietly()
-import tensorflow as tf  # noqa: E402
-
-from dcgan_completion.networks.storage import CheckpointError, first_line  # noqa: E402
-from model import Adam, DCGAN  # noqa: E402
-from ops import BatchNorm, Conv2d, Linear, leaky_relu  # noqa: E402
+from dcgan_completion.networks.storage import CheckpointError, first_line
+from model import DCGAN, Adam
+from ops import BatchNorm, Conv2d, Linear, leaky_relu
 
 FOLDER = "encoder"              # inside the checkpoint folder
 CONFIG_FILE = "encoder.json"

@@ -2,7 +2,7 @@
 serving signature, so that TensorFlow Serving (or any TensorFlow runtime) hosts it without this
 project's Python (docs/serving.md).
 
-The maths is the project's own: a `completion.Completer` built for the settings gives the loss,
+The maths is the project's own: a `completion.LatentOptimizer` built for the settings gives the loss,
 its gradient and the update rule (adam or momentum), `completion.weighted_masks` the paper's
 weighted mask and `completion.draw_z_in_graph` complete.py's start z from the seed (or, where the
 checkpoint has an encoder, its guess of z from the images and masks, and the seed is unused). The update
@@ -19,14 +19,13 @@ import os
 import shutil
 from pathlib import Path
 
-from dcgan_completion.completion import engine as completion
-from dcgan_completion import encoder
+import tensorflow as tf
+
 import utils
+from dcgan_completion import encoder
+from dcgan_completion.completion import engine as completion
 from dcgan_completion.completion.settings import CompletionSettings
 from model import DCGAN
-
-utils.import_tensorflow_quietly()
-import tensorflow as tf  # noqa: E402
 
 SIGNATURE = "serving_default"
 EXPORTABLE_APPROACHES = ("adam", "momentum")  # HMC draws random numbers from a generator each iteration
@@ -56,7 +55,7 @@ class CompletionModule(tf.Module):
         self.encoder = start
         self.image_size, self.z_dim, self.channels = model.image_size, model.z_dim, model.c_dim
         self._settings = settings
-        self._completer = completion.Completer(model, settings=settings)  # the loss and the update rules
+        self._completer = completion.LatentOptimizer(model, settings=settings)  # the loss and the update rules
         size, channels = model.image_size, model.c_dim
         self.complete = tf.function(self._complete, input_signature=[
             tf.TensorSpec([None, size, size, channels], tf.float32, name="images"),
@@ -104,7 +103,7 @@ def export(checkpoint_dir: str | os.PathLike, out_dir: str | os.PathLike,
     module = CompletionModule(model, settings, start)
     try:
         tf.saved_model.save(module, str(out), signatures={SIGNATURE: module.complete.get_concrete_function()})
-        record = dict(model=model.hparams, settings={name: value for name, value in
+        record = dict(model=model.config.record(), settings={name: value for name, value in
                                                      dataclasses.asdict(settings).items()
                                                      if name in ("approach", "lr", "momentum", "beta1", "beta2",
                                                                  "eps", "lam", "weighted_mask")},

@@ -15,18 +15,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["DCGAN_LOGICAL_CPUS"] = "2"
+from dcgan_completion import runtime  # noqa: E402
+
+runtime.start()  # as the scripts start TensorFlow (no device initialised yet)
 
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
-from dcgan_completion.completion import engine as completion  # noqa: E402  (imports TensorFlow quietly; no device initialised yet)
-from dcgan_completion.completion.settings import CompletionSettings  # noqa: E402
 import model as M  # noqa: E402
 from dcgan_completion import distribute  # noqa: E402
+from dcgan_completion.completion import engine as completion  # noqa: E402
 from dcgan_completion.completion import masks as masking  # noqa: E402
+from dcgan_completion.completion.settings import CompletionSettings  # noqa: E402
 
-import tensorflow as tf  # noqa: E402
 HPARAMS = dict(image_size=16, z_dim=8, gf_dim=4, df_dim=4)
 BATCH = 8
 

@@ -15,8 +15,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from test_face_alignment import two_faces  # noqa: E402
+
 import utils  # noqa: E402
-from test_face_alignment import two_faces  # noqa: E402  (the picture the alignment tests use)
 
 PHOTO = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 SIZE = 64

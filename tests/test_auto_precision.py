@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT))
 
 from dcgan_completion import auto_precision  # noqa: E402
 from dcgan_completion.auto_precision import Decision, choose, decide  # noqa: E402
+from dcgan_completion.networks.config import ModelConfig  # noqa: E402
 
 
 def recording(values: dict):
@@ -262,14 +263,14 @@ def test_the_cache_lives_in_xdg_cache_home(monkeypatch, tmp_path):
 # -- the device --------------------------------------------------------------------------------
 
 def test_the_device_is_named_by_its_gpus_else_its_cpu(tmp_path, monkeypatch):
-    import utils
+    from dcgan_completion import runtime
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9B45\nflags\t\t: fpu avx2 avx512_bf16\n\n"
                        "processor\t: 1\nmodel name\t: AMD EPYC 9B45\n")
-    name, flags = utils.cpu_info(str(cpuinfo))
+    name, flags = runtime.cpu_info(str(cpuinfo))
     assert name == "AMD EPYC 9B45" and "avx512_bf16" in flags
     assert auto_precision.device_name(gpus=[], cpu=name) == f"CPU AMD EPYC 9B45 ({os.cpu_count()} cores, oneDNN)"
-    monkeypatch.setenv(utils.ONEDNN, "0")  # TensorFlow's own kernels: another device, measured apart
+    monkeypatch.setenv(runtime.ONEDNN, "0")  # TensorFlow's own kernels: another device, measured apart
     assert auto_precision.device_name(gpus=[], cpu=name) == \
         f"CPU AMD EPYC 9B45 ({os.cpu_count()} cores, TF_ENABLE_ONEDNN_OPTS=0)"
     h100 = [("NVIDIA H100", (9, 0))]
@@ -288,12 +289,12 @@ def test_a_forced_precision_is_built_as_given_without_measuring(asked, monkeypat
     monkeypatch.setattr(auto_precision, "TrainingTrial", never)
     for choose_for in (auto_precision.completion_precision, auto_precision.training_precision):
         built = []
-        model, precision, why = choose_for(asked, lambda p, phases: built.append((p, phases)) or p, {}, 1,
+        model, precision, why = choose_for(asked, lambda p, phases: built.append((p, phases)) or p, ModelConfig(), 1,
                                            settings=None) if choose_for is auto_precision.completion_precision \
-            else choose_for(asked, lambda p, phases: built.append((p, phases)) or p, {}, 1)
+            else choose_for(asked, lambda p, phases: built.append((p, phases)) or p, ModelConfig(), 1)
         assert built == [(asked, None)] and model == asked and precision == asked and why == "as asked"
     with pytest.raises(ValueError):
-        auto_precision.training_precision("float8", lambda p, phases: p, {}, 1)
+        auto_precision.training_precision("float8", lambda p, phases: p, ModelConfig(), 1)
 
 
 def test_training_keeps_float32_and_times_only_its_kernels(monkeypatch, tmp_path):
@@ -311,15 +312,15 @@ def test_training_keeps_float32_and_times_only_its_kernels(monkeypatch, tmp_path
     monkeypatch.setattr(auto_precision, "visible_gpus", lambda: [])
     built = []
     model, precision, why = auto_precision.training_precision("auto", lambda p, phases: built.append((p, phases)),
-                                                              {"image_size": 64}, 64)
+                                                              ModelConfig(), 64)
     assert precision == "off" and built == [("off", True)] and sorted(timed) == ["off", "off+phases"]
     assert why.startswith(f"auto: {auto_precision.TRAINING_RULE}; float32 (phase convolutions) measured 1.33x "
                           f"the speed of float32; measured now")
     assert "docs/distributed.md#precision" in why
     # Several workers: no measuring (they would have to time in step), ops.py's rule.
     built.clear()
-    _, _, why = auto_precision.training_precision("auto", lambda p, phases: built.append((p, phases)), {}, 64,
-                                                  measure=False)
+    _, _, why = auto_precision.training_precision("auto", lambda p, phases: built.append((p, phases)), ModelConfig(),
+                                                  64, measure=False)
     assert built == [("off", None)] and why == f"auto: {auto_precision.TRAINING_RULE}"
 
 
@@ -327,8 +328,8 @@ def test_training_keeps_float32_and_times_only_its_kernels(monkeypatch, tmp_path
 
 @pytest.fixture(scope="module")
 def tiny_model_builder():
-    from model import DCGAN
     from dcgan_completion.completion.settings import CompletionSettings
+    from model import DCGAN
     built = []
 
     def build(precision, phases=None):
@@ -356,7 +357,7 @@ def test_the_trial_times_and_judges_the_real_step(tiny_model_builder, monkeypatc
     # The same precision judged twice: same z, same images, same model, so the same final loss.
     assert trial.loss_ratio("off") == pytest.approx(1.0, abs=1e-6)
     # The check really optimises: the final loss is below the start's.
-    judge = completion.Completer(trial.model("off"), trial.mask, settings)
+    judge = completion.LatentOptimizer(trial.model("off"), trial.mask, settings)
     start_loss = float(np.mean(judge.loss(trial.start_z[:8], trial.images[:8])[0]))
     assert trial.final_loss("off") < start_loss
     assert built == []  # float32's model built once, by the trial's start
@@ -366,9 +367,9 @@ def test_auto_returns_the_measured_model_and_line(tiny_model_builder, monkeypatc
     build, built, settings = tiny_model_builder
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(auto_precision, "CHUNK_SECONDS", 0.02)
-    hparams = dict(image_size=16, gf_dim=8, df_dim=8, z_dim=16, c_dim=3)
+    config = ModelConfig(image_size=16, gf_dim=8, df_dim=8, z_dim=16, c_dim=3)
     built.clear()
-    model, precision, why = auto_precision.completion_precision("auto", build, hparams, 2, settings)
+    model, precision, why = auto_precision.completion_precision("auto", build, config, 2, settings)
     cache = json.loads((tmp_path / "dcgan-completion-tf2" / "precision.json").read_text())
     (key, entry), = cache.items()
     variant = entry["variant"]
@@ -380,5 +381,5 @@ def test_auto_returns_the_measured_model_and_line(tiny_model_builder, monkeypatc
     assert (model.compute_dtype is None) == (precision == "off") and model.phases == variant.endswith("+phases")
     # The next start reads the decision and builds one model.
     built.clear()
-    _, again, why = auto_precision.completion_precision("auto", build, hparams, 2, settings)
+    _, again, why = auto_precision.completion_precision("auto", build, config, 2, settings)
     assert again == precision and built == [(precision, variant.endswith("+phases"))] and "measured on" in why

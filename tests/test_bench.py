@@ -74,6 +74,7 @@ def test_layer_macs_follow_each_layout():
 def test_compare_completion_reports_every_candidate(tmp_path):
     import numpy as np
     from PIL import Image
+
     from model import DCGAN
     DCGAN(image_size=16, z_dim=8, gf_dim=4, df_dim=4, seed=0).save(tmp_path / "ck")
     rng = np.random.default_rng(0)

@@ -26,11 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import convert_checkpoint  # noqa: E402
-from dcgan_completion.networks import storage  # noqa: E402
-from dcgan_completion.networks import layouts  # noqa: E402
-from dcgan_completion.completion import masks as masking  # noqa: E402
 import train_dcgan  # noqa: E402
-from dcgan_completion.networks.storage import CheckpointError, infer_hparams, latest_checkpoint, read_hparams  # noqa: E402
+from dcgan_completion.completion import masks as masking  # noqa: E402
+from dcgan_completion.networks import layouts  # noqa: E402
+from dcgan_completion.networks import storage  # noqa: E402
+from dcgan_completion.networks.storage import CheckpointError  # noqa: E402
+from dcgan_completion.networks.storage import infer_config, latest_checkpoint, read_config
 from model import DCGAN  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
@@ -278,18 +279,18 @@ def test_written_checkpoint_matches_the_original_pretrained_index(tf1_64):
         dict(tf.train.list_variables(str(BAMOS / "DCGAN.model-60502")))
 
 
-def test_infer_hparams(tf1_64, tf1_small, tf1_gray):
+def test_infer_config(tf1_64, tf1_small, tf1_gray):
     for ref in (tf1_64, tf1_small, tf1_gray):
-        assert read_hparams(ref["folder"]) == ref["hparams"]
-        assert infer_hparams(dict(tf.train.list_variables(ref["prefix"])), ref["prefix"]) == ref["hparams"]
+        assert read_config(ref["folder"]).record() == ref["hparams"]
+        assert infer_config(dict(tf.train.list_variables(ref["prefix"])), ref["prefix"]).record() == ref["hparams"]
 
 
-def test_infer_hparams_of_the_original_pretrained_index():
+def test_infer_config_of_the_original_pretrained_index():
     if not (BAMOS / "DCGAN.model-60502.index").exists():
         pytest.skip(f"{BAMOS} is absent")
     assert latest_checkpoint(BAMOS) == str(BAMOS / "DCGAN.model-60502")
-    assert read_hparams(BAMOS) == DEFAULTS
-    assert infer_hparams(dict(tf.train.list_variables(str(BAMOS / "DCGAN.model-60502")))) == DEFAULTS
+    assert read_config(BAMOS).record() == DEFAULTS
+    assert infer_config(dict(tf.train.list_variables(str(BAMOS / "DCGAN.model-60502")))).record() == DEFAULTS
 
 
 # ----------------------------------------------------------------------------
@@ -298,7 +299,7 @@ def test_infer_hparams_of_the_original_pretrained_index():
 
 def test_from_checkpoint_gives_the_originals_outputs(tf1_64):
     model = DCGAN.from_checkpoint(tf1_64["folder"])
-    assert model.hparams == DEFAULTS and model.original_format
+    assert model.config.record() == DEFAULTS and model.original_format
     assert_same_outputs(model, tf1_64)
 
 
@@ -330,7 +331,7 @@ def test_the_later_layout_is_recognised_and_gives_the_originals_outputs(tf1_late
     # What the later revision wrote: renamed D layers and doubled G widths.
     assert written["generator/g_h1/w"] == [5, 5, 512, 512] and written["discriminator/d_h4_lin/Matrix"] == [8192, 1]
     assert "discriminator/d_bn0/beta" in written and "discriminator/d_bn3/beta" not in written
-    assert read_hparams(tf1_later["folder"]) == dict(DEFAULTS, layout="later")
+    assert read_config(tf1_later["folder"]).record() == dict(DEFAULTS, layout="later")
     model = DCGAN.from_checkpoint(tf1_later["folder"])
     assert model.original_format and model.layout == "later"
     assert repr(model) == "DCGAN(image_size=64, z_dim=100, gf_dim=64, df_dim=64, c_dim=3, layout=later)"
@@ -340,7 +341,7 @@ def test_the_later_layout_is_recognised_and_gives_the_originals_outputs(tf1_late
 def test_the_later_layout_at_16x16(tf1_later_small):
     written = dict(tf.train.list_variables(tf1_later_small["prefix"]))
     assert "generator/g_h1/w/Adam" in written and "beta1_power" in written  # ignored: this port's Adam starts afresh
-    assert read_hparams(tf1_later_small["folder"]) == dict(SMALL, layout="later")
+    assert read_config(tf1_later_small["folder"]).record() == dict(SMALL, layout="later")
     model = DCGAN(**SMALL, layout="later")
     assert model.load(tf1_later_small["folder"])
     assert_same_outputs(model, tf1_later_small)
@@ -398,6 +399,7 @@ def write_tf1_variables(folder: Path, shapes: dict) -> str:
 
 def test_a_checkpoint_of_neither_layout_says_what_each_expects(tmp_path, capsys):
     import complete
+
     # The article's names with the later revision's widths in G.
     shapes = dict(layouts.expected_shapes(**SMALL), **{"generator/g_h1/w": [5, 5, 64, 64]})
     prefix = write_tf1_variables(tmp_path / "hybrid", shapes)
@@ -414,20 +416,20 @@ def test_a_checkpoint_of_neither_layout_says_what_each_expects(tmp_path, capsys)
     shapes = layouts.expected_shapes(**SMALL)
     del shapes["discriminator/d_h3_lin/Matrix"]
     with pytest.raises(CheckpointError) as error:
-        infer_hparams(shapes, "ckpt")
+        infer_config(shapes, "ckpt")
     assert str(error.value) == (
         f"ckpt: fits neither layout of the original's checkpoints: no variable discriminator/d_h3_lin/Matrix; "
         f"the article layout expects discriminator/d_h3_lin/Matrix [64, 1] ({layouts.SUMMARY['article']}); "
         f"the later layout expects no discriminator/d_h3_lin/Matrix ({layouts.SUMMARY['later']})")
     with pytest.raises(CheckpointError, match=r"^ckpt: fits neither .*: no variable generator/g_h0_lin/Matrix; "
                                               r"the article layout needs generator/g_h0_lin/Matrix"):
-        infer_hparams({"discriminator/d_bn0/beta": [8]}, "ckpt")
+        infer_config({"discriminator/d_bn0/beta": [8]}, "ckpt")
 
 
 def test_dcgan_json_with_a_layout_that_cannot_be_built_is_a_clear_error(tmp_path):
     (tmp_path / "dcgan.json").write_text(json.dumps(dict(SMALL, layout="2018")))
     with pytest.raises(CheckpointError, match=r"dcgan\.json: layout must be one of article, later, not '2018'"):
-        read_hparams(tmp_path)
+        read_config(tmp_path)
     (tmp_path / "dcgan.json").write_text(json.dumps(dict(SMALL, image_size=256, layout="later")))
     with pytest.raises(CheckpointError, match=r": cannot build the model it describes \(the later layout works up "
                                               r"to 128x128, not 256"):
@@ -556,7 +558,7 @@ def test_convert_checkpoint_script(tf1_small, tmp_path, capsys):
     assert latest_checkpoint(dst) == str(dst / "DCGAN.model-7")
     assert "_CHECKPOINTABLE_OBJECT_GRAPH" in dict(tf.train.list_variables(str(dst / "DCGAN.model-7")))
     model = DCGAN.from_checkpoint(dst)
-    assert not model.original_format and int(model.step) == 7 and model.hparams == SMALL
+    assert not model.original_format and int(model.step) == 7 and model.config.record() == SMALL
     assert_same_outputs(model, tf1_small)
     # Clean failures: no checkpoint, a destination that holds one, the source itself.
     empty = tmp_path / "empty"
@@ -577,7 +579,7 @@ def test_convert_checkpoint_as_a_process(tf1_gray, tmp_path, capsys, monkeypatch
     assert result.returncode == 0, result.stderr
     assert f"Wrote {dst / 'DCGAN.model-12'}" in result.stdout
     model = DCGAN.from_checkpoint(dst)
-    assert not model.original_format and int(model.step) == 12 and model.hparams == GRAY
+    assert not model.original_format and int(model.step) == 12 and model.config.record() == GRAY
     assert_same_outputs(model, tf1_gray)
     # The error path in-process (runpy runs the script's __main__ block as `python convert_checkpoint.py` does).
     monkeypatch.setattr(sys, "argv", ["convert_checkpoint.py", str(tmp_path / "nowhere"), str(tmp_path / "out")])
@@ -622,7 +624,7 @@ def test_networks_only_copy_keeps_the_networks_and_drops_the_optimiser(tmp_path,
     images = source.generate(z)
     np.testing.assert_array_equal(copy.discriminator(images, training=False)[1].numpy(),
                                   source.discriminator(images, training=False)[1].numpy())
-    assert int(copy.step.numpy()) == 0 and read_hparams(tmp_path / "small") == read_hparams(tmp_path / "full")
+    assert int(copy.step.numpy()) == 0 and read_config(tmp_path / "small") == read_config(tmp_path / "full")
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
         convert_checkpoint.main(["--networks_only", str(tmp_path / "full"), str(tmp_path / "small")])

@@ -22,8 +22,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dcgan_completion.completion import masks as masking  # noqa: E402
 import utils  # noqa: E402
+from dcgan_completion.completion import masks as masking  # noqa: E402
 
 SIZE, Z_DIM, GAIN = 16, 16, 10.0
 COMMON = ["--seed", "0", "--lr", "0.002"]

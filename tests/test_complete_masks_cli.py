@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import complete  # noqa: E402
-from dcgan_completion.completion import masks as masking  # noqa: E402
 import utils  # noqa: E402
+from dcgan_completion.completion import masks as masking  # noqa: E402
 
 SIZE = 16
 IMAGES = ["a/im0.png", "a/im1.png", "b/im2.jpg"]  # im2's mask is im2.png: same name, other extension

@@ -119,9 +119,9 @@ def test_bad_arguments_stop_before_any_work(work, capsys, tmp_path, args, words)
 def test_one_photo_without_files_is_what_photos_writes(work, tmp_path, monkeypatch):
     """prepare_photo -> the engine -> paste_fills, in a folder that stays empty: the photo that
     --photos writes with the same settings; and a clear PhotoError for a photo it cannot do."""
+    from dcgan_completion.completion import photos as photo_completion
     from dcgan_completion.completion.engine import CompletionEngine
     from model import DCGAN
-    from dcgan_completion.completion import photos as photo_completion
     out = tmp_path / "out"
     # float32 with ops.py's kernels, as the engine below (auto may time other kernels faster: other rounding)
     assert main(work, "--outDir", str(out), "--photos", str(work / "photos" / "hopper.jpg"), "--mask",

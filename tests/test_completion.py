@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dcgan_completion.completion import masks as masking  # noqa: E402
-from dcgan_completion.completion.engine import CompletionEngine, Completer, draw_z  # noqa: E402
+from dcgan_completion.completion.engine import LatentOptimizer  # noqa: E402
+from dcgan_completion.completion.engine import CompletionEngine, draw_z
 from dcgan_completion.completion.settings import CompletionSettings  # noqa: E402
 from model import DCGAN  # noqa: E402
 
@@ -74,7 +75,7 @@ def test_loss_matches_numpy(model, images, variant):
     else:
         mask = masking.make_mask("center", SIZE)
         weights = masking.weighted_mask(mask) if variant == "weighted" else mask
-    completer = Completer(model, mask, lam=lam, lowres=variant == "lowres",
+    completer = LatentOptimizer(model, mask, lam=lam, lowres=variant == "lowres",
                           weights=weights if variant == "weighted" else None)
     z = tf.constant(random_z(1))
     fake = model.generator(z, training=False).numpy()
@@ -91,7 +92,7 @@ def test_loss_matches_numpy(model, images, variant):
 
 def test_gradient_matches_finite_differences_and_is_per_image(model, images):
     mask = masking.make_mask("center", SIZE)
-    completer = Completer(model, mask, lam=0.5)
+    completer = LatentOptimizer(model, mask, lam=0.5)
     z0 = random_z(2)
     loss, grad, _ = completer.loss_and_gradient(tf.constant(z0), images)
     grad = grad.numpy()
@@ -128,10 +129,10 @@ def test_gradient_matches_finite_differences_and_is_per_image(model, images):
 ITERS, CHUNKS = 5, (2, 3)
 
 
-def reference_trajectory(completer: Completer, images, z0: np.ndarray, approach: str, params: dict,
+def reference_trajectory(completer: LatentOptimizer, images, z0: np.ndarray, approach: str, params: dict,
                          seed: int | None = None):
     """[(z before iteration i, loss at it)] for i < ITERS, and the final z, in numpy.
-    Gradients come from Completer.loss_and_gradient (eager) at the numpy z."""
+    Gradients come from LatentOptimizer.loss_and_gradient (eager) at the numpy z."""
     def loss_grad(z):
         loss, grad, _ = completer.loss_and_gradient(tf.constant(z, tf.float32), images)
         return loss.numpy().astype(np.float64), grad.numpy().astype(np.float64)
@@ -174,7 +175,7 @@ def reference_trajectory(completer: Completer, images, z0: np.ndarray, approach:
     return trajectory, z, decisions
 
 
-def run_in_chunks(completer: Completer, images, z0: np.ndarray):
+def run_in_chunks(completer: LatentOptimizer, images, z0: np.ndarray):
     z = tf.constant(z0)
     state = completer.initial_state(z)
     zs, losses, ends, start = [], [], [], 0
@@ -200,7 +201,7 @@ def test_update_rule_matches_numpy_reference(model, images, approach):
     params = UPDATE_CASES[approach]
     seed = 21
     mask = masking.make_mask("center", SIZE)
-    completer = Completer(model, mask, approach=approach, lam=0.1, seed=seed, **params)
+    completer = LatentOptimizer(model, mask, approach=approach, lam=0.1, seed=seed, **params)
     z0 = random_z(4, low=-0.95, high=0.95)
     trajectory, z_end, decisions = reference_trajectory(completer, images, z0, approach, params, seed)
     zs, losses, ends = run_in_chunks(completer, images, z0)
@@ -222,7 +223,7 @@ def test_adam_bias_correction_uses_the_global_iteration(model, images):
     """Restarting the count at each chunk (i = 0 again) would give another trajectory."""
     params = UPDATE_CASES["adam"]
     mask = masking.make_mask("center", SIZE)
-    completer = Completer(model, mask, approach="adam", lam=0.1, **params)
+    completer = LatentOptimizer(model, mask, approach="adam", lam=0.1, **params)
     z0 = tf.constant(random_z(4, low=-0.95, high=0.95))
     z, state, *_ = completer.run(z0, completer.initial_state(z0), images, 0, 2)
     right, *_ = completer.run(z, state, images, 2, 1)
@@ -232,8 +233,8 @@ def test_adam_bias_correction_uses_the_global_iteration(model, images):
 
 def test_batch_with_a_mask_per_image(model, images):
     """Four images with four masks in one batch: each image's loss is the numpy objective with its
-    own mask, and its trajectory is the one it follows alone with that mask as the Completer's mask;
-    one mask given for every image is the Completer's mask."""
+    own mask, and its trajectory is the one it follows alone with that mask as the LatentOptimizer's mask;
+    one mask given for every image is the LatentOptimizer's mask."""
     user = np.ones((SIZE, SIZE, 3), np.float32)
     user[2:7, 9:15] = 0.0
     masks = [masking.make_mask("center", SIZE), masking.make_mask("left", SIZE),
@@ -241,7 +242,7 @@ def test_batch_with_a_mask_per_image(model, images):
     weights = np.stack(masks)[..., :1]
     lam, params = 0.3, UPDATE_CASES["adam"]
     z0 = random_z(8, low=-0.95, high=0.95)
-    batch = Completer(model, approach="adam", lam=lam, **params)
+    batch = LatentOptimizer(model, approach="adam", lam=lam, **params)
     fake = model.generator(tf.constant(z0), training=False).numpy()
     logits = model.discriminator(tf.constant(fake), training=False)[1].numpy()[:, 0]
     expected = np.array([np.abs(m * (f - y)).sum() for m, f, y in zip(masks, fake, images.numpy())])
@@ -252,14 +253,14 @@ def test_batch_with_a_mask_per_image(model, images):
     z = tf.constant(z0)
     z_batch, _, _, losses, _ = batch.run(z, batch.initial_state(z), images, 0, 3, weights)
     for i, mask in enumerate(masks):
-        alone = Completer(model, mask, approach="adam", lam=lam, **params)
+        alone = LatentOptimizer(model, mask, approach="adam", lam=lam, **params)
         zi = tf.constant(z0[i:i + 1])
         z_alone, _, _, losses_alone, _ = alone.run(zi, alone.initial_state(zi), images[i:i + 1], 0, 3)
         np.testing.assert_allclose(z_batch.numpy()[i], z_alone.numpy()[0], atol=1e-5)
         np.testing.assert_allclose(losses.numpy()[:, i], losses_alone.numpy()[:, 0], rtol=1e-5)
     assert np.abs(z_batch.numpy() - z0).max() > 0.02
 
-    shared = Completer(model, masks[0], lam=lam)
+    shared = LatentOptimizer(model, masks[0], lam=lam)
     same = np.repeat(weights[:1], N, axis=0)
     np.testing.assert_allclose(batch.loss(tf.constant(z0), images, same)[0].numpy(),
                                shared.loss(tf.constant(z0), images)[0].numpy(), rtol=1e-6)
@@ -276,7 +277,7 @@ def hole_psnr(a: np.ndarray, b: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return 10 * np.log10(4.0 / mse)
 
 
-def flip_gradient(completer: Completer) -> None:
+def flip_gradient(completer: LatentOptimizer) -> None:
     """Make the update rule climb the loss (a negative lr, which the settings refuse)."""
     descend = completer.loss_and_gradient
 
@@ -303,7 +304,7 @@ def test_range_recovery_from_known_pixels():
     z0 = tf.constant(random_z(2))
     psnr = {}
     for name in ("descent", "ascent"):
-        completer = Completer(model, mask, approach="momentum", lam=0.0, lr=lr, seed=0)
+        completer = LatentOptimizer(model, mask, approach="momentum", lam=0.0, lr=lr, seed=0)
         if name == "ascent":
             flip_gradient(completer)
         z, *_ = completer.run(z0, completer.initial_state(z0), y, 0, iters)
@@ -326,10 +327,10 @@ def test_bfloat16_completion_reaches_the_float32_loss_within_one_percent():
     float32 = scaled_model(seed=3)
     y = tf.constant(np.random.default_rng(11).uniform(-0.9, 0.9, (8, SIZE, SIZE, 3)).astype(np.float32))
     z0 = tf.constant(random_z(2, n=8))
-    score = Completer(float32, mask).loss
+    score = LatentOptimizer(float32, mask).loss
     final = {}
     for precision in ("off", "bfloat16"):
-        completer = Completer(float32 if precision == "off" else scaled_model(seed=3, compute_dtype=precision),
+        completer = LatentOptimizer(float32 if precision == "off" else scaled_model(seed=3, compute_dtype=precision),
                               mask, approach="momentum", lr=lr, seed=0)
         z, *_ = completer.run(z0, completer.initial_state(z0), y, 0, iters)
         final[precision] = float(tf.reduce_mean(score(z, y)[0]))
@@ -345,7 +346,7 @@ def test_bfloat16_completion_reaches_the_float32_loss_within_one_percent():
 def test_best_of_candidates_is_the_per_image_minimum(model, images):
     candidates, seed = 5, 8
     mask = masking.make_mask("center", SIZE)
-    completer = Completer(model, mask, lam=0.1, seed=seed)
+    completer = LatentOptimizer(model, mask, lam=0.1, seed=seed)
     best = completer.best_of(images, candidates).numpy()
     # The same draws, in the same order, from a copy of the generator.
     rng = tf.random.Generator.from_seed(seed)
@@ -358,9 +359,9 @@ def test_best_of_candidates_is_the_per_image_minimum(model, images):
     np.testing.assert_allclose(best_loss, losses.min(axis=0), rtol=1e-6)
     assert np.all(best_loss <= losses[0])  # never worse than a single random start drawn the same way
     # initial_z uses best_of for more than one candidate, a plain draw otherwise.
-    again = Completer(model, mask, lam=0.1, seed=seed)
+    again = LatentOptimizer(model, mask, lam=0.1, seed=seed)
     np.testing.assert_array_equal(again.initial_z(images, candidates).numpy(), best)
-    single = Completer(model, mask, lam=0.1, seed=seed)
+    single = LatentOptimizer(model, mask, lam=0.1, seed=seed)
     np.testing.assert_array_equal(single.initial_z(images, 1).numpy(), draws[0])
 
 
@@ -377,7 +378,7 @@ def test_engine_records_the_reference_trajectory_in_padded_batches_without_files
     settings = CompletionSettings(approach="adam", lam=0.1, n_iter=ITERS, out_interval=2, batch_size=3,
                                   weighted_mask=False, seed=0, **params)
     z0 = random_z(4, low=-0.95, high=0.95)
-    trajectory, z_end, _ = reference_trajectory(Completer(model, mask, settings), images, z0, "adam", params)
+    trajectory, z_end, _ = reference_trajectory(LatentOptimizer(model, mask, settings), images, z0, "adam", params)
     engine, calls = CompletionEngine(model, settings), []
     monkeypatch.chdir(tmp_path)
     masks = np.broadcast_to(mask[..., :1], (N, SIZE, SIZE, 1))
@@ -395,7 +396,7 @@ def test_engine_records_the_reference_trajectory_in_padded_batches_without_files
         assert fill.shape == (N, SIZE, SIZE, 3) and fill.dtype == np.float32
         np.testing.assert_allclose(fill, expected, atol=1e-4, err_msg=f"frame {iteration}")
     np.testing.assert_array_equal(result.fill, result.frames[-1][1])
-    np.testing.assert_allclose(result.loss, Completer(model, mask, settings).loss(tf.constant(result.z), images)[0],
+    np.testing.assert_allclose(result.loss, LatentOptimizer(model, mask, settings).loss(tf.constant(result.z), images)[0],
                                rtol=1e-5)
     # Progress: once per chunk (3 chunks in each of 2 batches), with the batch's rows.
     assert [(p.batch_index, p.done, p.frame_iteration) for p in calls] == \
@@ -434,10 +435,10 @@ def test_draw_z_is_the_z_that_complete_draws_for_one_image(model, images):
     mask = masking.make_mask("center", SIZE)[None, ..., :1]
     drawn = engine.complete(images.numpy()[:1], mask, record=True)
     np.testing.assert_array_equal(drawn.zs[0], draw_z(5, 1, Z_DIM))
-    traced = engine.completer._run.experimental_get_tracing_count()
+    traced = engine.optimizer._run.experimental_get_tracing_count()
     given = engine.complete(images.numpy()[:1], mask, z=draw_z(5, 1, Z_DIM))
     np.testing.assert_array_equal(given.z, drawn.z)
-    assert engine.completer._run.experimental_get_tracing_count() == traced
+    assert engine.optimizer._run.experimental_get_tracing_count() == traced
     assert not np.array_equal(draw_z(5, 1, Z_DIM), draw_z(6, 1, Z_DIM))
 
 

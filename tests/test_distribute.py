@@ -191,8 +191,8 @@ def test_tiny_models_take_the_merged_and_the_phase_paths():
     the sample grid, where a MirroredVariable failed), and by phases too in bfloat16."""
     import tensorflow as tf
 
-    from dcgan_completion.networks import layouts
     import ops
+    from dcgan_completion.networks import layouts
     _, widths = layouts.generator_plan(layouts.DEFAULT_LAYOUT, 16, 8, 3)
     assert [ops.phase_method(w, None) for w in widths[1:]] == [None, None, "merged", "merged"]
     assert [ops.phase_method(w, tf.bfloat16) for w in widths[1:]] == ["phases", "phases", "merged", "merged"]
@@ -295,12 +295,11 @@ def test_float32_layers_do_not_cast():
 
 
 def test_explicit_precision_is_kept_and_unknown_is_refused(tmp_path):
-    from dcgan_completion import distribute
-    import utils
+    from dcgan_completion import distribute, runtime
     for asked in ("off", "float16", "bfloat16"):
         assert distribute.choose_precision(asked) == (asked, "as asked")
     for refused in ("float8", "auto"):  # auto is measured (auto_precision), never decided here
         with pytest.raises(ValueError, match=refused):
             distribute.choose_precision(refused)
-    assert utils.cpu_info(str(tmp_path / "missing")) == ("", set())
+    assert runtime.cpu_info(str(tmp_path / "missing")) == ("", set())
     assert distribute.precision_line("off", "as asked") == "precision: float32 (as asked)"

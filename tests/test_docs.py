@@ -46,22 +46,25 @@ def rel(path: Path, root: Path = ROOT) -> str:
 
 
 def split_markdown(text: str) -> tuple[list[tuple[int, str]], list[list[tuple[int, str]]]]:
-    """(prose lines, fenced code blocks), each line with its 1-based number."""
+    """(prose lines, fenced code blocks), each line with its 1-based number. A block fenced as
+    ```text (a file tree, a program's output) is neither prose nor commands: it is left out."""
     prose, blocks, fence, block = [], [], None, []
     for number, line in enumerate(text.splitlines(), 1):
         match = FENCE.match(line)
         if fence is None:
             if match:
                 fence, block = match.group(1), []
+                keep = line.strip()[len(fence):].strip() != "text"
             else:
                 prose.append((number, line))
         elif match and match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence) \
                 and not line.strip()[len(match.group(1)):].strip():
-            blocks.append(block)
+            if keep:
+                blocks.append(block)
             fence = None
         else:
             block.append((number, line))
-    if fence is not None:
+    if fence is not None and keep:
         blocks.append(block)
     return prose, blocks
 

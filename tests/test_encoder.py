@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dcgan_completion import encoder
 import train_encoder
+from dcgan_completion import encoder
 from dcgan_completion.completion.engine import CompletionEngine
 from dcgan_completion.completion.settings import CompletionSettings
 from model import DCGAN

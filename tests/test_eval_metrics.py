@@ -16,8 +16,8 @@ sys.path.insert(0, str(ROOT))
 
 import eval_completion  # noqa: E402
 import metrics  # noqa: E402
-from dcgan_completion.completion import masks as masking  # noqa: E402
 import utils  # noqa: E402
+from dcgan_completion.completion import masks as masking  # noqa: E402
 
 C1, C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 

@@ -21,8 +21,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dcgan_completion.completion import masks as masking  # noqa: E402
 import utils  # noqa: E402
+from dcgan_completion.completion import masks as masking  # noqa: E402
 
 SIZE, Z_DIM, SEED, ITERATIONS = 16, 8, 7, 12
 PROJECT_MODULES = sorted({p.stem for p in ROOT.glob("*.py")} | {"dcgan_completion"})
@@ -178,8 +178,8 @@ def test_momentum_and_plain_mask_match_the_engine(tiny_checkpoint):
 
     from dcgan_completion.completion.engine import CompletionEngine
     from dcgan_completion.completion.settings import CompletionSettings
-    from model import DCGAN
     from dcgan_completion.export import CompletionModule
+    from model import DCGAN
 
     settings = CompletionSettings(approach="momentum", lr=0.02, momentum=0.8, lam=0.3, weighted_mask=False,
                                   n_iter=5, out_interval=5, batch_size=2, seed=3)
@@ -197,8 +197,11 @@ def test_momentum_and_plain_mask_match_the_engine(tiny_checkpoint):
 def test_bad_inputs_are_one_line_errors(tiny_checkpoint, tmp_path, capsys):
     assert "--approach hmc cannot be exported" in one_line_error(
         capsys, ["--checkpointDir", str(tiny_checkpoint), "--outDir", str(tmp_path / "a"), "--approach", "hmc"])
-    assert "no checkpoint in" in one_line_error(
+    assert f"checkpoint folder {tmp_path / 'nothing'} does not exist; train one first" in one_line_error(
         capsys, ["--checkpointDir", str(tmp_path / "nothing"), "--outDir", str(tmp_path / "b")])
+    (tmp_path / "empty").mkdir()
+    assert f"no checkpoint in {tmp_path / 'empty'}: expected a `checkpoint` state file" in one_line_error(
+        capsys, ["--checkpointDir", str(tmp_path / "empty"), "--outDir", str(tmp_path / "b")])
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "saved_model.pb").write_bytes(b"")
     assert "not empty" in one_line_error(

@@ -14,12 +14,13 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dcgan_completion.faces import alignment as face_alignment  # noqa: E402
 import utils  # noqa: E402
+from dcgan_completion.faces import alignment as face_alignment
+from dcgan_completion.faces import framing  # noqa: E402
 
 PHOTO = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
-INNER = face_alignment.LANDMARKS["innerEyesAndBottomLip"]
-OUTER = face_alignment.LANDMARKS["outerEyesAndNose"]
+INNER = framing.LANDMARKS["innerEyesAndBottomLip"]
+OUTER = framing.LANDMARKS["outerEyesAndNose"]
 SIZE = 64
 
 
@@ -53,13 +54,13 @@ def landmarks_of(face: np.ndarray, models, factor: int = 4) -> np.ndarray:
 
 def assert_at_template(face: np.ndarray, models, indices=INNER, tolerance: float = 2.0) -> None:
     found = landmarks_of(face, models)[list(indices)]
-    expected = face.shape[0] * face_alignment.MINMAX_TEMPLATE[list(indices)]
+    expected = face.shape[0] * framing.MINMAX_TEMPLATE[list(indices)]
     distances = np.linalg.norm(found - expected, axis=1)
     assert distances.max() < tolerance, f"landmarks {found.tolist()} vs template {expected.tolist()}"
 
 
 def test_minmax_template():
-    template = face_alignment.MINMAX_TEMPLATE
+    template = framing.MINMAX_TEMPLATE
     assert template.shape == (68, 2)
     np.testing.assert_allclose(template.min(axis=0), 0.0, atol=1e-6)
     np.testing.assert_allclose(template.max(axis=0), 1.0, atol=1e-6)

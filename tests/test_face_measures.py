@@ -27,12 +27,14 @@ def real_faces() -> dict[str, np.ndarray]:
     from matplotlib import cbook
     from PIL import Image
     from skimage import data as skimage_data  # a test extra (setup.py): its wheel ships astronaut.png
+
     from dcgan_completion.faces import alignment as face_alignment
+    from dcgan_completion.faces import framing
 
     detector, predictor = face_alignment.load_models(face_alignment.default_predictor())
     photos = {"hopper": np.asarray(Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB")),
               "astronaut": skimage_data.astronaut()}
-    indices = face_alignment.LANDMARKS["innerEyesAndBottomLip"]
+    indices = framing.LANDMARKS["innerEyesAndBottomLip"]
     return {name: face_alignment.align_face(photo, 64, indices, detector, predictor) for name, photo in photos.items()}
 
 

@@ -30,8 +30,8 @@ import convert_checkpoint
 import simple_distributions
 import train_dcgan
 import utils
-from utils import unique_names
 from model import DCGAN
+from utils import unique_names
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", PYTHONUNBUFFERED="1")

@@ -15,8 +15,8 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dcgan_completion.faces import framing  # noqa: E402
 import utils  # noqa: E402
+from dcgan_completion.faces import framing  # noqa: E402
 
 
 def landmarks_at(eyes_and_mouth: np.ndarray) -> np.ndarray:
@@ -108,7 +108,7 @@ def test_dcgan_json_records_it(tmp_path):
     model.framing_json = json.dumps(framing.celeba(178, 218, 108))
     model.save(tmp_path / "new")
     assert json.loads((tmp_path / "new" / "dcgan.json").read_text())["framing"]["kind"] == "celeba"
-    assert storage.read_hparams(tmp_path / "new") == model.hparams  # not a hyper-parameter
+    assert storage.read_config(tmp_path / "new") == model.config  # not part of the configuration
     loaded = DCGAN.from_checkpoint(tmp_path / "new")
     storage.save_networks(loaded, tmp_path / "copy")  # convert_checkpoint.py --networks_only keeps it
     assert storage.read_framing(tmp_path / "copy") == framing.celeba(178, 218, 108)

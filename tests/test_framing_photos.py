@@ -20,8 +20,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dcgan_completion.faces import framing  # noqa: E402
 import utils  # noqa: E402
+from dcgan_completion.faces import framing  # noqa: E402
 
 PHOTO = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 W, H, CROP, SIZE = 89, 109, 54, 16   # half-resolution img_align_celeba, its centred 54x54, the model's side
@@ -93,9 +93,9 @@ def eye_hole() -> np.ndarray:
 
 
 def test_the_model_records_its_framing_and_photos_are_cut_that_way(trained, models):
-    from dcgan_completion.networks import storage
-    from dcgan_completion.faces import alignment as face_alignment
     from dcgan_completion.completion import photos as photo_completion
+    from dcgan_completion.faces import alignment as face_alignment
+    from dcgan_completion.networks import storage
     cut = storage.read_framing(trained / "ck")
     assert cut == {"kind": "celeba", "image": [W, H], "crop": CROP}
     assert json.loads((trained / "ck" / "dcgan.json").read_text())["framing"] == cut

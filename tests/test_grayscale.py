@@ -14,8 +14,8 @@ from PIL import Image
 
 import complete
 import train_dcgan
-from dcgan_completion.completion import masks as masking
 import utils
+from dcgan_completion.completion import masks as masking
 from model import DCGAN
 
 TINY = ["--image_size", "16", "--z_dim", "4", "--gf_dim", "2", "--df_dim", "2", "--batch_size", "4",

@@ -13,10 +13,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dcgan_completion.networks import storage  # noqa: E402
 from dcgan_completion.completion import engine as completion  # noqa: E402
 from dcgan_completion.completion import outputs as completion_job  # noqa: E402
 from dcgan_completion.completion.settings import CompletionSettings  # noqa: E402
+from dcgan_completion.networks import storage  # noqa: E402
 
 
 def as_fill(values: np.ndarray) -> np.ndarray:
@@ -71,10 +71,10 @@ FIT = {"mean": 0.36, "std": 0.14, "max": 0.8, "warn_above": 0.84, "faces": 32, "
 def test_known_fit_is_written_beside_the_hyper_parameters_and_read_back(tmp_path):
     folder = tmp_path / "model"
     shutil.copytree(ROOT / "checkpoints" / "face64", folder)
-    before = storage.read_hparams(folder)
+    before = storage.read_config(folder)
     storage.write_known_fit(folder, FIT)
     assert json.loads((folder / "dcgan.json").read_text())["known_fit"] == FIT
-    assert storage.read_hparams(folder) == before   # the model's hyper-parameters only
+    assert storage.read_config(folder) == before   # the model's configuration only
     assert storage.read_known_fit(folder) == FIT
 
 

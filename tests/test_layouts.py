@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from dcgan_completion.networks import layouts
-from dcgan_completion.networks.storage import infer_hparams, variable_name
+from dcgan_completion.networks.storage import infer_config, variable_name
 from model import DCGAN
 
 
@@ -43,8 +43,8 @@ def test_models_have_the_expected_variables_and_are_recognised(layout, image_siz
     model = DCGAN(image_size=image_size, z_dim=5, gf_dim=2, df_dim=3, c_dim=c_dim, layout=layout)
     shapes = {variable_name(v): v.shape.as_list() for v in model.model_variables}
     assert shapes == layouts.expected_shapes(image_size, 5, 2, 3, c_dim, layout)
-    assert infer_hparams(shapes) == model.hparams
-    assert ("layout" in model.hparams) == (layout == "later")
+    assert infer_config(shapes) == model.config
+    assert ("layout" in model.config.record()) == (layout == "later")
     images = model.generate(tf.zeros([2, 5]))
     assert images.shape == (2, image_size, image_size, c_dim)
     assert model.discriminator(images, training=False)[1].shape == (2, 1)

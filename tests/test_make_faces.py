@@ -13,6 +13,7 @@ sys.path.insert(0, str(ROOT / "data"))
 sys.path.insert(0, str(ROOT))
 
 import make_faces  # noqa: E402
+
 import utils  # noqa: E402
 
 SCRIPT = ROOT / "data" / "make_faces.py"

@@ -286,7 +286,7 @@ def test_from_checkpoint_rebuilds_the_dims(tmp_path):
     a = DCGAN(**dims, seed=4)
     a.save(tmp_path, step=7)
     b = DCGAN.from_checkpoint(tmp_path)
-    assert b.hparams == dict(dims, c_dim=3) and int(b.step) == 7
+    assert b.config.record() == dict(dims, c_dim=3) and int(b.step) == 7
     z = tf.constant(np.random.default_rng(0).uniform(-1, 1, (2, 5)).astype(np.float32))
     np.testing.assert_array_equal(a.generate(z).numpy(), b.generate(z).numpy())
     np.testing.assert_array_equal(a.generate().numpy(), b.generate().numpy())

@@ -295,13 +295,14 @@ def test_grappler_optimises_the_training_step_and_the_completion_without_errors(
     (or another of its passes) fails it logs an error line and optimises nothing in that graph. At the
     article's full width (64x64, 64 filters) too, where the layers to many channels take other kernels."""
     script = f"""
-import tensorflow as tf, model, completion, masking
+import tensorflow as tf, model
+from dcgan_completion.completion import engine, masks
 dcgan = model.DCGAN(image_size={size}, gf_dim={width}, df_dim={width}, seed=0, compute_dtype={precision!r})
 images = tf.random.uniform([4, {size}, {size}, 3], -1.0, 1.0)
 dcgan.train_step(images)
-completer = completion.Completer(dcgan, masking.make_mask("center", {size}), seed=0)
-z = completer.initial_z(images)
-completer.run(z, completer.initial_state(z), images, 0, 2)
+optimizer = engine.LatentOptimizer(dcgan, masks.make_mask("center", {size}), seed=0)
+z = optimizer.initial_z(images)
+optimizer.run(z, optimizer.initial_state(z), images, 0, 2)
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -339,17 +340,16 @@ def test_no_graph_holds_a_fusion_that_the_remapper_breaks(precision):
     """By construction, on any CPU: no activation after a convolution's bias shares that bias's
     output with its gradient (tf.nn.leaky_relu's gradient reads it; the original's max(x, 0.2x)
     has no activation op), in the training step and the completion loop."""
-    from dcgan_completion.completion import engine as completion
-    from dcgan_completion.completion import masks as masking
     import model
+    from dcgan_completion.completion import engine, masks
     dcgan = model.DCGAN(image_size=16, gf_dim=16, df_dim=16, seed=0, compute_dtype=precision)
     images = tf.random.uniform([2, 16, 16, 3], -1.0, 1.0)
     dcgan.compile()
     training = dcgan._train_step.get_concrete_function(images)
-    completer = completion.Completer(dcgan, masking.make_mask("center", 16), seed=0)
-    z = completer.initial_z(images)
-    weights = completer.batch_weights(images)
-    loop = completer._run.get_concrete_function(z, completer.initial_state(z), images, weights,
+    optimizer = engine.LatentOptimizer(dcgan, masks.make_mask("center", 16), seed=0)
+    z = optimizer.initial_z(images)
+    weights = optimizer.batch_weights(images)
+    loop = optimizer._run.get_concrete_function(z, optimizer.initial_state(z), images, weights,
                                                 tf.constant(0), tf.constant(2))
     for graph in (training, loop):
         assert _fusable_activations_with_shared_bias(graph.graph.as_graph_def()) == []

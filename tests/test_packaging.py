@@ -98,7 +98,7 @@ def test_no_module_imports_a_script():
 
 
 LAYERS = [  # a module imports (at its top) only from its own layer or the ones before it
-    ["utils"],
+    ["utils", f"{PACKAGE}.runtime"],
     ["ops", f"{PACKAGE}.networks", f"{PACKAGE}.distribute", f"{PACKAGE}.faces.framing"],
     ["model"],
     [f"{PACKAGE}.training", f"{PACKAGE}.completion", f"{PACKAGE}.encoder", f"{PACKAGE}.faces.alignment",

@@ -12,8 +12,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dcgan_completion.completion import photos as photo_completion  # noqa: E402
 from dcgan_completion.completion import masks as masking  # noqa: E402
+from dcgan_completion.completion import photos as photo_completion  # noqa: E402
 
 S = 32
 

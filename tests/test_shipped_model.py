@@ -16,12 +16,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "data"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from dcgan_completion.networks import storage  # noqa: E402
+import make_faces  # noqa: E402
+
 import complete  # noqa: E402
 import eval_completion  # noqa: E402
-import make_faces  # noqa: E402
 import metrics  # noqa: E402
 import utils  # noqa: E402
+from dcgan_completion.networks import storage  # noqa: E402
 
 FACES = 8
 ITERATIONS = 200  # most of 1000's quality (docs/quality.md), at a test's cost
@@ -52,12 +53,14 @@ def test_the_shipped_model_is_in_the_clone_with_its_description():
 def test_the_shipped_model_warns_about_a_real_photo_and_not_about_drawn_faces(tmp_path, capsys):
     from matplotlib import cbook
     from PIL import Image
+
     from dcgan_completion.faces import alignment as face_alignment
+    from dcgan_completion.faces import framing
 
     detector, predictor = face_alignment.load_models(face_alignment.default_predictor())
     photo = np.asarray(Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
     hopper = tmp_path / "hopper.png"  # aligned as align_faces.py aligns photos for completion
-    utils.save_png(hopper, face_alignment.align_face(photo, 64, face_alignment.LANDMARKS["innerEyesAndBottomLip"],
+    utils.save_png(hopper, face_alignment.align_face(photo, 64, framing.LANDMARKS["innerEyesAndBottomLip"],
                                                      detector, predictor))
     drawn = [tmp_path / f"drawn_{i}.png" for i in range(4)]  # make_faces seed 1: not the faces it was measured on
     for index, path in enumerate(drawn):

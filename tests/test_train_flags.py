@@ -19,7 +19,7 @@ def test_resume_takes_the_checkpoints_shape(tmp_path, capsys):
                                       "--df_dim", "4"]) == 0
     assert train_dcgan.main(common + ["--epoch", "2"]) == 0  # no model flags: the checkpoint's
     restored = model.DCGAN.from_checkpoint(tmp_path / "ck")
-    assert restored.hparams == dict(image_size=8, z_dim=6, gf_dim=4, df_dim=4, c_dim=3)
+    assert restored.config.record() == dict(image_size=8, z_dim=6, gf_dim=4, df_dim=4, c_dim=3)
     assert int(restored.step) == 4
     with pytest.raises(SystemExit) as exit_info:
         train_dcgan.main(common + ["--epoch", "3", "--df_dim", "8"])

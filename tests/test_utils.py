@@ -1,12 +1,12 @@
 """utils.py: reading images of every kind, the dataset listing, sample grids."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from PIL import Image
 
 import utils
+from dcgan_completion import runtime
 
 
 def test_read_rgb_grayscale(tmp_path):
@@ -180,16 +180,16 @@ def test_grids_are_8_to_a_row_as_the_originals_save_images():
 
 @pytest.mark.parametrize("setting, enabled", [(None, True), ("0", False)])
 def test_tensorflow_runs_onednn_kernels_unless_the_user_says_not(setting, enabled):
-    """The project's modules import TensorFlow with oneDNN's CPU kernels on (TensorFlow alone turns
+    """runtime.start() (every script's first step) imports TensorFlow with oneDNN's CPU kernels on (TensorFlow alone turns
     them on only on AVX-512/AMX CPUs); TF_ENABLE_ONEDNN_OPTS=0 from the user keeps TensorFlow's own."""
     import os
     import subprocess
     import sys
     from pathlib import Path
-    env = {k: v for k, v in os.environ.items() if k != utils.ONEDNN}
+    env = {k: v for k, v in os.environ.items() if k != runtime.ONEDNN}
     if setting is not None:
-        env[utils.ONEDNN] = setting
-    code = ("import model\nfrom tensorflow.python.util import _pywrap_util_port as port\n"
+        env[runtime.ONEDNN] = setting
+    code = ("from dcgan_completion import runtime\nruntime.start()\nfrom tensorflow.python.util import _pywrap_util_port as port\n"
             "print(port.IsMklEnabled())")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           cwd=Path(utils.__file__).parent, timeout=300)

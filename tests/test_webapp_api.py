@@ -11,9 +11,9 @@ import json
 import logging
 import re
 import struct
-import zlib
 import time
 import warnings
+import zlib
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -33,7 +33,7 @@ from dcgan_completion.serving.security import Access  # noqa: E402
 from dcgan_completion.serving.service import Limits  # noqa: E402
 
 BOX = (slice(3, 10), slice(5, 12))
-STATIC = Path(__file__).resolve().parents[1] / "webapp" / "static"
+STATIC = Path(__file__).resolve().parents[1] / "dcgan_completion" / "serving" / "static"
 
 
 def client_of(made, **access) -> TestClient:

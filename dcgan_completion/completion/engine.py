@@ -1,6 +1,6 @@
 """The completion: the contextual + perceptual objective of Yeh et al. and the update rules on z
 (the article's momentum, the repository's Adam, HMC) run in compiled chunks on the device
-(`Completer`, the maths), and `CompletionEngine`, which completes any number of masked images
+(`LatentOptimizer`, the maths), and `CompletionEngine`, which completes any number of masked images
 in padded batches and returns the results: no printing, no files (complete.py's writers and a
 web server both drive it).
 """
@@ -11,20 +11,17 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import numpy as np
+import tensorflow as tf
 
-from dcgan_completion.completion import masks as masking
 import utils
-from dcgan_completion.completion.settings import APPROACHES, CompletionSettings  # noqa: F401  (completion.APPROACHES)
+from dcgan_completion.completion import masks as masking
+from dcgan_completion.completion.settings import CompletionSettings, Schedule
 from model import DCGAN
-
-utils.import_tensorflow_quietly()
-import tensorflow as tf  # noqa: E402
-
 
 JITTER = 0.1  # --zCandidates around the encoder's z: its spread (z's range is [-1, 1])
 
 
-class Completer:
+class LatentOptimizer:
     """Projected gradient descent (or HMC) on z for a batch of masked images, on the device.
 
     loss_i = sum |W_i * (G(z_i) - y_i)|  (+ sum |blockmean(G(z_i)) - blockmean(y_i)| for lowres)
@@ -38,14 +35,14 @@ class Completer:
     replicas (no image depends on another) and gathers them back: the results are those
     of one device, as z starts from the whole batch's draw and HMC's replicas each draw
     the whole batch's random numbers from their own copy of the generator and keep their
-    rows. Build the Completer itself outside the scope.
+    rows. Build the LatentOptimizer itself outside the scope.
     """
 
     def __init__(self, model: DCGAN, mask: np.ndarray | None = None, settings: CompletionSettings | None = None,
                  weights: np.ndarray | None = None, **changes):
         """settings: the update rule's and the loss's constants (CompletionSettings() when None), with
-        `changes` to its fields applied (Completer(model, mask, approach="momentum", lr=0.001));
-        the batching fields and weighted_mask are the engine's business, not the Completer's."""
+        `changes` to its fields applied (LatentOptimizer(model, mask, approach="momentum", lr=0.001));
+        the batching fields and weighted_mask are the engine's business, not the LatentOptimizer's."""
         settings = settings if settings is not None else CompletionSettings()
         self.settings = settings = dataclasses.replace(settings, **changes) if changes else settings
         self.model = model
@@ -71,11 +68,11 @@ class Completer:
 
     # -- the objective -----------------------------------------------------
     def batch_weights(self, images: tf.Tensor, weights=None) -> tf.Tensor:
-        """Each image's W, (N, S, S, 1): the `weights` given, or the Completer's mask for every image."""
+        """Each image's W, (N, S, S, 1): the `weights` given, or the LatentOptimizer's mask for every image."""
         if weights is not None:
             return tf.convert_to_tensor(weights, tf.float32)
         if self.weights is None:
-            raise ValueError("no mask: give the Completer one, or the weights of each batch")
+            raise ValueError("no mask: give the LatentOptimizer one, or the weights of each batch")
         return tf.broadcast_to(self.weights, tf.concat([tf.shape(images)[:3], [1]], 0))
 
     def loss(self, z: tf.Tensor, images: tf.Tensor, weights=None) -> tuple[tf.Tensor, tf.Tensor]:
@@ -315,38 +312,44 @@ class CompletionEngine:
         """encoder: an encoder.Encoder for model's G: each batch's z starts at its guess from the known
         pixels (jittered candidates around it with settings.z_candidates), unless a z is given."""
         self.model, self.encoder = model, encoder
-        self.completer = Completer(model, settings=settings)
-        self.settings = self.completer.settings
+        self.optimizer = LatentOptimizer(model, settings=settings)
+        self.settings = self.optimizer.settings
+        self.schedule = Schedule.of(self.settings)  # complete()'s, unless it is given another
         self.replicas = model.strategy.num_replicas_in_sync if model.strategy is not None else 1
 
     def batch_count(self, count: int, pad_to: int | None = None) -> int:
-        return -(-count // (pad_to or self.settings.batch_size))
+        return -(-count // (pad_to or self.schedule.batch_size))
 
     def complete(self, images: np.ndarray, masks: np.ndarray, progress: Callable[[Progress], None] | None = None,
-                 record: bool = False, z: np.ndarray | None = None, pad_to: int | None = None) -> CompletionResult:
+                 record: bool = False, z: np.ndarray | None = None, pad_to: int | None = None,
+                 schedule: Schedule | None = None) -> CompletionResult:
         """Complete N images: uint8 (N, S, S, C), or float in [-1, 1]; masks float (N, S, S, 1),
         1 = keep (weighted as the paper does with settings.weighted_mask). z: the start (N, z_dim),
         else drawn from the engine's generator. pad_to: images per compiled batch (default
         settings.batch_size, or N when N is smaller); each batch is padded to it, rounded up to a
-        multiple of the replicas.
+        multiple of the replicas. schedule: the iterations, start and weights (default: the engine's
+        settings'), so that one engine's compiled functions serve every schedule.
         progress is called after every compiled chunk."""
         return CompletionResult.concatenate([result for _, result in
-                                             self.complete_batches(images, masks, progress, record, z, pad_to)])
+                                             self.complete_batches(images, masks, progress, record, z, pad_to,
+                                                                   schedule)])
 
     def complete_batches(self, images: np.ndarray, masks: np.ndarray,
                          progress: Callable[[Progress], None] | None = None, record: bool = False,
                          z: np.ndarray | None = None,
-                         pad_to: int | None = None) -> Iterator[tuple[slice, CompletionResult]]:
+                         pad_to: int | None = None,
+                         schedule: Schedule | None = None) -> Iterator[tuple[slice, CompletionResult]]:
         """complete(), one batch at a time: (the batch's rows of the input, its result)."""
         images, masks = self._check(images, masks, z)
+        schedule = schedule or self.schedule
         # Fewer images than a batch: a batch of just them (16 faces must not cost 64).
-        size = pad_to or min(self.settings.batch_size, len(images))
+        size = pad_to or min(schedule.batch_size, len(images))
         batches = self.batch_count(len(images), size)
         for index in range(batches):
             rows = slice(index * size, (index + 1) * size)
             start_z = None if z is None else np.asarray(z, np.float32)[rows]
             yield rows, self._complete_batch(images[rows], masks[rows], start_z, size, (index, batches),
-                                             progress, record)
+                                             progress, record, schedule)
 
     def _check(self, images, masks, z) -> tuple[np.ndarray, np.ndarray]:
         images, masks = np.asarray(images), np.asarray(masks, np.float32)
@@ -359,31 +362,31 @@ class CompletionEngine:
             raise ValueError(f"z must be ({len(images)}, {self.model.z_dim}), not {np.shape(z)}")
         return images, masks[..., :1]
 
-    def weights(self, masks: np.ndarray) -> np.ndarray:
+    def weights(self, masks: np.ndarray, schedule: Schedule | None = None) -> np.ndarray:
         """Each image's W of the contextual loss (N, S, S, 1): its mask, or the paper's weighted mask."""
-        if not self.settings.weighted_mask:
+        if not (schedule or self.schedule).weighted_mask:
             return masks
         return np.stack([masking.weighted_mask(mask) for mask in masks]).astype(np.float32)
 
-    def _complete_batch(self, images, masks, z, size, where, progress, record) -> CompletionResult:
+    def _complete_batch(self, images, masks, z, size, where, progress, record, settings: Schedule) -> CompletionResult:
         """One batch, padded to `size` rows rounded up to the replicas (one compiled shape; the
         padding, -1 images with zero weights, is dropped)."""
-        count, settings = len(images), self.settings
+        count = len(images)
         rows = -(-size // self.replicas) * self.replicas
         y = tf.constant(_pad(_as_float(images), rows, -1.0))
-        w = tf.constant(_pad(self.weights(masks), rows, 0.0))
+        w = tf.constant(_pad(self.weights(masks, settings), rows, 0.0))
         if z is not None:
             z = tf.constant(_pad(z, rows, 0.0))
-        elif self.encoder is not None:
+        elif self.encoder is not None and settings.z_init == "encoder":
             known = tf.constant(_pad(masks[..., :1], rows, 0.0))
-            z = self.completer.best_of(y, settings.z_candidates, w, start=self.encoder(y, known))
+            z = self.optimizer.best_of(y, settings.z_candidates, w, start=self.encoder(y, known))
         else:
-            z = self.completer.initial_z(y, settings.z_candidates, w)
-        state = self.completer.initial_state(z)
+            z = self.optimizer.initial_z(y, settings.z_candidates, w)
+        state = self.optimizer.initial_state(z)
         record_parts = ([], [], []) if record else None
         for start in range(0, settings.n_iter, settings.out_interval):
             steps = min(settings.out_interval, settings.n_iter - start)
-            z, state, fake, losses, zs = self.completer.run(z, state, y, start, steps, w)
+            z, state, fake, losses, zs = self.optimizer.run(z, state, y, start, steps, w)
             if record_parts is None and progress is None:
                 continue  # nothing leaves the device
             fake, losses = fake.numpy()[:count], losses.numpy()[:, :count]
@@ -394,7 +397,7 @@ class CompletionEngine:
                 done = where[0] * settings.n_iter + start + steps
                 progress(Progress(where[0], where[1], done, where[1] * settings.n_iter, losses[-1], start, fake,
                                   losses[0]))
-        loss, fake = self.completer.compiled_loss(z, y, w)
+        loss, fake = self.optimizer.compiled_loss(z, y, w)
         result = CompletionResult(z.numpy()[:count], fake.numpy()[:count], loss.numpy()[:count])
         if record_parts is not None:
             frames, losses, zs = record_parts

@@ -11,9 +11,11 @@ from typing import Sequence
 
 import numpy as np
 from PIL import Image
+from scipy.signal import convolve2d
+from scipy.sparse import coo_matrix
+from scipy.sparse.linalg import splu
 
 from utils import IMAGE_EXTENSIONS, ImageError, first_few, read_rgb
-
 
 MASK_TYPES = ("random", "center", "left", "right", "top", "bottom", "full", "grid", "lowres")
 LOWRES_FACTOR = 8  # the lowres mask keeps an 8x-downsampled copy of the image
@@ -119,7 +121,6 @@ def block_mean(images, factor: int = LOWRES_FACTOR, reshape=np.reshape, mean=np.
 def weighted_mask(mask: np.ndarray, window: int = WEIGHTED_MASK_WINDOW) -> np.ndarray:
     """Yeh et al.'s weighted mask: each known pixel weighs the share of missing pixels in the
     window x window square around it (so known pixels next to the hole count most); 0 in the hole."""
-    from scipy.signal import convolve2d
 
     known = mask[:, :, 0]
     kernel = np.ones((window, window), dtype=np.float32) / window ** 2
@@ -136,8 +137,6 @@ def poisson_blend(image: np.ndarray, fill: np.ndarray, mask: np.ndarray) -> np.n
     (the image border is a Neumann boundary, so holes that touch it work too).
     Returns uint8. A mask with no known pixel returns `fill` unchanged.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.linalg import splu
 
     hole = mask[:, :, 0] < 0.5
     if not hole.any() or hole.all():

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from tqdm import tqdm
 
-from dcgan_completion.completion import masks as masking
 import utils
+from dcgan_completion.completion import masks as masking
 from dcgan_completion.completion.engine import CompletionEngine, CompletionResult, Progress, unexplained_share
 from dcgan_completion.completion.settings import CompletionSettings, OutputSettings
 
@@ -50,7 +51,6 @@ def complete_in_folders(engine: CompletionEngine, images: np.ndarray, masks: np.
     """Complete images (uint8 (N, S, S, C), masks (N, S, S, 1)) in the engine's batches under the
     "Completing" bar, writing each batch's optimisation into out_dir, or out_dir/batch_NNN when
     there are several; yields (the batch's rows, its result) as each batch is written."""
-    from tqdm import tqdm
 
     batches = engine.batch_count(len(images), pad_to)
     with tqdm(total=batches * engine.settings.n_iter, desc="Completing", unit="it", dynamic_ncols=True,
@@ -76,7 +76,7 @@ def write_batch(folder: Path, batch: np.ndarray, masks: np.ndarray, result: Comp
         utils.save_grid(folder / "lowres.png", _lowres(utils.to_float(batch)))
     frames = [write_frame(folder, iteration, batch, masks, fill, lowres) for iteration, fill in result.frames]
     write_logs(folder / "logs", result.losses, result.zs)
-    _write_gif(folder / "completion.gif", frames)
+    utils.save_gif(folder / "completion.gif", frames)
 
 
 def write_frame(folder: Path, iteration: int, batch: np.ndarray, masks: np.ndarray, fill: np.ndarray,
@@ -102,7 +102,7 @@ def write_logs(folder: Path, losses: np.ndarray, zs: np.ndarray) -> None:
 
 
 @dataclass
-class JobInputs:
+class CompletionInputs:
     """complete.py's inputs, read and checked before any model is built: the readable images
     (uint8 (N, S, S, C)), each one's mask (float32 (N, S, S, 1)) and the unreadable ones' errors."""
     paths: list
@@ -111,11 +111,11 @@ class JobInputs:
     errors: list
 
     @classmethod
-    def read(cls, paths: list, mask: np.ndarray | dict, image_size: int, channels: int) -> JobInputs:
+    def read(cls, paths: list, mask: np.ndarray | dict, image_size: int, channels: int) -> CompletionInputs:
         """mask: one (S, S, C) mask for every image, or a dict from each input path to its own."""
         paths, images, errors = read_inputs(paths, image_size, channels)
         if len(paths) == 0:
-            utils.fail(f"no image could be read, nothing to complete ({utils.describe_bad_files(errors)})")
+            raise utils.UserError(f"no image could be read, nothing to complete ({utils.describe_bad_files(errors)})")
         if isinstance(mask, dict):
             masks = np.stack([mask[Path(path)][..., :1] for path in paths]).astype(np.float32)
         else:
@@ -142,14 +142,14 @@ def fit_warning(names: list, shares: np.ndarray, fit: dict | None, settings: Com
             f"above {fit['warn_above']:.0%} none); it knows {knows}")
 
 
-class CompletionJob:
+class FolderCompletion:
     """complete.py's work: the inputs through the engine, and every output file. fit: the checkpoint's
     known_fit (checkpoints.read_known_fit), for the warning about faces far from what the model knows."""
 
     def __init__(self, engine: CompletionEngine, output: OutputSettings, fit: dict | None = None):
         self.engine, self.output, self.fit = engine, output, fit
 
-    def run(self, inputs: JobInputs) -> int:
+    def run(self, inputs: CompletionInputs) -> int:
         images, masks = inputs.images, inputs.masks
         names = utils.unique_names([Path(path).stem for path in inputs.paths])
         outputs = self.output.out_dir
@@ -188,12 +188,3 @@ def _lowres(images: np.ndarray) -> np.ndarray:
     """Images in [-1, 1] as the lowres mask sees them: block means, blown up to full size."""
     means = masking.block_mean(np.asarray(images, dtype=np.float32))
     return np.repeat(np.repeat(means, masking.LOWRES_FACTOR, 1), masking.LOWRES_FACTOR, 2)
-
-
-def _write_gif(path: Path, frames: list) -> None:
-    """The article's ImageMagick GIF of completed/*.png, with imageio."""
-    import imageio.v3 as iio
-    stack = np.stack(frames)
-    stack = stack[..., 0] if stack.shape[-1] == 1 else stack  # grayscale frames: (T, H, W)
-    utils.atomic_write(path, lambda tmp: iio.imwrite(tmp, stack, extension=".gif", duration=100, loop=0,
-                                                     is_batch=True))

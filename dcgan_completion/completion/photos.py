@@ -21,14 +21,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 from scipy import ndimage
+from tqdm import tqdm
 
-from dcgan_completion.faces import alignment as face_alignment
-from dcgan_completion.faces import framing
-from dcgan_completion.completion import masks as masking
 import utils
+from dcgan_completion.completion import masks as masking
 from dcgan_completion.completion.engine import CompletionEngine
 from dcgan_completion.completion.outputs import complete_in_folders
 from dcgan_completion.completion.settings import OutputSettings
+from dcgan_completion.faces import alignment as face_alignment
+from dcgan_completion.faces import framing
 
 UNKNOWN_NOTE = ("note: this model's framing is unknown (its dcgan.json does not say how its faces were cut): "
                 "photos are cut with align_faces.py's innerEyesAndBottomLip template")
@@ -195,10 +196,10 @@ def photo_masks(paths: list, mask: str) -> list[Path]:
         return masking.find_masks(mask, paths)
     if Path(mask).is_file():
         return [Path(mask)] * len(paths)
-    utils.fail(f"mask {mask} does not exist")
+    raise utils.UserError(f"mask {mask} does not exist")
 
 
-class PhotoJob:
+class PhotoCompletion:
     """complete.py --photos: plan every photo, complete all faces in batches, blend, write."""
 
     def __init__(self, engine: CompletionEngine, output: OutputSettings, cut: dict | None = None):
@@ -207,7 +208,6 @@ class PhotoJob:
     def run(self, paths: list, masks: list[Path]) -> int:
         """Complete each photo with its mask (photo_masks); a photo that cannot be done is a one-line
         error, and the others are still done (exit 1)."""
-        from tqdm import tqdm
 
         models = face_models()
         if not framing.known(self.cut):

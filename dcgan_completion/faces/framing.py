@@ -3,7 +3,6 @@ photo's face the same way.
 
 A framing is a small dict, as `align_faces.py` writes it beside its faces (framing.json) and
 `train_dcgan.py` records it in the checkpoint's dcgan.json:
-
 - {"kind": "openface", "landmarks": "innerEyesAndBottomLip", "template": ..., "size": 64, "padding": 0}:
   align_faces.py's, three landmarks sent onto OpenFace's mean face (an exact affine warp);
 - {"kind": "celeba", "image": [178, 218], "crop": 108}: CelebA's aligned images (their eye centres and
@@ -21,6 +20,7 @@ import json
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 import utils
@@ -163,7 +163,6 @@ def matrix(landmarks: np.ndarray, size: int, framing: dict | None) -> np.ndarray
     source = np.float32([landmarks[list(group)].mean(axis=0) for group in groups])
     target = np.float32(size * points - 0.5)
     if exact:
-        import cv2
         return cv2.getAffineTransform(source, target)
     return similarity(source, target)
 
@@ -192,7 +191,7 @@ def describe(framing: dict | None) -> str:
         width, height = framing.get("image", CELEBA_IMAGE)
         return f"CelebA's aligned {width}x{height} images{crop}"
     if kind == "drawn":
-        (lx, ly), (rx, _), (mx, my) = framing["eyes"][0], framing["eyes"][1], framing["mouth"]
+        (lx, ly), (rx, _), (_, my) = framing["eyes"][0], framing["eyes"][1], framing["mouth"]
         return (f"drawn faces ({framing.get('by', 'data/make_faces.py')}: eyes at x {lx:g} and {rx:g}, y {ly:g}; "
                 f"mouth at y {my:g}){crop}")
     return f"unknown (photos are cut with align_faces.py's {DEFAULT_LANDMARKS})"

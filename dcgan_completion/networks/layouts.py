@@ -10,7 +10,7 @@ from 4x4 with doubled widths (4x4x512 -> 8x8x512 -> 16x16x256 -> 32x32x128 -> 64
 renamed D's batch norms d_bn0..d_bn2 and its last layer d_h4_lin.
 
 Both eras save the same TF1 format with the same variable leaves (`w`/`biases`, `Matrix`/`bias`,
-`beta`/`gamma`/`moving_mean`/`moving_variance`); `guess_hparams` and `expected_shapes` let
+`beta`/`gamma`/`moving_mean`/`moving_variance`); `guess_sizes` and `expected_shapes` let
 storage.py tell them apart from a checkpoint's names and shapes. No TensorFlow here.
 """
 from __future__ import annotations
@@ -44,11 +44,6 @@ def check(layout: str, image_size: int) -> None:
     if layout == "later" and image_size > LATER_MAX_SIZE:
         raise ValueError(f"the later layout works up to {LATER_MAX_SIZE}x{LATER_MAX_SIZE}, not {image_size}: its "
                          f"generator halves gf_dim*8 filters per layer and has none left at 256")
-
-
-def with_layout(hparams: dict, layout: str) -> dict:
-    """hparams as dcgan.json records them: `layout` only when it is not the article's."""
-    return hparams if layout == DEFAULT_LAYOUT else dict(hparams, layout=layout)
 
 
 def generator_plan(layout: str, image_size: int, gf_dim: int, c_dim: int) -> tuple[int, list[int]]:
@@ -111,7 +106,7 @@ def likely_layout(names) -> str:
     return "later" if "discriminator/d_bn0/beta" in names else "article"
 
 
-def guess_hparams(shapes: dict, layout: str) -> dict:
+def guess_sizes(shapes: dict, layout: str) -> dict:
     """The model size a checkpoint of this layout would have, from a few of its shapes
     (KeyError names a variable the guess needs; expected_shapes then checks every one)."""
     z_dim, start_units = shapes["generator/g_h0_lin/Matrix"]

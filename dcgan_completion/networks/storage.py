@@ -11,18 +11,17 @@ import re
 import sysconfig
 from pathlib import Path
 
+import tensorflow as tf
+
+import utils
 from dcgan_completion.faces import framing
 from dcgan_completion.networks import layouts
-import utils
+from dcgan_completion.networks.config import ModelConfig
 
-utils.import_tensorflow_quietly()
-import tensorflow as tf  # noqa: E402
-
-HPARAMS_FILE = "dcgan.json"        # the model's hyper-parameters, beside its checkpoints
+HPARAMS_FILE = "dcgan.json"        # the model's configuration (config.py), beside its checkpoints
 CHECKPOINT_NAME = "DCGAN.model"     # the original's checkpoint prefix: DCGAN.model-STEP
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"  # present in TF2 checkpoints only
 STATE_FILE = "checkpoint"           # names the newest checkpoint, in both formats
-HPARAM_KEYS = ("image_size", "z_dim", "gf_dim", "df_dim", "c_dim", "layout")  # what dcgan.json may hold
 FIT_KEY = "known_fit"  # dcgan.json's optional record of how well G explains the known pixels of faces it knows
 FIT_FIELDS = ("mean", "std", "warn_above")  # its numbers (read_known_fit checks them)
 FRAMING_KEY = "framing"  # dcgan.json's record of how the training faces were cut (framing.py)
@@ -104,9 +103,9 @@ def framing_words(checkpoint_dir: str | os.PathLike) -> str:
 
 
 def json_record(model) -> dict:
-    """What dcgan.json holds for a model (a DCGAN): its hyper-parameters, and its faces' framing when known."""
+    """What dcgan.json holds for a model (a DCGAN): its configuration, and its faces' framing when known."""
     cut = json.loads(getattr(model, "framing_json", "") or "null")
-    return {**model.hparams, **({FRAMING_KEY: cut} if framing.known(cut) else {})}
+    return {**model.config.record(), **({FRAMING_KEY: cut} if framing.known(cut) else {})}
 
 
 def save_networks(model, checkpoint_dir: str | os.PathLike) -> str:
@@ -136,38 +135,36 @@ def no_checkpoint_message(checkpoint_dir: str | os.PathLike) -> str:
             f"original's TensorFlow 1 format)")
 
 
+def require_checkpoint(checkpoint_dir: str | os.PathLike) -> str:
+    """The newest checkpoint in checkpoint_dir, or a CheckpointError that says why there is none and how to make one."""
+    found = latest_checkpoint(checkpoint_dir)
+    if found is None:
+        raise CheckpointError(f"{no_checkpoint_message(checkpoint_dir)}; train one first with "
+                              f"'python train_dcgan.py --dataset DIR --checkpoint_dir {checkpoint_dir}'")
+    return found
+
+
 def first_line(error: Exception) -> str:
     text = str(getattr(error, "message", "") or error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def read_hparams(checkpoint_dir: str | os.PathLike) -> dict:
-    """The model's hyper-parameters: dcgan.json, or inferred from an original TF1 checkpoint's
-    names and shapes (its layout included: `layout` is present only when it is not the article's)."""
+def read_config(checkpoint_dir: str | os.PathLike) -> ModelConfig:
+    """The model's configuration: dcgan.json's, or inferred from an original TF1 checkpoint's
+    names and shapes (its layout included)."""
     json_path = Path(checkpoint_dir) / HPARAMS_FILE
     if json_path.exists():
-        keys = ("image_size", "z_dim", "gf_dim", "df_dim")
         try:
             with open(json_path) as handle:
-                hparams = json.load(handle)
+                record = json.load(handle)
         except (OSError, ValueError) as error:
             raise CheckpointError(f"{json_path}: unreadable ({first_line(error)})") from None
-        if not isinstance(hparams, dict) or not all(isinstance(hparams.get(k), int) for k in keys):
-            raise CheckpointError(f"{json_path}: expected integers {', '.join(keys)} (and c_dim)")
-        hparams.pop(FIT_KEY, None)  # not a hyper-parameter: read_known_fit's
-        hparams.pop(FRAMING_KEY, None)  # nor is this: read_framing's
-        unknown = sorted(set(hparams) - set(HPARAM_KEYS))
-        if unknown:
-            raise CheckpointError(f"{json_path}: unknown key {unknown[0]!r} (expected {', '.join(HPARAM_KEYS)})")
-        if hparams.get("layout", layouts.DEFAULT_LAYOUT) not in layouts.LAYOUTS:
-            raise CheckpointError(f"{json_path}: layout must be one of {', '.join(layouts.LAYOUTS)}, "
-                                  f"not {hparams['layout']!r}")
-        sizes = {k: v for k, v in hparams.items() if k != "layout"}
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sizes.values()):
-            raise CheckpointError(f"{json_path}: every value but layout must be a positive integer")
-        if not utils.is_valid_image_size(hparams["image_size"]):
-            raise CheckpointError(f"{json_path}: image_size must be a power of two >= 8, not {hparams['image_size']}")
-        return hparams
+        if isinstance(record, dict):  # what is not the configuration: read_known_fit's and read_framing's
+            record = {k: v for k, v in record.items() if k not in (FIT_KEY, FRAMING_KEY)}
+        try:
+            return ModelConfig.from_record(record)
+        except ValueError as error:
+            raise CheckpointError(f"{json_path}: {error}") from None
     path = latest_checkpoint(checkpoint_dir)
     if path is None:
         raise CheckpointError(no_checkpoint_message(checkpoint_dir))
@@ -175,7 +172,7 @@ def read_hparams(checkpoint_dir: str | os.PathLike) -> dict:
         shapes = tf.train.load_checkpoint(path).get_variable_to_shape_map()
     except (tf.errors.OpError, ValueError) as error:
         raise CheckpointError(f"{path}: not a readable checkpoint ({first_line(error)})") from None
-    return infer_hparams(shapes, path)
+    return infer_config(shapes, path)
 
 
 def read_known_fit(checkpoint_dir: str | os.PathLike) -> dict | None:
@@ -185,7 +182,7 @@ def read_known_fit(checkpoint_dir: str | os.PathLike) -> dict | None:
     try:
         fit = json.loads(json_path.read_text()).get(FIT_KEY)
     except (OSError, ValueError, AttributeError):
-        return None  # read_hparams reports an unreadable dcgan.json
+        return None  # read_config reports an unreadable dcgan.json
     if fit is None:
         return None
     if not isinstance(fit, dict) or not all(isinstance(fit.get(k), (int, float)) and not isinstance(fit.get(k), bool)
@@ -205,11 +202,11 @@ def model_knows(checkpoint_dir: str | os.PathLike) -> str | None:
 
 
 def write_known_fit(checkpoint_dir: str | os.PathLike, fit: dict) -> None:
-    """Record known_fit in the checkpoint's dcgan.json (its hyper-parameters kept as they are)."""
-    hparams = read_hparams(checkpoint_dir)
+    """Record known_fit in the checkpoint's dcgan.json (its configuration kept as it is)."""
+    config = read_config(checkpoint_dir)
     cut = read_framing(checkpoint_dir)
     utils.save_json(Path(checkpoint_dir) / HPARAMS_FILE,
-                    {**hparams, **({FRAMING_KEY: cut} if framing.known(cut) else {}), FIT_KEY: fit})
+                    {**config.record(), **({FRAMING_KEY: cut} if framing.known(cut) else {}), FIT_KEY: fit})
 
 
 def read_framing(checkpoint_dir: str | os.PathLike) -> dict:
@@ -219,7 +216,7 @@ def read_framing(checkpoint_dir: str | os.PathLike) -> dict:
     try:
         cut = json.loads(json_path.read_text()).get(FRAMING_KEY)
     except (OSError, ValueError, AttributeError):
-        return dict(framing.UNKNOWN)  # read_hparams reports an unreadable dcgan.json
+        return dict(framing.UNKNOWN)  # read_config reports an unreadable dcgan.json
     if cut is None:
         return dict(framing.UNKNOWN)
     try:
@@ -229,7 +226,7 @@ def read_framing(checkpoint_dir: str | os.PathLike) -> dict:
     return cut
 
 
-def infer_hparams(shapes: dict, path: str = "checkpoint") -> dict:
+def infer_config(shapes: dict, path: str = "checkpoint") -> ModelConfig:
     """The layout and model size of an original (TF1) checkpoint, from its variables' names and shapes.
 
     The layout its names point to is tried first, then the other; the first whose every
@@ -240,9 +237,9 @@ def infer_hparams(shapes: dict, path: str = "checkpoint") -> dict:
     first = layouts.likely_layout(shapes)
     fits = {}
     for layout in sorted(layouts.LAYOUTS, key=lambda name: name != first):
-        hparams, expected, problem = _fit(shapes, layout)
+        sizes, expected, problem = _fit(shapes, layout)
         if problem is None:
-            return layouts.with_layout(hparams, layout)
+            return ModelConfig(**sizes, layout=layout)
         fits[layout] = (expected, problem)
     name = fits[first][1]
     found = f"variable {name} has shape {list(shapes[name])}" if name in shapes else f"no variable {name}"
@@ -259,19 +256,19 @@ def infer_hparams(shapes: dict, path: str = "checkpoint") -> dict:
 
 
 def _fit(shapes: dict, layout: str) -> tuple[dict | None, dict | None, str | None]:
-    """(hparams, expected shapes, the first variable missing or shaped otherwise, or None if all fit)."""
+    """(sizes, expected shapes, the first variable missing or shaped otherwise, or None if all fit)."""
     try:
-        hparams = layouts.guess_hparams(shapes, layout)
+        sizes = layouts.guess_sizes(shapes, layout)
     except KeyError as missing:
         return None, None, missing.args[0]
     try:
-        expected = layouts.expected_shapes(**hparams, layout=layout)
+        expected = layouts.expected_shapes(**sizes, layout=layout)
     except (ValueError, ZeroDivisionError):  # shapes that no size of this layout has
         return None, None, "generator/g_h0_lin/Matrix"
     for name, shape in expected.items():
         if name not in shapes or list(shapes[name]) != shape:
-            return hparams, expected, name
-    return hparams, expected, None
+            return sizes, expected, name
+    return sizes, expected, None
 
 
 # ----------------------------------------------------------------------------

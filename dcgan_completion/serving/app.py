@@ -12,22 +12,25 @@ import logging
 import time
 import traceback
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import FastAPI, File, Form, Path as PathParam, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form
+from fastapi import Path as PathParam
+from fastapi import Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from dcgan_completion.serving import imaging
+import utils
 from dcgan_completion.serving.imaging import BadInput
 from dcgan_completion.serving.jobs import ENDED, Busy, Job
+from dcgan_completion.serving.request import JobRequest
 from dcgan_completion.serving.security import Access, Guard
-from dcgan_completion.serving.service import Options, Service
+from dcgan_completion.serving.service import Service
 
 STATIC = Path(__file__).resolve().parent / "static"
 OUTPUTS = {"result.png": "image/png", "fill.png": "image/png", "completion.gif": "image/gif"}
@@ -118,211 +121,215 @@ def create_app(service: Service, access: Access = Access()) -> FastAPI:
                               "POST an image and a mask, follow the job, fetch its result. Masks: white (or "
                               "transparent) = keep, black (painted) = fill, at the image's size.")
     app.state.service = service
-    store = service.store
-    limit = 2 * service.limits.max_upload_bytes + (1 << 20)
-    app.add_middleware(BodyLimit, limit=limit)
+    app.add_middleware(BodyLimit, limit=2 * service.limits.max_upload_bytes + (1 << 20))
     if access.allow_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(access.allow_origins),
                            allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization"])
     app.add_middleware(Guard, access=access)  # the outermost: before anything reads the request
-
-    @app.exception_handler(BadInput)
-    async def bad_input(_request, exc: BadInput):
-        return error(exc.status, exc.message)
-
-    @app.exception_handler(Busy)
-    async def busy(_request, exc: Busy):
-        return error(exc.status, exc.message, {"Retry-After": "5"})
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_request, exc: RequestValidationError):
-        return error(422, validation_message(exc))
-
-    @app.exception_handler(HTTPException)
-    async def http_error(_request, exc: HTTPException):
-        return error(exc.status_code, str(exc.detail).splitlines()[0], getattr(exc, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def internal(_request, exc: Exception):
-        service.log("".join(traceback.format_exception(exc)))
-        return error(500, "internal error (the server's log has the details)")
-
-    def find(job_id: str) -> Job:
-        job = store.get(job_id)
-        if job is None:
-            raise BadInput(404, f"no job {job_id[:40]!r} (unknown, or expired)")
-        return job
-
-    # -- the page ------------------------------------------------------------
-    @app.get("/", include_in_schema=False)
-    async def page():
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
-
-    @app.get("/docs", include_in_schema=False)
-    async def docs():
-        return FileResponse(STATIC / "docs.html", headers={"Cache-Control": "no-cache"})
-
+    for kind, handler in HANDLERS.items():
+        app.add_exception_handler(kind, handler)
+    app.include_router(pages)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-    # -- the API -------------------------------------------------------------
-    @app.get("/api/model", tags=["model"], summary="The model and the server's defaults and limits")
-    def model_info() -> dict:
-        """The model's image size, z_dim, gf_dim, df_dim, layout, channels, precision and device, the
-        jobs' default settings (the server's command line), the limits, and the job store's counts."""
-        return service.model_info()
-
-    @app.get("/api/masks/{mask_type}", tags=["masks"], summary="A built-in mask at an image's size",
-             responses={200: {"content": {"image/png": {}}, "description": "white = keep, black = fill"}, **ERRORS})
-    def mask_preview(mask_type: Annotated[str, PathParam(description="center, left, right, top, bottom, random, grid, lowres")],
-                     width: Annotated[int, Query(ge=1)], height: Annotated[int, Query(ge=1)],
-                     center_scale: Annotated[float | None, Query(ge=0.0, le=0.5)] = None,
-                     seed: Annotated[int | None, Query(ge=0)] = None) -> Response:
-        """The mask a job with this mask_type (and seed, for random) gets, made at the model's size by
-        masking.make_mask and shown at width x height."""
-        return Response(service.mask_preview(mask_type, width, height, center_scale, seed), media_type="image/png")
-
-    @app.post("/api/jobs", status_code=202, tags=["jobs"], summary="Start a completion",
-              responses={202: {"description": "queued: the job's state, with its id"}, **ERRORS})
-    async def submit(
-            image: Annotated[UploadFile, File(description="the image: an aligned face (any size), or a whole photo")],
-            mask: Annotated[UploadFile | None, File(description="white/transparent = keep, black = fill, at the image's "
-                                                                "size; overrides mask_type")] = None,
-            mask_type: Annotated[Literal["center", "left", "right", "top", "bottom", "random", "grid", "lowres"] | None,
-                                 Form(description="a built-in mask (masking.make_mask), without a mask file")] = None,
-            photo: Annotated[bool, Form(description="a whole photo: fill through its detected, aligned faces")] = False,
-            n_iter: Annotated[int | None, Form(description="iterations (--nIter)")] = None,
-            approach: Annotated[Literal["momentum", "adam", "hmc"] | None, Form()] = None,
-            lam: Annotated[float | None, Form(description="weight of the perceptual loss")] = None,
-            lr: Annotated[float | None, Form()] = None,
-            momentum: Annotated[float | None, Form()] = None,
-            beta1: Annotated[float | None, Form()] = None,
-            beta2: Annotated[float | None, Form()] = None,
-            eps: Annotated[float | None, Form()] = None,
-            hmc_beta: Annotated[float | None, Form()] = None,
-            hmc_eps: Annotated[float | None, Form()] = None,
-            hmc_l: Annotated[int | None, Form()] = None,
-            hmc_anneal: Annotated[float | None, Form()] = None,
-            out_interval: Annotated[int | None, Form(description="iterations between live frames")] = None,
-            seed: Annotated[int | None, Form(description="the job's z (and random mask); "
-                                                         "drawn and reported when not given")] = None,
-            weighted_mask: Annotated[bool | None, Form()] = None,
-            z_candidates: Annotated[int | None, Form()] = None,
-            z_init: Annotated[Literal["encoder", "random"] | None,
-                              Form(description="where z starts: the model's encoder (where it has one), "
-                                               "or random")] = None,
-            blend: Annotated[Literal["none", "poisson"] | None, Form()] = None,
-            center_scale: Annotated[float | None, Form()] = None) -> JSONResponse:
-        """Queue a completion and answer at once (202) with the job's id and state. A whole photo's
-        faces are found before the answer (422 without one)."""
-        limit = service.limits.max_upload_bytes
-        for upload, field in ((image, "image"), (mask, "mask")):
-            if upload is not None and upload.size is not None and upload.size > limit:
-                raise BadInput(413, f"{field}: {upload.size / 2**20:.1f} MiB, over this server's limit of "
-                                    f"{limit / 2**20:.0f} MiB")
-        image_bytes = await image.read(limit + 1)
-        mask_bytes = await mask.read(limit + 1) if mask is not None else None
-        options = Options(n_iter=n_iter, approach=approach, lam=lam, lr=lr, momentum=momentum, beta1=beta1,
-                          beta2=beta2, eps=eps, hmc_beta=hmc_beta, hmc_eps=hmc_eps, hmc_l=hmc_l,
-                          hmc_anneal=hmc_anneal, out_interval=out_interval, seed=seed, weighted_mask=weighted_mask,
-                          z_candidates=z_candidates, z_init=z_init, blend=blend, mask_type=mask_type, center_scale=center_scale,
-                          photo=photo)
-        job = await run_in_threadpool(service.submit, image_bytes, image.filename, mask_bytes,
-                                      mask.filename if mask is not None else None, options)
-        _, state = store.snapshot(job)
-        return JSONResponse(state, status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
-
-    @app.get("/api/jobs/{job_id}", tags=["jobs"], summary="A job's state", responses=ERRORS)
-    def job_state(job_id: str) -> dict:
-        """queued (with its queue position), running (iteration, loss), done (the results' URLs) or
-        failed (error: one line)."""
-        return store.snapshot(find(job_id))[1]
-
-    @app.get("/api/jobs/{job_id}/events", tags=["jobs"], summary="A job's progress, as server-sent events",
-             responses={200: {"content": {"text/event-stream": {}}, "description": "one event per change"}, **ERRORS})
-    async def job_events(job_id: str, request: Request) -> StreamingResponse:
-        """Server-sent events: one `data:` JSON line per change of the job's state (as GET /api/jobs/{id}),
-        while it runs with `frame`, a PNG data URL of the input with the current fill (every out_interval
-        iterations); the stream ends after done, failed or cancelled (also when the server stops:
-        its jobs fail with "the server is stopping")."""
-        job = find(job_id)
-
-        async def stream():
-            sent, frames, beat = -1, 0, time.monotonic()
-            yield "retry: 1000\n\n"
-            while True:
-                version, state = store.snapshot(job)
-                if version != sent:
-                    sent = version
-                    if state["state"] == "running" and len(job.frames) > frames:
-                        frames = len(job.frames)
-                        frame = await run_in_threadpool(render_frame, job)
-                        if frame is not None:
-                            state["frame"] = frame
-                    yield f"data: {json.dumps(state)}\n\n"
-                    beat = time.monotonic()
-                    if state["state"] in ENDED:
-                        return
-                elif time.monotonic() - beat > KEEPALIVE_S:
-                    yield ": keep-alive\n\n"
-                    beat = time.monotonic()
-                if await request.is_disconnected():
-                    return
-                await asyncio.sleep(EVENT_POLL_S)
-
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-    @app.delete("/api/jobs/{job_id}", tags=["jobs"], summary="Cancel a job", responses=ERRORS)
-    def cancel_job(job_id: str) -> dict:
-        """A waiting job leaves the queue; a running one stops at its next compiled chunk (the jobs
-        sharing its batch go on, with the results they would have had). The job's state is then
-        cancelled; 409 if it had already ended."""
-        job = find(job_id)
-        if not store.cancel(job):
-            raise BadInput(409, f"job {job.id} is {job.state}: there is nothing to cancel")
-        return store.snapshot(job)[1]
-
-    def output(job_id: str, name: str) -> Response:
-        job = find(job_id)
-        if job.state == "failed":
-            raise BadInput(409, f"job {job.id} failed: {job.error}")
-        if job.state == "cancelled":
-            raise BadInput(409, f"job {job.id} was cancelled; it has no {name}")
-        if job.state != "done":
-            raise BadInput(409, f"job {job.id} is {job.state}; its {name} is not ready")
-        # inline, without a file name: the page's <a download="NAME"> names the download
-        return Response(job.outputs[name], media_type=OUTPUTS[name],
-                        headers={"Content-Disposition": "inline", "Cache-Control": "private, max-age=3600"})
-
-    @app.get("/api/jobs/{job_id}/result.png", tags=["results"], summary="The completed image, at the input's size",
-             responses={200: {"content": {"image/png": {}}, "description": "PNG"}, **ERRORS})
-    def result_png(job_id: str) -> Response:
-        """The input with its hole filled: known pixels exactly the input's, the fill Poisson-blended
-        (blend poisson) or pasted (none); at the model's size, complete.py's final/ image."""
-        return output(job_id, "result.png")
-
-    @app.get("/api/jobs/{job_id}/fill.png", tags=["results"], summary="The generator's whole image G(z)",
-             responses={200: {"content": {"image/png": {}}, "description": "PNG"}, **ERRORS})
-    def fill_png(job_id: str) -> Response:
-        """G(z) at the model's size (complete.py's fill/), one tile per face for a photo."""
-        return output(job_id, "fill.png")
-
-    @app.get("/api/jobs/{job_id}/completion.gif", tags=["results"], summary="The fill, frame by frame",
-             responses={200: {"content": {"image/gif": {}}, "description": "GIF"}, **ERRORS})
-    def completion_gif(job_id: str) -> Response:
-        """The input with the fill at iterations 0, out_interval, ..., n_iter (complete.py's completion.gif)."""
-        return output(job_id, "completion.gif")
-
+    app.include_router(api)
     return app
+
+
+def current_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+ServiceOf = Annotated[Service, Depends(current_service)]
+
+
+# -- errors: every one a JSON line ------------------------------------------
+async def bad_input(_request, exc: BadInput):
+    return error(exc.status, exc.message)
+
+
+async def busy(_request, exc: Busy):
+    return error(exc.status, exc.message, {"Retry-After": "5"})
+
+
+async def invalid(_request, exc: RequestValidationError):
+    return error(422, validation_message(exc))
+
+
+async def http_error(_request, exc: HTTPException):
+    return error(exc.status_code, str(exc.detail).splitlines()[0], getattr(exc, "headers", None))
+
+
+async def internal(request: Request, exc: Exception):
+    current_service(request).log("".join(traceback.format_exception(exc)))
+    return error(500, "internal error (the server's log has the details)")
+
+
+HANDLERS = {BadInput: bad_input, Busy: busy, RequestValidationError: invalid, HTTPException: http_error,
+            Exception: internal}
+
+
+def find(service: Service, job_id: str) -> Job:
+    job = service.store.get(job_id)
+    if job is None:
+        raise BadInput(404, f"no job {job_id[:40]!r} (unknown, or expired)")
+    return job
+
+
+# -- the page ---------------------------------------------------------------
+pages = APIRouter(include_in_schema=False)
+
+
+@pages.get("/")
+async def page():
+    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@pages.get("/docs")
+async def docs():
+    return FileResponse(STATIC / "docs.html", headers={"Cache-Control": "no-cache"})
+
+
+# -- the API ----------------------------------------------------------------
+api = APIRouter(prefix="/api")
+
+
+@api.get("/model", tags=["model"], summary="The model and the server's defaults and limits")
+def model_info(service: ServiceOf) -> dict:
+    """The model's image size, z_dim, gf_dim, df_dim, layout, channels, precision and device, the
+    jobs' default settings (the server's command line), the limits, and the job store's counts."""
+    return service.model_info()
+
+
+@api.get("/masks/{mask_type}", tags=["masks"], summary="A built-in mask at an image's size",
+         responses={200: {"content": {"image/png": {}}, "description": "white = keep, black = fill"}, **ERRORS})
+def mask_preview(service: ServiceOf,
+                 mask_type: Annotated[str, PathParam(description="center, left, right, top, bottom, random, grid, "
+                                                                 "lowres")],
+                 width: Annotated[int, Query(ge=1)], height: Annotated[int, Query(ge=1)],
+                 center_scale: Annotated[float | None, Query(ge=0.0, le=0.5)] = None,
+                 seed: Annotated[int | None, Query(ge=0)] = None) -> Response:
+    """The mask a job with this mask_type (and seed, for random) gets, made at the model's size by
+    masking.make_mask and shown at width x height."""
+    return Response(service.mask_preview(mask_type, width, height, center_scale, seed), media_type="image/png")
+
+
+@api.post("/jobs", status_code=202, tags=["jobs"], summary="Start a completion",
+          responses={202: {"description": "queued: the job's state, with its id"}, **ERRORS})
+async def submit(service: ServiceOf,
+                 image: Annotated[UploadFile, File(description="the image: an aligned face (any size), "
+                                                               "or a whole photo")],
+                 request: Annotated[JobRequest, Form()],
+                 mask: Annotated[UploadFile | None, File(description="white/transparent = keep, black = fill, at "
+                                                                     "the image's size; overrides mask_type")] = None
+                 ) -> JSONResponse:
+    """Queue a completion and answer at once (202) with the job's id and state. A whole photo's
+    faces are found before the answer (422 without one)."""
+    limit = service.limits.max_upload_bytes
+    for upload, field in ((image, "image"), (mask, "mask")):
+        if upload is not None and upload.size is not None and upload.size > limit:
+            raise BadInput(413, f"{field}: {upload.size / 2**20:.1f} MiB, over this server's limit of "
+                                f"{limit / 2**20:.0f} MiB")
+    image_bytes = await image.read(limit + 1)
+    mask_bytes = await mask.read(limit + 1) if mask is not None else None
+    job = await run_in_threadpool(service.submit, image_bytes, image.filename, mask_bytes,
+                                  mask.filename if mask is not None else None, request)
+    _, state = service.store.snapshot(job)
+    return JSONResponse(state, status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
+
+
+@api.get("/jobs/{job_id}", tags=["jobs"], summary="A job's state", responses=ERRORS)
+def job_state(service: ServiceOf, job_id: str) -> dict:
+    """queued (with its queue position), running (iteration, loss), done (the results' URLs) or
+    failed (error: one line)."""
+    return service.store.snapshot(find(service, job_id))[1]
+
+
+@api.get("/jobs/{job_id}/events", tags=["jobs"], summary="A job's progress, as server-sent events",
+         responses={200: {"content": {"text/event-stream": {}}, "description": "one event per change"}, **ERRORS})
+async def job_events(service: ServiceOf, job_id: str, request: Request) -> StreamingResponse:
+    """Server-sent events: one `data:` JSON line per change of the job's state (as GET /api/jobs/{id}),
+    while it runs with `frame`, a PNG data URL of the input with the current fill (every out_interval
+    iterations); the stream ends after done, failed or cancelled (also when the server stops:
+    its jobs fail with "the server is stopping")."""
+    return StreamingResponse(events(service.store, find(service, job_id), request), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def events(store, job: Job, request: Request):
+    """The job's event stream: a `data:` line per new state (with the newest frame while it runs)."""
+    sent, frames, beat = -1, 0, time.monotonic()
+    yield "retry: 1000\n\n"
+    while True:
+        version, state = store.snapshot(job)
+        if version != sent:
+            sent = version
+            if state["state"] == "running" and len(job.frames) > frames:
+                frames = len(job.frames)
+                frame = await run_in_threadpool(render_frame, job)
+                if frame is not None:
+                    state["frame"] = frame
+            yield f"data: {json.dumps(state)}\n\n"
+            beat = time.monotonic()
+            if state["state"] in ENDED:
+                return
+        elif time.monotonic() - beat > KEEPALIVE_S:
+            yield ": keep-alive\n\n"
+            beat = time.monotonic()
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(EVENT_POLL_S)
+
+
+@api.delete("/jobs/{job_id}", tags=["jobs"], summary="Cancel a job", responses=ERRORS)
+def cancel_job(service: ServiceOf, job_id: str) -> dict:
+    """A waiting job leaves the queue; a running one stops at its next compiled chunk (the jobs
+    sharing its batch go on, with the results they would have had). The job's state is then
+    cancelled; 409 if it had already ended."""
+    job = find(service, job_id)
+    if not service.store.cancel(job):
+        raise BadInput(409, f"job {job.id} is {job.state}: there is nothing to cancel")
+    return service.store.snapshot(job)[1]
+
+
+def output(service: Service, job_id: str, name: str) -> Response:
+    job = find(service, job_id)
+    if job.state == "failed":
+        raise BadInput(409, f"job {job.id} failed: {job.error}")
+    if job.state == "cancelled":
+        raise BadInput(409, f"job {job.id} was cancelled; it has no {name}")
+    if job.state != "done":
+        raise BadInput(409, f"job {job.id} is {job.state}; its {name} is not ready")
+    # inline, without a file name: the page's <a download="NAME"> names the download
+    return Response(job.outputs[name], media_type=OUTPUTS[name],
+                    headers={"Content-Disposition": "inline", "Cache-Control": "private, max-age=3600"})
+
+
+@api.get("/jobs/{job_id}/result.png", tags=["results"], summary="The completed image, at the input's size",
+         responses={200: {"content": {"image/png": {}}, "description": "PNG"}, **ERRORS})
+def result_png(service: ServiceOf, job_id: str) -> Response:
+    """The input with its hole filled: known pixels exactly the input's, the fill Poisson-blended
+    (blend poisson) or pasted (none); at the model's size, complete.py's final/ image."""
+    return output(service, job_id, "result.png")
+
+
+@api.get("/jobs/{job_id}/fill.png", tags=["results"], summary="The generator's whole image G(z)",
+         responses={200: {"content": {"image/png": {}}, "description": "PNG"}, **ERRORS})
+def fill_png(service: ServiceOf, job_id: str) -> Response:
+    """G(z) at the model's size (complete.py's fill/), one tile per face for a photo."""
+    return output(service, job_id, "fill.png")
+
+
+@api.get("/jobs/{job_id}/completion.gif", tags=["results"], summary="The fill, frame by frame",
+         responses={200: {"content": {"image/gif": {}}, "description": "GIF"}, **ERRORS})
+def completion_gif(service: ServiceOf, job_id: str) -> Response:
+    """The input with the fill at iterations 0, out_interval, ..., n_iter (complete.py's completion.gif)."""
+    return output(service, job_id, "completion.gif")
 
 
 def render_frame(job: Job) -> str | None:
     """The job's latest frame as a PNG data URL (None once the job has moved on)."""
     try:
         _, fills = job.frames[-1]
-        from utils import to_float
-
-        png = imaging.png_bytes(job.frame(to_float(fills)))
+        png = utils.png_bytes(job.frame(utils.to_float(fills)))
     except Exception:  # finished meanwhile: its frames are gone
         return None
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")

@@ -12,8 +12,10 @@ import io
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from dcgan_completion.completion import masks as masking
 import utils
+from dcgan_completion.completion import masks as masking
+from dcgan_completion.completion.outputs import composite
+from dcgan_completion.completion.photos import blend_into
 
 PREVIEW_SIDE = 512  # live frames and GIF frames of large inputs are shrunk to this longest side
 
@@ -155,13 +157,6 @@ def shrink_keep(keep: np.ndarray, size: int) -> np.ndarray:
     return (share <= 1e-6).astype(np.float32)[:, :, None]
 
 
-def composite(images: np.ndarray, fill: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """complete.py's composite (completion_job.composite): known pixels exact, the fill elsewhere."""
-    from dcgan_completion.completion.outputs import composite as known_and_fill
-
-    return known_and_fill(images, fill, masks)
-
-
 def paste(image: np.ndarray, fill: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """image with `fill` (uint8, same size) in the hole (bool (H, W)); every other pixel is image's."""
     return np.where(hole[:, :, None], fill, image).astype(np.uint8)
@@ -178,7 +173,6 @@ def finish_face(image: np.ndarray, keep: np.ndarray, model_mask: np.ndarray, fil
         if blend == "poisson":
             return masking.poisson_blend(image, utils.to_uint8(fill), np.repeat(model_mask, image.shape[2], 2))
         return composite(image[None], fill[None], model_mask[None])[0]
-    from dcgan_completion.completion.photos import blend_into
 
     hole = ~keep
     upscaled = resize_to(utils.to_uint8(fill), *image.shape[:2])
@@ -204,23 +198,6 @@ def preview(image: np.ndarray, side: int = PREVIEW_SIDE) -> np.ndarray:
     return resize_to(image, max(1, round(height * scale)), max(1, round(width * scale)))
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    array = np.asarray(image)
-    array = array[:, :, 0] if array.ndim == 3 and array.shape[2] == 1 else array
-    out = io.BytesIO()
-    Image.fromarray(array).save(out, format="PNG")
-    return out.getvalue()
-
-
 def mask_png(keep: np.ndarray) -> bytes:
     """A mask as the project draws it: white = keep, black = fill."""
-    return png_bytes(np.where(keep, 255, 0).astype(np.uint8))
-
-
-def gif_bytes(frames: list[np.ndarray]) -> bytes:
-    """The frames as complete.py's completion.gif (imageio: 100 ms a frame, looping)."""
-    import imageio.v3 as iio
-
-    stack = np.stack(frames)
-    stack = stack[..., 0] if stack.shape[-1] == 1 else stack
-    return iio.imwrite("<bytes>", stack, extension=".gif", duration=100, loop=0, is_batch=True)
+    return utils.png_bytes(np.where(keep, 255, 0).astype(np.uint8))

@@ -16,7 +16,6 @@ cancel; a batch whose jobs have all ended stops at its next compiled chunk.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import secrets
 import threading
@@ -30,7 +29,8 @@ from typing import Callable
 import numpy as np
 
 import utils
-from dcgan_completion.completion.settings import CompletionSettings
+from dcgan_completion.completion.engine import CompletionEngine, draw_z
+from dcgan_completion.completion.settings import CompletionSettings, Schedule, compiled_key
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 ENDED = ("done", "failed", "cancelled")
@@ -311,15 +311,6 @@ class JobStore:
                             f"server's limit of {self.max_bytes / 2**20:.0f} MiB; try again later")
 
 
-def compiled_key(settings: CompletionSettings) -> CompletionSettings:
-    """The settings with the fields that the engine reads only on the host (iterations, chunk, start,
-    weights, batch) at their defaults: the engines that can share compiled functions have one key."""
-    host = CompletionSettings()
-    return dataclasses.replace(settings, n_iter=host.n_iter, out_interval=host.out_interval, seed=None,
-                               z_candidates=host.z_candidates, weighted_mask=host.weighted_mask,
-                               batch_size=host.batch_size, z_init=host.z_init)
-
-
 def one_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else "an unexpected error (the server's log has the details)"
@@ -361,34 +352,31 @@ class Worker:
         self.stopping.set()
         self.store.close()
 
-    def engine_for(self, settings: CompletionSettings):
-        """A CompletionEngine with these settings. The compiled functions (traced once per engine, seconds
-        each) depend only on the update rule and the loss, so the jobs' engines share them: one engine per
-        compiled key, a few kept, and a shallow copy of it with the job's settings, whose iterations,
-        chunking, start and weights the engine reads on the host."""
-        from dcgan_completion.completion.engine import CompletionEngine
-
-        key = compiled_key(settings)
+    def engine_for(self, settings: CompletionSettings) -> CompletionEngine:
+        """The engine for these settings. Its compiled functions (traced once per engine, seconds each)
+        depend only on the update rule and the loss, so jobs share them: one engine per compiled key,
+        a few kept; each job runs it with its own Schedule (iterations, chunks, start, weights). A
+        shared cache keys them by encoder too: the engine holds the one it starts from."""
+        key = (compiled_key(settings), self.encoder)
         if key not in self.engines:
-            self.engines[key] = CompletionEngine(self.model, key)
+            self.engines[key] = CompletionEngine(self.model, key[0], self.encoder)
             while len(self.engines) > self.max_engines:
                 self.engines.popitem(last=False)
         self.engines.move_to_end(key)
-        engine = copy.copy(self.engines[key])
-        engine.settings = settings
-        engine.encoder = self.encoder if settings.z_init == "encoder" else None
-        return engine
+        return self.engines[key]
 
     def warm_up(self, settings: CompletionSettings) -> None:
         """Trace the default settings' compiled functions for one row and for any number (a batch
         of 1, then of 2: TensorFlow then relaxes the batch dimension), so the first job does not wait."""
-        engine = self.engine_for(dataclasses.replace(settings, n_iter=1, out_interval=1, z_candidates=1, seed=0))
+        settings = dataclasses.replace(settings, n_iter=1, out_interval=1, z_candidates=1, seed=0)
+        engine, schedule = self.engine_for(settings), Schedule.of(settings)
         size, channels = self.model.image_size, self.model.c_dim
         for rows in (1, 2):
             masks = np.ones((rows, size, size, 1), np.float32)
             masks[:, : size // 2] = 0.0
             engine.complete(np.zeros((rows, size, size, channels), np.uint8), masks,
-                            progress=lambda p: None, z=np.zeros((rows, self.model.z_dim), np.float32), pad_to=rows)
+                            progress=lambda p: None, z=np.zeros((rows, self.model.z_dim), np.float32), pad_to=rows,
+                            schedule=schedule)
 
     def _loop(self) -> None:
         while not self.stopping.is_set():
@@ -412,8 +400,6 @@ class Worker:
                 self.store.finish(job, error=f"completion failed: {one_line(error)}")
 
     def _complete(self, jobs: list[Job]) -> None:
-        from dcgan_completion.completion.engine import draw_z
-
         settings = jobs[0].key[0]
         engine = self.engine_for(settings)
         rows, start = [], 0
@@ -423,9 +409,9 @@ class Worker:
         crops = np.concatenate([job.crops for job in jobs])
         masks = np.concatenate([job.masks for job in jobs])
         if jobs[0].solo:  # the engine's own draws, from the job's seed: complete.py's
-            engine.completer.rng.reset_from_seed(jobs[0].seed)
+            engine.optimizer.rng.reset_from_seed(jobs[0].seed)
             z = None
-        elif engine.encoder is not None:  # each image's own start, whatever its batch mates
+        elif self.encoder is not None and settings.z_init == "encoder":  # each image its own start
             z = None
         else:
             z = np.concatenate([draw_z(job.seed, job.count, self.model.z_dim) for job in jobs])
@@ -437,7 +423,8 @@ class Worker:
             for job, part in zip(jobs, rows):  # a cancelled job's report is ignored
                 self.store.add_frame(job, p.done, float(np.mean(p.loss[part])), p.frame_iteration, fills[part])
 
-        result = engine.complete(crops, masks, progress=progress, z=z, pad_to=bucket(len(crops), self.batch_size))
+        result = engine.complete(crops, masks, progress=progress, z=z, pad_to=bucket(len(crops), self.batch_size),
+                                 schedule=Schedule.of(settings))
         for job, part in zip(jobs, rows):
             if job.finished is None:
                 self.store.update(job, loss=float(np.mean(result.loss[part])), iteration=settings.n_iter)
@@ -445,16 +432,15 @@ class Worker:
 
     def _finish(self, job: Job, fills: np.ndarray) -> None:
         """The result PNG at the input's size, G(z) as a PNG, the GIF of the frames; then done."""
-        from dcgan_completion.serving import imaging
 
         if job.finished is not None:  # cancelled, or the server is stopping
             return
         try:
             result = job.finish(fills)
             frames = [job.frame(f) for f in job_frames(job, fills)]
-            outputs = {"result.png": imaging.png_bytes(result),
-                       "fill.png": imaging.png_bytes(utils.make_grid(utils.to_uint8(fills))),
-                       "completion.gif": imaging.gif_bytes(frames)}
+            outputs = {"result.png": utils.png_bytes(result),
+                       "fill.png": utils.png_bytes(utils.make_grid(utils.to_uint8(fills))),
+                       "completion.gif": utils.gif_bytes(frames)}
         except Exception as error:
             if job.finished is not None:  # ended meanwhile: its inputs are gone
                 return

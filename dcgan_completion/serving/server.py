@@ -16,10 +16,17 @@ import threading
 import time
 from pathlib import Path
 
+import uvicorn
+
 import utils
-from dcgan_completion.serving.jobs import JobStore
+from dcgan_completion import auto_precision, distribute, encoder
+from dcgan_completion.completion.settings import default_iterations
+from dcgan_completion.networks.storage import read_config, require_checkpoint
+from dcgan_completion.serving.app import create_app
+from dcgan_completion.serving.jobs import JobStore, bucket
 from dcgan_completion.serving.security import Access, is_loopback, new_token
 from dcgan_completion.serving.service import Defaults, Limits, Service
+from model import DCGAN
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -27,7 +34,7 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as error:
-        utils.fail(f"--host {host}: {error.strerror or error}")
+        raise utils.UserError(f"--host {host}: {error.strerror or error}")
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -36,10 +43,10 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as error:
         sock.close()
         if error.errno == errno.EADDRINUSE:
-            utils.fail(f"{host}:{port} is in use by another program; choose another --port")
+            raise utils.UserError(f"{host}:{port} is in use by another program; choose another --port")
         if error.errno in (errno.EACCES, errno.EPERM):
-            utils.fail(f"{host}:{port}: permission denied (ports below 1024 need root); choose another --port")
-        utils.fail(f"cannot listen on {host}:{port}: {error.strerror or error}")
+            raise utils.UserError(f"{host}:{port}: permission denied (ports below 1024 need root); choose another --port")
+        raise utils.UserError(f"cannot listen on {host}:{port}: {error.strerror or error}")
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
@@ -56,7 +63,6 @@ def url_of(sock: socket.socket) -> str:
 def stopping_server(config, on_stop):
     """A uvicorn.Server that, at the first Ctrl-C or SIGTERM, runs on_stop (in a thread: a signal
     handler must not take the store's lock) as its own graceful shutdown begins."""
-    import uvicorn
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig, frame) -> None:
@@ -78,11 +84,7 @@ def serve(checkpoint_dir: str, defaults: Defaults, host: str = "127.0.0.1", port
           mixed_precision: str = "auto", limits: Limits = Limits(), store: JobStore | None = None,
           xla: bool = False, access: Access | None = None) -> int:
     """Load the model in checkpoint_dir and serve the page and the API until Ctrl-C or SIGTERM."""
-    from dcgan_completion.networks.storage import latest_checkpoint, no_checkpoint_message  # imports TensorFlow quietly
-
-    if latest_checkpoint(checkpoint_dir) is None:
-        utils.fail(no_checkpoint_message(checkpoint_dir) + "; train one first with "
-                   f"'python train_dcgan.py --dataset DIR --checkpoint_dir {checkpoint_dir}'")
+    require_checkpoint(checkpoint_dir)
     sock = bind(host, port)
     try:
         return _serve(sock, checkpoint_dir, defaults, mixed_precision, limits, store, xla,
@@ -103,26 +105,15 @@ def start_line(model_size: int, checkpoint_dir: str, sock: socket.socket, access
 
 
 def _serve(sock, checkpoint_dir, defaults, mixed_precision, limits, store, xla, access) -> int:
-    import uvicorn
-
-    from dcgan_completion import auto_precision
-    from dcgan_completion import distribute
-    from dcgan_completion import encoder
-    from dcgan_completion.networks.storage import read_hparams
-    from dcgan_completion.completion.settings import default_iterations
-    from model import DCGAN
-    from dcgan_completion.serving.app import create_app
-    from dcgan_completion.serving.jobs import bucket
-
     distribute.start("default", xla, mixed_precision)  # one device
     # auto measures at every padded batch the worker runs (1, 2, 4, ... up to --batchSize), alike.
     size = defaults.settings.batch_size
     model, precision, why = auto_precision.completion_precision(
         mixed_precision, lambda p, phases: DCGAN.from_checkpoint(checkpoint_dir, compute_dtype=p, phases=phases),
-        read_hparams(checkpoint_dir), sorted({bucket(n, size) for n in range(1, size + 1)}), defaults.settings)
+        read_config(checkpoint_dir), sorted({bucket(n, size) for n in range(1, size + 1)}), defaults.settings)
     print(distribute.precision_line(precision, why), flush=True)
     if defaults.mask_type == "lowres" and model.image_size % 8:
-        utils.fail(f"--maskType lowres needs an image size divisible by 8, not {model.image_size}")
+        raise utils.UserError(f"--maskType lowres needs an image size divisible by 8, not {model.image_size}")
     start, start_note = encoder.for_completion(checkpoint_dir, model, defaults.settings.z_init)
     print(start_note, flush=True)
     if not defaults.iterations_given:
@@ -158,7 +149,6 @@ def _serve(sock, checkpoint_dir, defaults, mixed_precision, limits, store, xla, 
 def in_thread(app, host: str = "127.0.0.1", port: int = 0):
     """Serve app with uvicorn in a thread (a free port by default); yields the base URL. For the
     tests and bench/bench_serve.py; stops when the block ends."""
-    import uvicorn
 
     sock = bind(host, port)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",

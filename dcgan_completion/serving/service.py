@@ -13,13 +13,18 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+import tensorflow as tf
 
-from dcgan_completion.faces import framing
 import utils
-from dcgan_completion.completion.settings import BLENDS, CompletionSettings
+from dcgan_completion import runtime
+from dcgan_completion.completion import photos as photo_completion
+from dcgan_completion.completion.settings import APPROACHES, BLENDS, CompletionSettings
+from dcgan_completion.faces import framing
+from dcgan_completion.networks.storage import model_knows
 from dcgan_completion.serving import imaging
 from dcgan_completion.serving.imaging import BadInput
 from dcgan_completion.serving.jobs import Job, JobStore, Worker, new_seed
+from dcgan_completion.serving.request import JobRequest
 
 MAX_SEED = 2 ** 63 - 1
 
@@ -33,32 +38,6 @@ class Limits:
     max_frames: int = 500                # n_iter / out_interval: frames kept for the live view and GIF
     max_z_candidates: int = 64
     max_hmc_l: int = 1000
-
-
-@dataclass
-class Options:
-    """A job's options as the API names them; None: the server's default (its command line's)."""
-    n_iter: int | None = None
-    approach: str | None = None
-    lam: float | None = None
-    lr: float | None = None
-    momentum: float | None = None
-    beta1: float | None = None
-    beta2: float | None = None
-    eps: float | None = None
-    hmc_beta: float | None = None
-    hmc_eps: float | None = None
-    hmc_l: int | None = None
-    hmc_anneal: float | None = None
-    out_interval: int | None = None
-    seed: int | None = None
-    weighted_mask: bool | None = None
-    z_candidates: int | None = None
-    z_init: str | None = None
-    blend: str | None = None
-    mask_type: str | None = None
-    center_scale: float | None = None
-    photo: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,14 +80,12 @@ class Service:
     # -- the model ---------------------------------------------------------
     def device(self) -> str:
         if self._device is None:
-            import tensorflow as tf
-
             gpus = tf.config.list_logical_devices("GPU")
             if gpus:
                 details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
                 self._device = f"{gpus[0].name} ({details.get('device_name', 'GPU')})"
             else:
-                self._device = f"CPU ({utils.cpu_info()[0] or 'unknown model'})"
+                self._device = f"CPU ({runtime.cpu_info()[0] or 'unknown model'})"
         return self._device
 
     def model_framing(self) -> dict | None:
@@ -116,7 +93,6 @@ class Service:
         return json.loads(getattr(self.model, "framing_json", "") or "null")
 
     def model_info(self) -> dict:
-        from dcgan_completion.networks.storage import model_knows  # TensorFlow is loaded by now: the model is built
         model, settings = self.model, self.defaults.settings
         defaults = dataclasses.asdict(settings)
         for name in ("batch_size", "xla", "lowres", "seed"):
@@ -129,17 +105,14 @@ class Service:
                 "knows": model_knows(self.checkpoint) if self.checkpoint else None,
                 "framing": framing.describe(self.model_framing()),
                 "batch_size": settings.batch_size, "mask_types": list(imaging.MASK_TYPES), "blends": list(BLENDS),
-                "approaches": ["momentum", "adam", "hmc"], "defaults": defaults,
+                "approaches": list(APPROACHES), "defaults": defaults,
                 "limits": dataclasses.asdict(self.limits), "jobs": self.store.stats()}
 
     # -- requests ------------------------------------------------------------
-    def settings_for(self, options: Options, seed: int, lowres: bool) -> CompletionSettings:
-        """The job's CompletionSettings: the server's defaults with the options given; 422 if out of range."""
-        names = ("n_iter", "approach", "lam", "lr", "momentum", "beta1", "beta2", "eps", "hmc_beta", "hmc_eps",
-                 "hmc_l", "hmc_anneal", "out_interval", "weighted_mask", "z_candidates", "z_init")
-        changes = {name: getattr(options, name) for name in names if getattr(options, name) is not None}
+    def settings_for(self, request: JobRequest, seed: int, lowres: bool) -> CompletionSettings:
+        """The job's CompletionSettings: the server's defaults with the request's options; 422 if out of range."""
         try:
-            settings = dataclasses.replace(self.defaults.settings, seed=seed, lowres=lowres, **changes)
+            settings = dataclasses.replace(self.defaults.settings, **request.settings_changes(), seed=seed, lowres=lowres)
         except ValueError as error:
             raise BadInput(422, str(error).splitlines()[0]) from None
         limits = self.limits
@@ -155,41 +128,43 @@ class Service:
             raise BadInput(422, f"hmc_l must be at most {limits.max_hmc_l}, not {settings.hmc_l}")
         return settings
 
-    def options_check(self, options: Options) -> tuple[int, str, str, float]:
+    def choices(self, seed: int | None, blend: str | None, mask_type: str | None,
+                center_scale: float | None) -> tuple[int, str, str, float]:
         """(seed, blend, mask type, center scale), each given or the server's; 422 if out of range."""
-        if options.seed is not None and not 0 <= options.seed <= MAX_SEED:
-            raise BadInput(422, f"seed must be in [0, 2^63 - 1], not {options.seed}")
-        seed = options.seed if options.seed is not None else (
-            self.defaults.settings.seed if self.defaults.settings.seed is not None else new_seed())
-        blend = options.blend if options.blend is not None else self.defaults.blend
+        if seed is not None and not 0 <= seed <= MAX_SEED:
+            raise BadInput(422, f"seed must be in [0, 2^63 - 1], not {seed}")
+        if seed is None:
+            seed = self.defaults.settings.seed if self.defaults.settings.seed is not None else new_seed()
+        blend = blend if blend is not None else self.defaults.blend
         if blend not in BLENDS:
             raise BadInput(422, f"blend must be one of {', '.join(BLENDS)}, not {blend!r}")
-        mask_type = options.mask_type if options.mask_type is not None else self.defaults.mask_type
+        mask_type = mask_type if mask_type is not None else self.defaults.mask_type
         if mask_type not in imaging.MASK_TYPES:
             raise BadInput(422, f"mask_type must be one of {', '.join(imaging.MASK_TYPES)}, not {mask_type!r}")
-        scale = options.center_scale if options.center_scale is not None else self.defaults.center_scale
+        scale = center_scale if center_scale is not None else self.defaults.center_scale
         if not 0.0 <= scale <= 0.5:
             raise BadInput(422, f"center_scale must be in [0, 0.5], not {scale}")
         return seed, blend, mask_type, scale
 
     def submit(self, image: bytes, image_name: str | None, mask: bytes | None, mask_name: str | None,
-               options: Options) -> Job:
+               request: JobRequest) -> Job:
         """Validate, decode and plan one request, and queue it; BadInput or Busy if refused."""
-        seed, blend, mask_type, scale = self.options_check(options)
+        seed, blend, mask_type, scale = self.choices(request.seed, request.blend, request.mask_type,
+                                                     request.center_scale)
         lowres = mask is None and mask_type == "lowres"
-        settings = self.settings_for(options, seed, lowres)
+        settings = self.settings_for(request, seed, lowres)
         for data, field in ((image, "image"), (mask, "mask")):
             if data is not None and len(data) > self.limits.max_upload_bytes:
                 raise BadInput(413, f"{field}: {len(data) / 2**20:.1f} MiB, over this server's limit of "
                                     f"{self.limits.max_upload_bytes / 2**20:.0f} MiB")
         size = self.model.image_size
         what = imaging.label("image", image_name)
-        if options.photo:
+        if request.photo:
             if self.model.c_dim != 3:
                 raise BadInput(422, "whole photos need a colour model; this one is grayscale")
             if lowres:
                 raise BadInput(422, "mask_type lowres is for aligned faces, not whole photos")
-        pixels = imaging.decode_image(image, what, 3 if options.photo else self.model.c_dim, self.limits.max_pixels)
+        pixels = imaging.decode_image(image, what, 3 if request.photo else self.model.c_dim, self.limits.max_pixels)
         height, width = pixels.shape[:2]
         if mask is not None:
             keep = imaging.decode_mask(mask, imaging.label("mask", mask_name), height, width, self.limits.max_pixels)
@@ -197,7 +172,7 @@ class Service:
         else:
             model_mask = imaging.builtin_mask(mask_type, size, scale, seed)
             keep = ~imaging.hole_at(model_mask, height, width)
-        if options.photo:
+        if request.photo:
             job = self._photo_job(pixels, keep, settings, blend)
         else:
             job = self._face_job(pixels, keep, model_mask, settings, blend)
@@ -222,8 +197,6 @@ class Service:
                    finish, frame, held_bytes=image.nbytes * 2 + keep.nbytes + model_mask.nbytes)
 
     def _photo_job(self, image: np.ndarray, keep: np.ndarray, settings: CompletionSettings, blend: str) -> Job:
-        from dcgan_completion.completion import photos as photo_completion
-
         with self.faces_lock:
             try:
                 faces = photo_completion.prepare_photo(image, ~keep, self.model.image_size, cut=self.model_framing())
@@ -259,7 +232,6 @@ class Service:
         """A built-in mask at an image's size, white = keep, as a job with that type would use it."""
         if not (1 <= width and 1 <= height and width * height <= self.limits.max_pixels):
             raise BadInput(422, f"width x height must be between 1 and {self.limits.max_pixels} pixels")
-        options = Options(mask_type=mask_type, center_scale=center_scale, seed=seed)
-        seed, _, mask_type, scale = self.options_check(options)
+        seed, _, mask_type, scale = self.choices(seed, None, mask_type, center_scale)
         model_mask = imaging.builtin_mask(mask_type, self.model.image_size, scale, seed)
         return imaging.mask_png(~imaging.hole_at(model_mask, height, width))

@@ -4,9 +4,6 @@ TensorBoard, checkpoints on a schedule and on signals, the time limit, and resum
 
     trainer = Trainer(model, TrainingSettings(dataset="faces", epoch=5))  # model: a DCGAN
     exit_code = trainer.run()
-
-TensorFlow is imported on first use, not with this module: train_dcgan.py reads the settings'
-defaults to parse its flags, and fails on a bad flag or dataset folder, before TensorFlow starts.
 """
 from __future__ import annotations
 
@@ -17,53 +14,31 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
 
 import utils
-from dcgan_completion.training.settings import TrainingSettings
+from dcgan_completion import distribute
+from dcgan_completion.networks.storage import latest_checkpoint
+from dcgan_completion.training.settings import TrainingSettings, dataset_images
+from model import DCGAN
 
 # The host reads each step's losses back at least every READ_BACK_SECONDS, and at most
 # READ_BACK_STEPS steps late: on a CPU a step takes longer, so every step is read as it ends;
 # on a GPU, the device runs on while the host catches up, instead of waiting for it every step.
 READ_BACK_STEPS, READ_BACK_SECONDS = 50, 0.5
 
-if TYPE_CHECKING:
-    import tensorflow as tf
-    from model import DCGAN
-
-
-def _tensorflow():
-    """TensorFlow, imported (quietly) on first use."""
-    utils.import_tensorflow_quietly()
-    import tensorflow
-    return tensorflow
-
-
-def dataset_images(folder: str | os.PathLike) -> list[str]:
-    """The dataset folder's images (searched recursively). Raises UserError when the folder is
-    missing, is a file, or holds none."""
-    if not os.path.isdir(folder):
-        raise utils.UserError(f"dataset folder {folder} does not exist" if not os.path.exists(folder)
-                              else f"{folder}: dataset folder is a file, not a folder")
-    paths = utils.list_images(folder)
-    if not paths:
-        raise utils.UserError(f"no .png/.jpg/.jpeg images in dataset folder {folder}")
-    return paths
-
-
 # -- datasets ------------------------------------------------------------------
 
 def to_unit_range(images: tf.Tensor) -> tf.Tensor:
     """uint8 [0, 255] -> float32 [-1, 1] on the device (utils.to_float's formula)."""
-    tf = _tensorflow()
     return tf.cast(images, tf.float32) / 127.5 - 1.0
 
 
 def image_dataset(images: np.ndarray, batch_size: int, seed: int | None = None) -> tf.data.Dataset:
     """uint8 images in memory -> shuffled (every epoch), batched [-1, 1] floats, prefetched."""
-    tf = _tensorflow()
     return (tf.data.Dataset.from_tensor_slices(images)
             .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
             .batch(batch_size, drop_remainder=True)
@@ -79,7 +54,6 @@ def streaming_dataset(paths: list, image_size: int, crop: bool | int, batch_size
     (reshuffled on every pass), so every epoch gets its full count of batches however many
     files turn out unreadable; the caller has made sure that a batch's worth can be read.
     """
-    tf = _tensorflow()
 
     def load(path):
         try:
@@ -134,7 +108,6 @@ class Trainer:
 
     def __init__(self, model: DCGAN, settings: TrainingSettings, paths: list[str] | None = None):
         """paths: the dataset's images, when the caller has listed them (dataset_images) already."""
-        from dcgan_completion import distribute
         self.model, self.settings, self.paths = model, settings, paths
         self.strategy = model.strategy
         self.chief = distribute.is_chief(self.strategy)
@@ -147,7 +120,6 @@ class Trainer:
     # -- data --------------------------------------------------------------
     def dataset(self) -> tuple[tf.data.Dataset, int]:
         """The shuffled batches of one epoch, and their count."""
-        from dcgan_completion import distribute
         settings, size, channels = self.settings, self.model.image_size, self.model.c_dim
         paths = self.paths if self.paths is not None else dataset_images(settings.dataset)
         if settings.train_size < len(paths):
@@ -171,7 +143,7 @@ class Trainer:
             count = len(paths) if readable == settings.batch_size else readable
         self.decode_errors = errors
         if count < settings.batch_size:
-            utils.fail(f"dataset folder {settings.dataset} has {count} readable images, "
+            raise utils.UserError(f"dataset folder {settings.dataset} has {count} readable images, "
                        f"fewer than one batch of {settings.batch_size} (lower --batch_size)")
         dataset = (image_dataset(images, settings.batch_size, seed) if not self.streaming else
                    streaming_dataset(paths, size, settings.crop_side, settings.batch_size, errors, seed, channels))
@@ -193,7 +165,6 @@ class Trainer:
     # -- the run -----------------------------------------------------------
     def run(self) -> int:
         """Train to settings.epoch epochs (or until stopped); returns the process exit code."""
-        from dcgan_completion import distribute
         dataset, steps_per_epoch = self.dataset()
         self._resume()
         dataset = self._distribute(dataset)
@@ -218,7 +189,6 @@ class Trainer:
 
     def _resume(self) -> None:
         """Load the newest checkpoint of settings.checkpoint_dir, if any, and say so."""
-        from dcgan_completion.networks.storage import latest_checkpoint
         folder = self.settings.checkpoint_dir
         if self.model.load(folder):
             step = self._step()
@@ -231,7 +201,6 @@ class Trainer:
         """Under a strategy: every worker from the chief's state, and the dataset split over the replicas."""
         if self.strategy is None:
             return dataset
-        from dcgan_completion import distribute
         batch = self.settings.batch_size
         per_replica = distribute.per_replica_batch(self.strategy, batch)
         if distribute.worker_count(self.strategy) > 1:
@@ -243,7 +212,6 @@ class Trainer:
 
     def _train(self, dataset, steps_per_epoch: int, total_steps: int) -> None:
         """The epochs, with the TensorBoard writer open and Ctrl-C (and SIGTERM) asking to stop."""
-        tf = _tensorflow()
         writer = tf.summary.create_file_writer(self.settings.log_dir) if self.chief else \
             tf.summary.create_noop_writer()
         previous_handlers = self._install_signal_handlers()
@@ -322,7 +290,6 @@ class Trainer:
             bar.set_postfix(d_loss=f"{losses['d_loss']:.4f}", g_loss=f"{losses['g_loss']:.4f}", refresh=False)
 
     def _progress_bar(self, epoch: int, steps_per_epoch: int, first: int):
-        from tqdm import tqdm
         batch = self.settings.batch_size
         return tqdm(total=steps_per_epoch * batch, initial=first * batch, desc=f"Epoch {epoch + 1}/{self.settings.epoch}",
                     unit="img", unit_scale=True, dynamic_ncols=True, mininterval=0.5, disable=not self.chief)
@@ -346,7 +313,6 @@ class Trainer:
         bad = [k for k in ("d_loss", "g_loss") if not math.isfinite(losses[k])]
         if not bad:
             return
-        from dcgan_completion.networks.storage import latest_checkpoint
         folder = self.settings.checkpoint_dir
         kept = (f"The last good checkpoint (step {self.last_saved}) is in {folder}" if latest_checkpoint(folder)
                 else "No checkpoint had been saved yet")
@@ -355,7 +321,6 @@ class Trainer:
 
     @staticmethod
     def _write_summaries(losses: dict, step: int) -> None:
-        tf = _tensorflow()
         for name, value in losses.items():
             tf.summary.scalar(name, value, step=step)
 
@@ -380,7 +345,6 @@ class Trainer:
             self.last_saved = step
 
     def _save(self) -> None:
-        from dcgan_completion import distribute
         if self.strategy is None:
             self.model.save(self.settings.checkpoint_dir)
         else:
@@ -398,7 +362,6 @@ class Trainer:
 
     def _write_samples(self, out: dict, step: int, epoch: int, index: int) -> None:
         """The 8x8 grid of G(sample z) and the original's histograms and image summary."""
-        tf = _tensorflow()
         samples = self.model.generate().numpy()
         utils.save_grid(Path(self.settings.sample_dir) / f"train_{epoch:02d}_{index:04d}.png", samples)
         tf.summary.histogram("z", out["z"], step=step)

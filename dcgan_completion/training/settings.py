@@ -142,3 +142,15 @@ def image_size(text: str) -> int:
     if not utils.is_valid_image_size(value := int(text)):
         raise argparse.ArgumentTypeError(f"must be a power of two >= 8 (8, 16, 32, 64, 128, ...), not {value}")
     return value
+
+
+def dataset_images(folder: str | os.PathLike) -> list[str]:
+    """The dataset folder's images (searched recursively). Raises UserError when the folder is
+    missing, is a file, or holds none."""
+    if not os.path.isdir(folder):
+        raise utils.UserError(f"dataset folder {folder} does not exist" if not os.path.exists(folder)
+                              else f"{folder}: dataset folder is a file, not a folder")
+    paths = utils.list_images(folder)
+    if not paths:
+        raise utils.UserError(f"no .png/.jpg/.jpeg images in dataset folder {folder}")
+    return paths
