@@ -288,37 +288,34 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    if not os.path.isdir(args.images):
-        utils.fail(f"image folder {args.images} does not exist")
-    paths = utils.list_images(args.images)
+def image_paths(folder: str) -> list[Path]:
+    if not os.path.isdir(folder):
+        raise utils.UserError(f"image folder {folder} does not exist")
+    paths = utils.list_images(folder)
     if not paths:
-        utils.fail(f"no .png/.jpg/.jpeg images in {args.images}")
-    size = image_size_for(args.checkpointDir, args.imageSize)
+        raise utils.UserError(f"no .png/.jpg/.jpeg images in {folder}")
+    return paths
+
+
+def read_truth(args: argparse.Namespace, paths: list[Path], size: int) -> tuple[np.ndarray, list[Path]]:
+    """The images to complete, at the model's size; UserError when none is readable or two share a stem."""
     truth, paths, errors = utils.load_images(paths[:args.limit] if args.limit else paths, size, progress=False)
     if errors:
         utils.warn(utils.describe_bad_files(errors))
     if not paths:
-        utils.fail(f"no readable images in {args.images}")
+        raise utils.UserError(f"no readable images in {args.images}")
     stems = [path.stem for path in paths]
     if len(set(stems)) != len(stems):
         duplicate = next(s for s in stems if stems.count(s) > 1)
-        utils.fail(f"two images in {args.images} are named {duplicate}.*; completions are named by stem")
+        raise utils.UserError(f"two images in {args.images} are named {duplicate}.*; completions are named by stem")
+    return truth, paths
 
-    mask = eval_mask(args.maskType, size, args.centerScale, args.seed)
-    hole = metrics.hole_region(mask)
-    if hole.all() or not hole.any():
-        utils.fail(f"mask {args.maskType} at size {size} leaves no hole or no known pixel")
-    out_dir = Path(args.outDir)
-    masked = apply_mask(truth, mask, fill=128)
 
-    faces = None
-    if args.faceMeasures:  # the truth's rectangle, landmarks and chip, once for every method
-        measures = face_measures.FaceMeasures()
-        faces = (measures, [measures.reference(image) for image in truth])
+def run_methods(args, truth, paths, mask, size, faces) -> tuple[dict[str, dict], dict[str, np.ndarray | None]]:
+    """(each method's scores or failure, its completions), in METHODS' order; every completion saved."""
     results: dict[str, dict] = {}
     completions: dict[str, np.ndarray | None] = {}
+    out_dir = Path(args.outDir)
     for method in [m for m in METHODS if m in args.methods]:
         start = time.perf_counter()
         if method in DCGAN_METHODS:
@@ -338,9 +335,28 @@ def main(argv=None) -> int:
         if results[method]["known_mae"] > KNOWN_TOLERANCE:
             utils.warn(f"{method} changed the known pixels (mean abs difference "
                        f"{results[method]['known_mae']:.1f}); is its mask the same as this one?")
+    return results, completions
+
+
+@utils.expected_errors
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    paths = image_paths(args.images)
+    size = image_size_for(args.checkpointDir, args.imageSize)
+    truth, paths = read_truth(args, paths, size)
+    mask = eval_mask(args.maskType, size, args.centerScale, args.seed)
+    hole = metrics.hole_region(mask)
+    if hole.all() or not hole.any():
+        raise utils.UserError(f"mask {args.maskType} at size {size} leaves no hole or no known pixel")
+    out_dir = Path(args.outDir)
+    faces = None
+    if args.faceMeasures:  # the truth's rectangle, landmarks and chip, once for every method
+        measures = face_measures.FaceMeasures()
+        faces = (measures, [measures.reference(image) for image in truth])
+    results, completions = run_methods(args, truth, paths, mask, size, faces)
 
     comparison = out_dir / f"comparison_{args.maskType}.png"
-    save_comparison(comparison, masked, completions, truth)
+    save_comparison(comparison, apply_mask(truth, mask, fill=128), completions, truth)
     report = {
         "mask": args.maskType, "images": len(paths), "image_size": size, "nIter": args.nIter,
         "seed": args.seed, "centerScale": args.centerScale, "psnr_cap": metrics.PSNR_CAP,

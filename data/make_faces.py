@@ -27,6 +27,7 @@ import json
 import math
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -183,9 +184,26 @@ def _hair_texture(rng, H: int, hair_colour) -> Image.Image:
     return texture
 
 
-def _draw_hair(cv: _Canvas, rng, style, hair, cx, cy, fw, fh, ey, face_points, back: bool):
+@dataclass(frozen=True)
+class _Look:
+    """Where a face's features go (unit coordinates) and its colours."""
+    cx: float            # the face's centre line
+    ey: float            # the eye line
+    ex: float            # half the distance between the eyes
+    my: float            # the mouth
+    fw: float            # the face's half-width and half-height, and its centre's height
+    fh: float
+    cy: float
+    skin: tuple
+    hair: tuple
+    style: str
+    clothes: tuple
+    face_points: list
+
+
+def _draw_hair(cv: _Canvas, rng, f: _Look, back: bool) -> None:
     """Hair: the back layer (behind the head, long styles) or the front layer (over the forehead)."""
-    H = cv.size
+    H, style, hair, cx, cy, fw, fh, ey = cv.size, f.style, f.hair, f.cx, f.cy, f.fw, f.fh, f.ey
     if back:
         if style == "long":
             top = cy - fh * 1.02
@@ -215,37 +233,38 @@ def _draw_hair(cv: _Canvas, rng, style, hair, cx, cy, fw, fh, ey, face_points, b
                     cv.p(cx - fw * 0.95, ey - 0.1)], fill=255)
         dm.polygon([cv.p(cx + fw * 1.2, ey - 0.1), cv.p(cx + fw * 1.22, 1.1), cv.p(cx + fw * 0.82, 1.1),
                     cv.p(cx + fw * 0.95, ey - 0.1)], fill=255)
-
-    # The hairline, left to right, in unit coordinates.
     xs = np.linspace(cx - fw * 1.3, cx + fw * 1.3, 33)
-    u = (xs - cx) / fw
-    if style == "fringe":
-        base = ey - rng.uniform(0.07, 0.11)
-        line = base + 0.03 * u ** 2
-        line = line + np.where(np.arange(len(xs)) % 2 == 0, 0.0, -rng.uniform(0.01, 0.025))  # jagged ends
-    elif style == "side":
-        base = ey - rng.uniform(0.13, 0.19)
-        side = rng.choice([-1.0, 1.0])
-        line = base + 0.07 * np.clip(side * u, 0, None) ** 1.2 - 0.03 * np.clip(-side * u, 0, None) + 0.04 * u ** 2
-    elif style == "long":
-        base = ey - rng.uniform(0.12, 0.19)
-        part = rng.uniform(-0.3, 0.3)
-        line = base + 0.09 * np.abs(u - part) ** 1.3
-    elif style == "curly":
-        base = ey - rng.uniform(0.13, 0.18)
-        line = base + 0.05 * u ** 2 + 0.01 * np.sin(u * 12)
-    else:  # short, buzz
-        base = ey - rng.uniform(0.16, 0.22)
-        line = base + 0.06 * u ** 2 - 0.02 * np.exp(-((u * 3) ** 2)) * rng.uniform(0, 1)
+    line = _hairline(rng, style, xs, (xs - cx) / fw, ey)
     window = Image.new("L", (H, H), 0)
     dw = ImageDraw.Draw(window)
-    dw.polygon([cv.p(x, y) for x, y in face_points], fill=255)
+    dw.polygon([cv.p(x, y) for x, y in f.face_points], fill=255)
     above = [cv.p(xs[0], -0.1)] + [cv.p(x, y) for x, y in zip(xs, line)] + [cv.p(xs[-1], -0.1)]
     dw.polygon(above, fill=0)
     hair_mask = ImageChops.subtract(hair_mask, window)
     if style == "buzz":
         hair_mask = hair_mask.point(lambda v: v * 150 // 255)
     cv.paste_mask(_hair_texture(rng, H, hair), hair_mask, opaque=style != "buzz")
+
+
+def _hairline(rng, style: str, xs: np.ndarray, u: np.ndarray, ey: float) -> np.ndarray:
+    """The hairline's height at xs (u: the same, in face half-widths from the centre line)."""
+    if style == "fringe":
+        base = ey - rng.uniform(0.07, 0.11)
+        line = base + 0.03 * u ** 2
+        return line + np.where(np.arange(len(xs)) % 2 == 0, 0.0, -rng.uniform(0.01, 0.025))  # jagged ends
+    if style == "side":
+        base = ey - rng.uniform(0.13, 0.19)
+        side = rng.choice([-1.0, 1.0])
+        return base + 0.07 * np.clip(side * u, 0, None) ** 1.2 - 0.03 * np.clip(-side * u, 0, None) + 0.04 * u ** 2
+    if style == "long":
+        base = ey - rng.uniform(0.12, 0.19)
+        part = rng.uniform(-0.3, 0.3)
+        return base + 0.09 * np.abs(u - part) ** 1.3
+    if style == "curly":
+        base = ey - rng.uniform(0.13, 0.18)
+        return base + 0.05 * u ** 2 + 0.01 * np.sin(u * 12)
+    base = ey - rng.uniform(0.16, 0.22)  # short, buzz
+    return base + 0.06 * u ** 2 - 0.02 * np.exp(-((u * 3) ** 2)) * rng.uniform(0, 1)
 
 
 def _draw_eye(cv: _Canvas, rng, x, y, ew, eh, iris_colour, gaze, skin, blink):
@@ -339,22 +358,13 @@ def _draw_glasses(cv: _Canvas, rng, ex, ey, ew, eh, fw, cx):
     cv.line([(cx - ex + rx, ey - 0.005), (cx, ey - 0.015), (cx + ex - rx, ey - 0.005)], frame, width)
 
 
-def render_face(index: int, seed: int = 0, size: int = 64) -> np.ndarray:
-    """The face for (seed, index) as uint8 (size, size, 3); the same arguments always give the same image."""
-    if size < 8:
-        raise ValueError(f"size must be at least 8, not {size}")
-    if index < 0 or seed < 0:
-        raise ValueError("index and seed must be non-negative")
-    rng = np.random.default_rng([VERSION, seed, index])
-    H = size * SUPERSAMPLE
-    cv = _Canvas(H)
-
-    # Layout: eyes and mouth near fixed places (aligned), the head's size and shape vary.
+def _look(rng) -> _Look:
+    """Eyes and mouth near fixed places (aligned); the head's size and shape, and the colours, vary."""
     cx = 0.5 + rng.normal(0, 0.012)
-    ey = 0.40 + rng.normal(0, 0.01)            # eye line
-    ex = 0.165 + rng.normal(0, 0.007)          # half the distance between the eyes
-    my = 0.765 + rng.normal(0, 0.012)          # mouth
-    fw = rng.uniform(0.33, 0.41)               # face half-width
+    ey = 0.40 + rng.normal(0, 0.01)
+    ex = 0.165 + rng.normal(0, 0.007)
+    my = 0.765 + rng.normal(0, 0.012)
+    fw = rng.uniform(0.33, 0.41)
     fh = float(np.clip(fw * rng.uniform(1.2, 1.4), 0.42, 0.56))
     cy = my + 0.2 - fh + rng.normal(0, 0.01)   # chin a little below the mouth
     cy = min(cy, ey + 0.1)
@@ -373,46 +383,54 @@ def render_face(index: int, seed: int = 0, size: int = 64) -> np.ndarray:
     hair = _scale(hair, rng.uniform(0.85, 1.15))
     style = _choice(rng, HAIR_STYLES, HAIR_STYLE_WEIGHTS)
     clothes = tuple(int(v) for v in rng.integers(20, 230, 3))
-    face_points = _face_outline(cx, cy, fw, fh, taper, jaw)
+    return _Look(cx, ey, ex, my, fw, fh, cy, skin, hair, style, clothes, _face_outline(cx, cy, fw, fh, taper, jaw))
 
-    # Behind the head: long hair, neck, shoulders.
-    _draw_hair(cv, rng, style, hair, cx, cy, fw, fh, ey, face_points, back=True)
-    cv.ellipse(cx, 1.22, rng.uniform(0.45, 0.65), 0.3, clothes)
+
+def _draw_head(cv: _Canvas, rng, f: _Look) -> None:
+    """Behind the head (long hair, neck, shoulders), the ears, then the face with its blush and freckles."""
+    _draw_hair(cv, rng, f, back=True)
+    cx, cy, fw, fh, ey, skin = f.cx, f.cy, f.fw, f.fh, f.ey, f.skin
+    cv.ellipse(cx, 1.22, rng.uniform(0.45, 0.65), 0.3, f.clothes)
     neck_w = fw * rng.uniform(0.5, 0.62)
     cv.polygon([(cx - neck_w, cy + fh * 0.4), (cx + neck_w, cy + fh * 0.4),
                 (cx + neck_w * 1.1, 1.1), (cx - neck_w * 1.1, 1.1)], _scale(skin, 0.78))
     if rng.random() < 0.5:  # a collar line
-        cv.line([(cx - neck_w * 1.6, 1.02), (cx, 1.0 + 0.06), (cx + neck_w * 1.6, 1.02)], _scale(clothes, 0.7), 0.02)
-
-    # Ears, then the face.
+        cv.line([(cx - neck_w * 1.6, 1.02), (cx, 1.0 + 0.06), (cx + neck_w * 1.6, 1.02)], _scale(f.clothes, 0.7), 0.02)
     for s in (-1, 1):
         cv.ellipse(cx + s * fw * 0.97, ey + 0.05, 0.045, 0.08, _scale(skin, 0.9), skin=True)
         cv.ellipse(cx + s * fw * 0.99, ey + 0.05, 0.02, 0.045, _rgba(_scale(skin, 0.7), 90), opaque=False)
-    cv.polygon(face_points, skin, skin=True)
+    cv.polygon(f.face_points, skin, skin=True)
     if rng.random() < 0.35:  # blush
         for s in (-1, 1):
-            cv.ellipse(cx + s * ex * 1.15, ey + 0.17, 0.06, 0.035, (220, 110, 110, int(rng.integers(20, 50))), opaque=False)
+            cv.ellipse(cx + s * f.ex * 1.15, ey + 0.17, 0.06, 0.035, (220, 110, 110, int(rng.integers(20, 50))), opaque=False)
     if rng.random() < 0.1:   # freckles
         for _ in range(14):
             fx, fy = cx + rng.uniform(-0.2, 0.2), ey + rng.uniform(0.08, 0.17)
             cv.ellipse(fx, fy, 0.006, 0.006, _rgba(_scale(skin, 0.7), 120), opaque=False)
-    # Stubble or a beard around the mouth and chin.
+
+
+def _draw_beard(cv: _Canvas, rng, f: _Look) -> float:
+    """Stubble or a beard around the mouth and chin; returns the draw that chose it (the moustache reads it)."""
     beard = rng.random()
-    if style == "long" and rng.random() < 0.8:
+    if f.style == "long" and rng.random() < 0.8:
         beard = 1.0  # long hair: mostly no beard
     if beard < 0.14:
+        H, cx, fw, ey = cv.size, f.cx, f.fw, f.ey
         alpha = rng.uniform(50, 90) if beard < 0.07 else rng.uniform(215, 245)
         beard_mask = Image.new("L", (H, H), 0)
         db = ImageDraw.Draw(beard_mask)
-        db.polygon([cv.p(x, y) for x, y in face_points], fill=int(alpha))
+        db.polygon([cv.p(x, y) for x, y in f.face_points], fill=int(alpha))
         xs = np.linspace(cx - fw * 1.3, cx + fw * 1.3, 33)
         u = np.clip(np.abs(xs - cx) / fw, 0, 1)
-        top = ey + 0.07 + (my - 0.04 - ey - 0.07) * (1 - u ** 1.6)
+        top = ey + 0.07 + (f.my - 0.04 - ey - 0.07) * (1 - u ** 1.6)
         db.polygon([cv.p(xs[0], -0.1)] + [cv.p(x, y) for x, y in zip(xs, top)] + [cv.p(xs[-1], -0.1)], fill=0)
-        cv.paste_mask(_hair_texture(rng, H, _scale(hair, 0.9)), beard_mask, opaque=False)
-    light_side = rng.choice([-1.0, 1.0])
+        cv.paste_mask(_hair_texture(rng, H, _scale(f.hair, 0.9)), beard_mask, opaque=False)
+    return beard
 
-    # Nose: a shaded side, a tip and nostrils.
+
+def _draw_nose(cv: _Canvas, rng, f: _Look, light_side: float) -> None:
+    """A shaded side (away from the light), a tip and nostrils."""
+    cx, ey, skin = f.cx, f.ey, f.skin
     nose_y = ey + rng.uniform(0.19, 0.23)
     nose_w = rng.uniform(0.035, 0.055)
     shade = _rgba(_scale(skin, 0.7), rng.uniform(45, 80))
@@ -422,14 +440,17 @@ def render_face(index: int, seed: int = 0, size: int = 64) -> np.ndarray:
     for s in (-1, 1):
         cv.ellipse(cx + s * nose_w * 0.5, nose_y + 0.004, nose_w * 0.3, 0.011, _rgba(_scale(skin, 0.45), 150), opaque=False)
 
-    # Eyes and eyebrows.
+
+def _draw_eyes(cv: _Canvas, rng, f: _Look) -> tuple[float, float]:
+    """Both eyes and eyebrows; returns an eye's half-width and half-height (the glasses fit them)."""
+    cx, ey, ex, hair = f.cx, f.ey, f.ex, f.hair
     ew = rng.uniform(0.055, 0.072)
     eh = ew * rng.uniform(0.45, 0.62)
     iris = _choice(rng, IRIS_COLOURS, IRIS_WEIGHTS)
     gaze = (float(np.clip(rng.normal(0, 0.45), -1, 1)), float(np.clip(rng.normal(0, 0.3), -1, 1)))
     blink = rng.random() < 0.04
     for s in (-1, 1):
-        _draw_eye(cv, rng, cx + s * ex, ey, ew, eh, iris, gaze, skin, blink)
+        _draw_eye(cv, rng, cx + s * ex, ey, ew, eh, iris, gaze, f.skin, blink)
     brow_colour = _scale(hair, 0.7) if max(hair) < 200 else _scale(hair, 0.55)
     brow_w = rng.uniform(0.012, 0.026)
     brow_y = ey - eh - rng.uniform(0.035, 0.06)
@@ -438,24 +459,27 @@ def render_face(index: int, seed: int = 0, size: int = 64) -> np.ndarray:
     for s in (-1, 1):
         inner, outer = cx + s * (ex - ew * 0.9), cx + s * (ex + ew * 1.2)
         cv.line([(inner, brow_y - tilt), ((inner + outer) / 2, brow_y - arch), (outer, brow_y + 0.01)], brow_colour, brow_w)
+    return ew, eh
 
-    # Mouth.
-    lip = _mix(skin, (185, 70, 80), rng.uniform(0.3, 0.6))
+
+def _draw_lips(cv: _Canvas, rng, f: _Look, beard: float) -> None:
+    """The mouth, and a moustache with some of the beards."""
+    cx, my = f.cx, f.my
+    lip = _mix(f.skin, (185, 70, 80), rng.uniform(0.3, 0.6))
     lip = _scale(lip, 0.9)
     _draw_mouth(cv, rng, cx + rng.normal(0, 0.005), my, rng.uniform(0.075, 0.12),
-                _choice(rng, MOUTHS, MOUTH_WEIGHTS), lip, skin)
+                _choice(rng, MOUTHS, MOUTH_WEIGHTS), lip, f.skin)
     if beard >= 0.07 and beard < 0.2 and rng.random() < 0.6:  # moustache
         cv.polygon([(cx - 0.09, my - 0.005), (cx - 0.05, my - 0.04), (cx, my - 0.035),
-                    (cx + 0.05, my - 0.04), (cx + 0.09, my - 0.005), (cx, my - 0.02)], _scale(hair, 0.85), opaque=False)
+                    (cx + 0.05, my - 0.04), (cx + 0.09, my - 0.005), (cx, my - 0.02)], _scale(f.hair, 0.85), opaque=False)
 
-    # Hair over the forehead, then glasses.
-    _draw_hair(cv, rng, style, hair, cx, cy, fw, fh, ey, face_points, back=False)
-    if rng.random() < 0.2:
-        _draw_glasses(cv, rng, ex, ey, ew, eh, fw, cx)
 
-    # A slight rotation about the point between the eyes; then downsample.
+def _photograph(cv: _Canvas, rng, f: _Look, size: int, light_side: float) -> np.ndarray:
+    """A slight rotation about the point between the eyes, the downsampling, the light, the
+    background and the camera (white balance, sensor noise): the uint8 image."""
+    H = cv.size
     angle = rng.normal(0, 3.5)
-    centre = (cx * H, ey * H)
+    centre = (f.cx * H, f.ey * H)
     rgb = cv.rgb.rotate(angle, Image.Resampling.BILINEAR, center=centre).reduce(SUPERSAMPLE)
     alpha = cv.alpha.rotate(angle, Image.Resampling.BILINEAR, center=centre).reduce(SUPERSAMPLE)
     skin_mask = cv.skin.rotate(angle, Image.Resampling.BILINEAR, center=centre).reduce(SUPERSAMPLE)
@@ -477,6 +501,28 @@ def render_face(index: int, seed: int = 0, size: int = 64) -> np.ndarray:
     image = image * (1.0 + rng.normal(0, 0.03, 3))   # white balance
     image = image + rng.normal(0, 1.5, image.shape)   # a little sensor noise
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def render_face(index: int, seed: int = 0, size: int = 64) -> np.ndarray:
+    """The face for (seed, index) as uint8 (size, size, 3); the same arguments always give the same image.
+    Every part draws from one generator in a fixed order, so the order of the calls below is the data set."""
+    if size < 8:
+        raise ValueError(f"size must be at least 8, not {size}")
+    if index < 0 or seed < 0:
+        raise ValueError("index and seed must be non-negative")
+    rng = np.random.default_rng([VERSION, seed, index])
+    cv = _Canvas(size * SUPERSAMPLE)
+    f = _look(rng)
+    _draw_head(cv, rng, f)
+    beard = _draw_beard(cv, rng, f)
+    light_side = rng.choice([-1.0, 1.0])
+    _draw_nose(cv, rng, f, light_side)
+    ew, eh = _draw_eyes(cv, rng, f)
+    _draw_lips(cv, rng, f, beard)
+    _draw_hair(cv, rng, f, back=False)  # over the forehead
+    if rng.random() < 0.2:
+        _draw_glasses(cv, rng, f.ex, f.ey, ew, eh, f.fw, f.cx)
+    return _photograph(cv, rng, f, size, light_side)
 
 
 # ----------------------------------------------------------------------------
