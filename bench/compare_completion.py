@@ -27,7 +27,7 @@ sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 import eval_completion  # noqa: E402
 import utils  # noqa: E402
 from dcgan_completion import runtime  # noqa: E402
-from dcgan_completion.completion import masks as masking  # noqa: E402
+from dcgan_completion.completion import compositing  # noqa: E402
 
 # name -> CompletionSettings fields (weighted_mask: the paper's weighted contextual loss), and restarts.
 CANDIDATES = {
@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     for name in names:
         for target, fill, loss, seconds in complete(model, truth, mask, CANDIDATES[name], iters, precision):
             pasted = np.where(mask[None] > 0.5, truth, fill).astype(np.uint8)
-            blended = np.stack([masking.poisson_blend(t, f, mask) for t, f in zip(truth, fill)])
+            blended = np.stack([compositing.poisson_blend(t, f, mask) for t, f in zip(truth, fill)])
             rows.append(dict(candidate=name, iters=target, pasted=scores(pasted, truth, mask),
                              poisson=scores(blended, truth, mask), loss=round(loss, 2), seconds=round(seconds, 1)))
             row = rows[-1]

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import utils  # noqa: E402
+from dcgan_completion.completion import compositing  # noqa: E402
 from dcgan_completion.completion import masks as masking  # noqa: E402
 
 # ----------------------------------------------------------------------------
@@ -109,12 +110,12 @@ def test_poisson_blend_keeps_known_pixels_and_reproduces_shifted_fill(mask_type)
     # The fill is the image plus a constant: its gradients are the image's, so the blend
     # must give the image back inside the hole.
     shifted = (image.astype(np.int64) + 40).astype(np.uint8)
-    blended = masking.poisson_blend(image, shifted, mask)
+    blended = compositing.poisson_blend(image, shifted, mask)
     assert blended.dtype == np.uint8 and blended.shape == image.shape
     assert np.abs(blended.astype(int) - image.astype(int)).max() <= 1
     # A fill with other gradients changes the hole, never the known pixels.
     other = rng.integers(0, 256, (16, 16, 3)).astype(np.uint8)
-    blended = masking.poisson_blend(image, other, mask)
+    blended = compositing.poisson_blend(image, other, mask)
     np.testing.assert_array_equal(blended[known], image[known])
     assert np.any(blended[~known] != image[~known])
     assert np.any(blended[~known] != other[~known])

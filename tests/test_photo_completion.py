@@ -12,7 +12,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dcgan_completion.completion import masks as masking  # noqa: E402
+from dcgan_completion.completion import compositing  # noqa: E402
 from dcgan_completion.completion import photos as photo_completion  # noqa: E402
 
 S = 32
@@ -77,8 +77,8 @@ def test_windowed_blend_equals_the_whole_photos():
     for box in ((slice(20, 35), slice(30, 50)), (slice(0, 12), slice(60, 80))):  # inside; at a corner
         hole = np.zeros((60, 80), bool)
         hole[box] = True
-        whole = masking.poisson_blend(image, fill, np.repeat((~hole)[:, :, None], 3, axis=2).astype(np.float32))
-        windowed = photo_completion.blend_into(image, fill, hole)
+        whole = compositing.poisson_blend(image, fill, np.repeat((~hole)[:, :, None], 3, axis=2).astype(np.float32))
+        windowed = compositing.blend_into(image, fill, hole)
         np.testing.assert_array_equal(windowed[~hole], image[~hole])
         assert np.abs(windowed.astype(int) - whole).max() <= 1
         assert np.any(windowed[hole] != image[hole])

@@ -1,6 +1,6 @@
 """Completion masks (1 = known pixel, 0 = fill): the original's mask types, users' mask files
 (one for every image, one per image in a folder, or one at a whole photo's size), the
-lowres block means, the paper's weighted mask and Poisson blending of a fill into its hole.
+lowres block means and the paper's weighted mask.
 Needs only numpy, Pillow and SciPy (no TensorFlow).
 """
 from __future__ import annotations
@@ -12,8 +12,6 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 from scipy.signal import convolve2d
-from scipy.sparse import coo_matrix
-from scipy.sparse.linalg import splu
 
 from utils import IMAGE_EXTENSIONS, ImageError, first_few, read_rgb
 
@@ -129,46 +127,3 @@ def weighted_mask(mask: np.ndarray, window: int = WEIGHTED_MASK_WINDOW) -> np.nd
     return np.repeat(weights[:, :, None], mask.shape[2], axis=2)
 
 
-def poisson_blend(image: np.ndarray, fill: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Poisson-blend `fill` into the hole (mask == 0) of `image` (Perez et al. 2003, as in the paper).
-
-    Inside the hole the result keeps fill's gradients, and meets image's known pixels at the
-    hole's border; known pixels are unchanged. Solves one sparse linear system per image
-    (the image border is a Neumann boundary, so holes that touch it work too).
-    Returns uint8. A mask with no known pixel returns `fill` unchanged.
-    """
-
-    hole = mask[:, :, 0] < 0.5
-    if not hole.any() or hole.all():
-        return np.where(hole[:, :, None], fill, image).astype(np.uint8)
-    height, width = hole.shape
-    index = -np.ones(hole.shape, dtype=np.int64)
-    index[hole] = np.arange(hole.sum())
-    target, source = image.astype(np.float64), fill.astype(np.float64)
-    rows, cols, values = [], [], []
-    rhs = np.zeros((int(hole.sum()), image.shape[2]))
-    ys, xs = np.nonzero(hole)
-    diagonal = np.zeros(len(ys))
-    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-        ny, nx = ys + dy, xs + dx
-        inside = (ny >= 0) & (ny < height) & (nx >= 0) & (nx < width)
-        p, qy, qx = index[ys[inside], xs[inside]], ny[inside], nx[inside]
-        diagonal[inside] += 1
-        # Guidance field: the fill's own gradient.
-        rhs[p] += source[ys[inside], xs[inside]] - source[qy, qx]
-        neighbour_in_hole = hole[qy, qx]
-        rows.append(p[neighbour_in_hole])
-        cols.append(index[qy[neighbour_in_hole], qx[neighbour_in_hole]])
-        values.append(-np.ones(neighbour_in_hole.sum()))
-        # Dirichlet boundary: known neighbours take the image's values.
-        known = ~neighbour_in_hole
-        rhs[p[known]] += target[qy[known], qx[known]]
-    n = len(ys)
-    rows.append(np.arange(n))
-    cols.append(np.arange(n))
-    values.append(diagonal)
-    matrix = coo_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
-    solution = splu(matrix.tocsc()).solve(rhs)
-    out = target.copy()
-    out[hole] = solution
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 import utils
 from dcgan_completion.completion import masks as masking
+from dcgan_completion.completion.compositing import composite, poisson_blend
 from dcgan_completion.completion.engine import CompletionEngine, CompletionResult, Progress, unexplained_share
 from dcgan_completion.completion.settings import CompletionSettings, OutputSettings
 
@@ -38,12 +39,6 @@ def read_inputs(paths: list, image_size: int, channels: int = 3) -> tuple[list, 
                    f"{utils.first_few(resized)}")
     array = np.stack(images) if images else np.zeros((0, image_size, image_size, channels), np.uint8)
     return kept, array, errors
-
-
-def composite(images: np.ndarray, fill: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Known pixels from `images` (uint8, exactly), the rest from `fill` ([-1, 1] floats);
-    masks: each image's, (N, S, S, 1)."""
-    return np.where(masks > 0.5, images, utils.to_uint8(fill)).astype(np.uint8)
 
 
 def complete_in_folders(engine: CompletionEngine, images: np.ndarray, masks: np.ndarray, out_dir: Path,
@@ -179,7 +174,7 @@ class FolderCompletion:
         completed = composite(batch, fake, masks)
         for image, mask, fill, done, name in zip(batch, masks, utils.to_uint8(fake), completed, names):
             if self.output.blend == "poisson":
-                done = masking.poisson_blend(image, fill, mask)
+                done = poisson_blend(image, fill, mask)
             utils.save_png(folder / f"{name}.png", done)
             utils.save_png(folder.parent / "fill" / f"{name}.png", fill)
 

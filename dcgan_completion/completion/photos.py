@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 import utils
 from dcgan_completion.completion import masks as masking
+from dcgan_completion.completion.compositing import blend_into
 from dcgan_completion.completion.engine import CompletionEngine
 from dcgan_completion.completion.outputs import complete_in_folders
 from dcgan_completion.completion.settings import OutputSettings
@@ -98,19 +99,6 @@ def fill_to_photo(fill: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]) 
     """The aligned fill (uint8 (S, S, 3)) warped back to the photo's frame with the inverse transform."""
     return cv2.warpAffine(fill, matrix, (shape[1], shape[0]), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REPLICATE)
-
-
-def blend_into(image: np.ndarray, fill: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """Poisson-blend fill into image's hole (bool (H, W)); only a window around the hole is solved,
-    which gives the whole photo's result, as the blend only reaches a pixel beyond the hole."""
-    rows, cols = np.nonzero(hole)
-    top, left = max(rows.min() - 1, 0), max(cols.min() - 1, 0)
-    bottom, right = rows.max() + 2, cols.max() + 2
-    window = (slice(top, bottom), slice(left, right))
-    keep = (~hole[window]).astype(np.float32)[:, :, None]
-    out = image.copy()
-    out[window] = masking.poisson_blend(image[window], fill[window], keep)
-    return out
 
 
 # ----------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """Uploads in, pictures out: decode an upload with the project's image reader, turn a mask
 upload or a built-in mask type into the hole (at the input's size and at the model's), and put
-the generator's fill back into the input (the exact composite and Poisson blend of
-complete.py's final/ at the model's size; only inside the hole at any other size).
+the generator's fill back into the input (compositing.py's exact composite and Poisson blend,
+as complete.py's final/ at the model's size; only inside the hole at any other size).
 
-TensorFlow only through completion_job's composite, imported when first needed. Every bad input is a `BadInput` with an HTTP status and a one-line message.
+No TensorFlow here. Every bad input is a `BadInput` with an HTTP status and a one-line message.
 """
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from PIL import Image, UnidentifiedImageError
 
 import utils
 from dcgan_completion.completion import masks as masking
-from dcgan_completion.completion.outputs import composite
-from dcgan_completion.completion.photos import blend_into
+from dcgan_completion.completion.compositing import blend_into, composite, paste, poisson_blend
 
 PREVIEW_SIDE = 512  # live frames and GIF frames of large inputs are shrunk to this longest side
 
@@ -157,11 +156,6 @@ def shrink_keep(keep: np.ndarray, size: int) -> np.ndarray:
     return (share <= 1e-6).astype(np.float32)[:, :, None]
 
 
-def paste(image: np.ndarray, fill: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """image with `fill` (uint8, same size) in the hole (bool (H, W)); every other pixel is image's."""
-    return np.where(hole[:, :, None], fill, image).astype(np.uint8)
-
-
 def finish_face(image: np.ndarray, keep: np.ndarray, model_mask: np.ndarray, fill: np.ndarray,
                 blend: str) -> np.ndarray:
     """The completed input: at the model's size what complete.py writes to final/ (known pixels
@@ -171,7 +165,7 @@ def finish_face(image: np.ndarray, keep: np.ndarray, model_mask: np.ndarray, fil
     size = fill.shape[0]
     if image.shape[:2] == (size, size):
         if blend == "poisson":
-            return masking.poisson_blend(image, utils.to_uint8(fill), np.repeat(model_mask, image.shape[2], 2))
+            return poisson_blend(image, utils.to_uint8(fill), np.repeat(model_mask, image.shape[2], 2))
         return composite(image[None], fill[None], model_mask[None])[0]
 
     hole = ~keep

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 import utils
 from dcgan_completion import runtime
+from dcgan_completion.completion import compositing
 from dcgan_completion.completion import photos as photo_completion
 from dcgan_completion.completion.settings import APPROACHES, BLENDS, CompletionSettings
 from dcgan_completion.faces import framing
@@ -212,7 +213,7 @@ class Service:
         def pasted(fills) -> np.ndarray:
             result = image
             for face, fill in zip(faces, utils.to_uint8(fills)):
-                result = imaging.paste(result, photo_completion.fill_to_photo(fill, face.matrix, shape), face.hole)
+                result = compositing.paste(result, photo_completion.fill_to_photo(fill, face.matrix, shape), face.hole)
             return result
 
         def finish(fills):
