@@ -18,7 +18,9 @@ HELDOUT_START + 0 .. HELDOUT_START + heldout-1, so the two sets never share a
 face, whatever --count is. Files are written as OUT/train/face_00000.png and
 OUT/heldout/face_00000.png, atomically; files that already exist are skipped,
 so a second run is instant. OUT/make_faces.json records the seed and size, and
-a run with another seed or size into the same folder is refused.
+a run with another seed or size into the same folder is refused. Each of train/ and
+heldout/ gets a framing.json (where the eyes and mouth are), which train_dcgan.py
+records in its model, so that photos are cut for it the way these faces are drawn.
 """
 from __future__ import annotations
 
@@ -44,6 +46,11 @@ VERSION = 1                  # bump when the drawing changes, so old folders are
 HELDOUT_START = 1_000_000_000  # held-out faces use indices from here on: disjoint from any training index
 SUPERSAMPLE = 4              # draw at 4x the output size, then box-downsample
 MANIFEST = "make_faces.json"
+FRAMING = {  # where render_face's eyes and mouth land, as dlib finds them (framing.py's "drawn" kind)
+    "kind": "drawn", "by": "data/make_faces.py", "eyes": [[0.342, 0.41], [0.66, 0.41]], "mouth": [0.501, 0.766],
+    "measured": "dlib's eye centres and mouth-corner midpoint on 187 of 200 make_faces.py --seed 3 faces, "
+                "in unit coordinates"}
+FRAMING_FILE = "framing.json"  # framing.py's FRAMING_FILE, beside the faces
 
 # Colour palettes (RGB).
 SKIN_TONES = np.array([(255, 226, 204), (243, 203, 170), (229, 180, 140), (205, 148, 105),
@@ -593,6 +600,9 @@ def main(argv=None) -> int:
     except OSError as error:
         raise utils.UserError(f"cannot create {out_dir}: {error.strerror or error}")
     _check_manifest(out_dir, args.seed, args.size)
+    for part, count in (("train", args.count), ("heldout", args.heldout)):
+        if count:
+            utils.save_json(out_dir / part / FRAMING_FILE, {**FRAMING, "size": args.size})
     jobs = face_jobs(out_dir, args.count, args.heldout)
     todo = [(path, index, args.seed, args.size) for path, index in jobs if not path.exists()]
     skipped = len(jobs) - len(todo)

@@ -75,6 +75,22 @@ def test_cli_counts_skip_and_heldout(tmp_path):
     assert not list(out.rglob("*.tmp*"))
 
 
+def test_each_folder_says_how_its_faces_are_framed(tmp_path):
+    """train_dcgan.py records a dataset folder's framing.json in its model: the drawn kind, at the size drawn,
+    with the eyes level and either side of the centre line, the mouth below them."""
+    from dcgan_completion.faces import framing
+    assert run(tmp_path / "a", "--count", 2, "--heldout", 1, "--size", 16, "--quiet").returncode == 0
+    for part in ("train", "heldout"):
+        cut = framing.of_dataset(tmp_path / "a" / part, False, (16, 16))
+        assert cut["kind"] == "drawn" and cut["size"] == 16 and framing.known(cut)
+        (left, eye_y), (right, other_y) = cut["eyes"]
+        assert eye_y == other_y and left < 0.5 < right and abs((left + right) / 2 - 0.5) < 0.02
+        assert cut["mouth"][1] > eye_y + 0.3
+    assert framing.describe(cut).startswith("drawn faces (data/make_faces.py")
+    assert run(tmp_path / "b", "--count", 1, "--heldout", 0, "--quiet").returncode == 0
+    assert not (tmp_path / "b" / "heldout" / framing.FRAMING_FILE).exists()
+
+
 def test_cli_refuses_other_settings_in_the_same_folder(tmp_path):
     assert run(tmp_path, "--count", 1, "--heldout", 0, "--quiet").returncode == 0
     result = run(tmp_path, "--count", 1, "--heldout", 0, "--seed", 1, "--quiet")
