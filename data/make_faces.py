@@ -41,6 +41,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import utils  # noqa: E402
+from dcgan_completion.faces.framing import FRAMING_FILE  # noqa: E402
 
 VERSION = 1                  # bump when the drawing changes, so old folders are not mixed with new faces
 HELDOUT_START = 1_000_000_000  # held-out faces use indices from here on: disjoint from any training index
@@ -50,7 +51,6 @@ FRAMING = {  # where render_face's eyes and mouth land, as dlib finds them (fram
     "kind": "drawn", "by": "data/make_faces.py", "eyes": [[0.342, 0.41], [0.66, 0.41]], "mouth": [0.501, 0.766],
     "measured": "dlib's eye centres and mouth-corner midpoint on 187 of 200 make_faces.py --seed 3 faces, "
                 "in unit coordinates"}
-FRAMING_FILE = "framing.json"  # framing.py's FRAMING_FILE, beside the faces
 
 # Colour palettes (RGB).
 SKIN_TONES = np.array([(255, 226, 204), (243, 203, 170), (229, 180, 140), (205, 148, 105),
