@@ -241,7 +241,14 @@ def test_a_checkpoint_with_an_encoder_exports_its_start(tiny_checkpoint, tmp_pat
     exported = [signature(images=tf.constant(images), masks=tf.constant(masks), iterations=tf.constant(5),
                           seed=tf.constant(seed, tf.int64)) for seed in (0, 99)]
     np.testing.assert_array_equal(exported[0]["z"].numpy(), exported[1]["z"].numpy())
-    engine = CompletionEngine(model, CompletionSettings(n_iter=5, out_interval=5), encoder.load(folder, model))
+    start = encoder.load(folder, model)
+    guess = start(tf.constant(images), tf.constant(masks)).numpy()
+    at_start = signature(images=tf.constant(images), masks=tf.constant(masks), iterations=tf.constant(0),
+                         seed=tf.constant(0, tf.int64))
+    np.testing.assert_allclose(at_start["z"].numpy(), guess, atol=1e-5)  # the start is the encoder's guess
+    engine = CompletionEngine(model, CompletionSettings(n_iter=5, out_interval=5), start)
     result = engine.complete(images, masks)
-    np.testing.assert_allclose(exported[0]["z"].numpy(), result.z, atol=1e-5)
-    np.testing.assert_allclose(exported[0]["losses"].numpy(), result.loss, rtol=1e-4)
+    # Adam's first steps are about lr per coordinate whatever the gradient's size, so where a gradient is
+    # near zero the graphs' rounding (the SavedModel's is optimised apart) can move a coordinate otherwise.
+    np.testing.assert_allclose(exported[0]["z"].numpy(), result.z, atol=1e-3)
+    np.testing.assert_allclose(exported[0]["losses"].numpy(), result.loss, rtol=1e-3)
