@@ -83,7 +83,8 @@ def model_config(settings: TrainingSettings, paths: list[str]) -> ModelConfig:
                  df_dim=settings.df_dim, c_dim=settings.c_dim)
     folder = settings.checkpoint_dir
     saved = read_config(folder) if latest_checkpoint(folder) else None
-    differ = {k: (v, getattr(saved, k)) for k, v in asked.items() if v is not None and saved and getattr(saved, k) != v}
+    differ = {k: (v, getattr(saved, k)) for k, v in asked.items()
+              if v is not None and saved is not None and getattr(saved, k) != v}
     if differ:
         name, (value, found) = next(iter(differ.items()))
         raise utils.UserError(f"--{name} {value} does not match the checkpoint in {folder} ({name}={found}); "
@@ -124,8 +125,8 @@ def main(argv=None) -> int:
 
     def build(precision: str, phases: bool | None) -> DCGAN:
         with strategy.scope():  # the model's variables, its optimisers' slots and its counters
-            return DCGAN(**dataclasses.asdict(config), learning_rate=settings.learning_rate, beta1=settings.beta1, seed=settings.seed,
-                         compute_dtype=precision, phases=phases)
+            return DCGAN(**dataclasses.asdict(config), learning_rate=settings.learning_rate, beta1=settings.beta1,
+                         seed=settings.seed, compute_dtype=precision, phases=phases)
 
     # auto times the step's kernels on models of its own; several workers would have to time in step.
     model, precision, why = auto_precision.training_precision(

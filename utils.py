@@ -392,7 +392,6 @@ def load_images(paths: Sequence[str | os.PathLike], image_size: int, crop: bool 
     Returns (uint8 array (N, S, S, channels), the paths that loaded, one error per file that did not).
     """
 
-
     def load(path):
         try:
             return load_image(path, image_size, crop, channels), None

@@ -31,7 +31,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="iterations per compiled chunk, as complete.py")
     parser.add_argument("--approach", choices=APPROACHES, default=defaults.approach, help="as complete.py's")
     parser.add_argument("--zInit", choices=Z_INITS, default=defaults.z_init,
-                        help="encoder: z starts at an encoder's guess (an untrained one: the same cost); random: U(-1, 1)")
+                        help="encoder: z starts at an encoder's guess (an untrained one: the same cost); "
+                             "random: U(-1, 1)")
     parser.add_argument("--torch_iterations", type=int, default=200, help="timed PyTorch iterations per round")
     harness.add_flags(parser, "the completion")
     return parser.parse_args(argv)

@@ -288,7 +288,8 @@ def device_name(gpus: list[tuple[str, tuple[int, int]]] | None = None, cpu: str 
     if gpus:
         return ", ".join(f"{name} (compute capability {cc[0]}.{cc[1]})" for name, cc in gpus)
     name = runtime.cpu_info()[0] if cpu is None else cpu
-    kernels = "oneDNN" if os.environ.get(runtime.ONEDNN, "1") == "1" else f"{runtime.ONEDNN}={os.environ[runtime.ONEDNN]}"
+    asked = os.environ.get(runtime.ONEDNN, "1")
+    kernels = "oneDNN" if asked == "1" else f"{runtime.ONEDNN}={asked}"
     return f"CPU {name or 'unknown'} ({os.cpu_count()} cores, {kernels})"
 
 

@@ -368,24 +368,24 @@ class CompletionEngine:
             return masks
         return np.stack([masking.weighted_mask(mask) for mask in masks]).astype(np.float32)
 
-    def _complete_batch(self, images, masks, z, size, where, progress, record, settings: Schedule) -> CompletionResult:
+    def _complete_batch(self, images, masks, z, size, where, progress, record, schedule: Schedule) -> CompletionResult:
         """One batch, padded to `size` rows rounded up to the replicas (one compiled shape; the
         padding, -1 images with zero weights, is dropped)."""
         count = len(images)
         rows = -(-size // self.replicas) * self.replicas
         y = tf.constant(_pad(_as_float(images), rows, -1.0))
-        w = tf.constant(_pad(self.weights(masks, settings), rows, 0.0))
+        w = tf.constant(_pad(self.weights(masks, schedule), rows, 0.0))
         if z is not None:
             z = tf.constant(_pad(z, rows, 0.0))
-        elif self.encoder is not None and settings.z_init == "encoder":
+        elif self.encoder is not None and schedule.z_init == "encoder":
             known = tf.constant(_pad(masks[..., :1], rows, 0.0))
-            z = self.optimizer.best_of(y, settings.z_candidates, w, start=self.encoder(y, known))
+            z = self.optimizer.best_of(y, schedule.z_candidates, w, start=self.encoder(y, known))
         else:
-            z = self.optimizer.initial_z(y, settings.z_candidates, w)
+            z = self.optimizer.initial_z(y, schedule.z_candidates, w)
         state = self.optimizer.initial_state(z)
         record_parts = ([], [], []) if record else None
-        for start in range(0, settings.n_iter, settings.out_interval):
-            steps = min(settings.out_interval, settings.n_iter - start)
+        for start in range(0, schedule.n_iter, schedule.out_interval):
+            steps = min(schedule.out_interval, schedule.n_iter - start)
             z, state, fake, losses, zs = self.optimizer.run(z, state, y, start, steps, w)
             if record_parts is None and progress is None:
                 continue  # nothing leaves the device
@@ -394,14 +394,14 @@ class CompletionEngine:
                 for part, value in zip(record_parts, ((start, fake), losses, zs.numpy()[:, :count])):
                     part.append(value)
             if progress is not None:
-                done = where[0] * settings.n_iter + start + steps
-                progress(Progress(where[0], where[1], done, where[1] * settings.n_iter, losses[-1], start, fake,
+                done = where[0] * schedule.n_iter + start + steps
+                progress(Progress(where[0], where[1], done, where[1] * schedule.n_iter, losses[-1], start, fake,
                                   losses[0]))
         loss, fake = self.optimizer.compiled_loss(z, y, w)
         result = CompletionResult(z.numpy()[:count], fake.numpy()[:count], loss.numpy()[:count])
         if record_parts is not None:
             frames, losses, zs = record_parts
-            result.frames = frames + [(settings.n_iter, result.fill)]
+            result.frames = frames + [(schedule.n_iter, result.fill)]
             result.losses, result.zs = np.concatenate(losses), np.concatenate(zs)
         return result
 

@@ -46,7 +46,6 @@ def complete_in_folders(engine: CompletionEngine, images: np.ndarray, masks: np.
     """Complete images (uint8 (N, S, S, C), masks (N, S, S, 1)) in the engine's batches under the
     "Completing" bar, writing each batch's optimisation into out_dir, or out_dir/batch_NNN when
     there are several; yields (the batch's rows, its result) as each batch is written."""
-
     batches = engine.batch_count(len(images), pad_to)
     with tqdm(total=batches * engine.settings.n_iter, desc="Completing", unit="it", dynamic_ncols=True,
               mininterval=0.5) as bar:

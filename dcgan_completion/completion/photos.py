@@ -196,7 +196,6 @@ class PhotoCompletion:
     def run(self, paths: list, masks: list[Path]) -> int:
         """Complete each photo with its mask (photo_masks); a photo that cannot be done is a one-line
         error, and the others are still done (exit 1)."""
-
         models = face_models()
         if not framing.known(self.cut):
             print(UNKNOWN_NOTE, file=sys.stderr)

@@ -432,7 +432,6 @@ class Worker:
 
     def _finish(self, job: Job, fills: np.ndarray) -> None:
         """The result PNG at the input's size, G(z) as a PNG, the GIF of the frames; then done."""
-
         if job.finished is not None:  # cancelled, or the server is stopping
             return
         try:

@@ -113,7 +113,8 @@ class Service:
     def settings_for(self, request: JobRequest, seed: int, lowres: bool) -> CompletionSettings:
         """The job's CompletionSettings: the server's defaults with the request's options; 422 if out of range."""
         try:
-            settings = dataclasses.replace(self.defaults.settings, **request.settings_changes(), seed=seed, lowres=lowres)
+            settings = dataclasses.replace(self.defaults.settings, **request.settings_changes(), seed=seed,
+                                           lowres=lowres)
         except ValueError as error:
             raise BadInput(422, str(error).splitlines()[0]) from None
         limits = self.limits

@@ -144,7 +144,7 @@ class Trainer:
         self.decode_errors = errors
         if count < settings.batch_size:
             raise utils.UserError(f"dataset folder {settings.dataset} has {count} readable images, "
-                       f"fewer than one batch of {settings.batch_size} (lower --batch_size)")
+                                  f"fewer than one batch of {settings.batch_size} (lower --batch_size)")
         dataset = (image_dataset(images, settings.batch_size, seed) if not self.streaming else
                    streaming_dataset(paths, size, settings.crop_side, settings.batch_size, errors, seed, channels))
         return dataset, count // settings.batch_size
