@@ -22,9 +22,10 @@ import utils
 from dcgan_completion import distribute
 from dcgan_completion.networks import layouts
 from dcgan_completion.networks.config import ModelConfig
-from dcgan_completion.networks.storage import (CHECKPOINT_NAME, HPARAMS_FILE, OBJECT_GRAPH_KEY, CheckpointError,
-                                               first_line, json_record, latest_checkpoint, no_checkpoint_message,
-                                               read_config, read_framing, variable_name)
+from dcgan_completion.networks.storage import (AVERAGE_NAME, CHECKPOINT_NAME, HPARAMS_FILE, OBJECT_GRAPH_KEY,
+                                               CheckpointError, checkpoint_shapes, first_line, has_average, json_record,
+                                               latest_checkpoint, no_checkpoint_message, read_config, read_framing,
+                                               variable_name)
 from ops import BatchNorm, Conv2d, Conv2dTranspose, Linear, leaky_relu
 
 SAMPLE_COUNT = 64                   # the fixed sample z: an 8x8 grid
@@ -51,8 +52,8 @@ class Generator(tf.Module):
     """
 
     def __init__(self, image_size: int, z_dim: int, gf_dim: int, c_dim: int, compute_dtype=None,
-                 layout: str = layouts.DEFAULT_LAYOUT, phases: bool | None = None):
-        super().__init__(name="generator")
+                 layout: str = layouts.DEFAULT_LAYOUT, phases: bool | None = None, name: str = "generator"):
+        super().__init__(name=name)
         self.start_size, widths = layouts.generator_plan(layout, image_size, gf_dim, c_dim)
         self.start_channels = widths[0]
         self.compute_dtype = compute_dtype
@@ -155,12 +156,14 @@ class DCGAN(tf.Module):
     def __init__(self, image_size: int = DEFAULT.image_size, z_dim: int = DEFAULT.z_dim, gf_dim: int = DEFAULT.gf_dim,
                  df_dim: int = DEFAULT.df_dim, c_dim: int = DEFAULT.c_dim, learning_rate: float = 0.0002,
                  beta1: float = 0.5, seed: int | None = None, compute_dtype=None, layout: str = DEFAULT.layout,
-                 phases: bool | None = None):
+                 phases: bool | None = None, ema_decay: float = 0.0):
         """Build it under `strategy.scope()` to train or complete with a tf.distribute strategy;
         compute_dtype "float16" or "bfloat16" computes in that type (variables stay float32);
         layout "article" (the default) or "later": the original's two eras (layouts.py);
         phases: the CPU's stride-2 convolutions by phases (True), by TensorFlow's kernels (False),
-        or as ops.phase_method's rule (None); the same maths and variables either way."""
+        or as ops.phase_method's rule (None); the same maths and variables either way;
+        ema_decay > 0 keeps an exponential moving average of G's weights beside G (`average_generator`,
+        extra variables: G's own and the original's names stay as they are), which `sampler` is."""
         super().__init__(name="dcgan")
         layouts.check(layout, image_size)
         self.image_size, self.z_dim, self.gf_dim, self.df_dim, self.c_dim = image_size, z_dim, gf_dim, df_dim, c_dim
@@ -174,6 +177,11 @@ class DCGAN(tf.Module):
             tf.random.set_seed(seed)
         networks = dict(compute_dtype=self.compute_dtype, layout=layout, phases=phases)
         self.generator = Generator(image_size, z_dim, gf_dim, c_dim, **networks)
+        self.ema_decay = float(ema_decay)
+        self.average_generator = None
+        if self.ema_decay > 0:
+            self.average_generator = Generator(image_size, z_dim, gf_dim, c_dim, **networks, name=AVERAGE_NAME)
+            self.reset_average()
         self.discriminator = Discriminator(image_size, df_dim, c_dim, **networks)
         self.d_optim = Adam(self.discriminator.trainable_variables, learning_rate, beta1, name="d_optim")
         self.g_optim = Adam(self.generator.trainable_variables, learning_rate, beta1, name="g_optim")
@@ -193,7 +201,8 @@ class DCGAN(tf.Module):
             scales = dict(d_loss_scale=self.d_loss_scale, g_loss_scale=self.g_loss_scale)
         self._checkpoint = tf.train.Checkpoint(
             generator=self.generator, discriminator=self.discriminator, d_optim=self.d_optim,
-            g_optim=self.g_optim, step=self.step, epoch=self.epoch, rng=self.rng, sample_z=self.sample_z, **scales)
+            g_optim=self.g_optim, step=self.step, epoch=self.epoch, rng=self.rng, sample_z=self.sample_z, **scales,
+            **({AVERAGE_NAME: self.average_generator} if self.average_generator is not None else {}))
         self._train_step = None
 
     # -- description -------------------------------------------------------
@@ -206,6 +215,17 @@ class DCGAN(tf.Module):
     def model_variables(self) -> list[tf.Variable]:
         """The networks' variables (weights and batch-norm statistics), as the original saved them."""
         return list(self.generator.variables) + list(self.discriminator.variables)
+
+    @property
+    def sampler(self) -> Generator:
+        """The generator that completion, the encoder, the export and the sample grids use: the
+        average of G's weights where the model keeps one, else G."""
+        return self.generator if self.average_generator is None else self.average_generator
+
+    def reset_average(self) -> None:
+        """Start the average of G's weights (and its batch-norm statistics) at G's."""
+        for average, var in zip(self.average_generator.variables, self.generator.variables):
+            average.assign(var)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.config.record().items())
@@ -242,9 +262,21 @@ class DCGAN(tf.Module):
                 _, fake_logits = self.discriminator(self.generator(z, training=True), training=True)
                 g_loss = sigmoid_cross_entropy(fake_logits, 1.0)
             self._minimize(tape, g_loss, g_vars, self.g_optim, self.g_loss_scale)
+        if self.average_generator is not None:
+            self._update_average(z)
         self.step.assign_add(1)
         return dict(d_loss=d_losses["d_loss"], d_loss_real=d_losses["d_loss_real"],
                     d_loss_fake=d_losses["d_loss_fake"], g_loss=g_loss, z=z, d=d_real, d_=d_fake)
+
+    def _update_average(self, z: tf.Tensor) -> None:
+        """Move the average of G's weights towards G's (Yazici et al. 2019), with the decay warmed up as
+        tf.train.ExponentialMovingAverage's num_updates does, so early steps follow G closely. Its batch-norm
+        statistics are its own, moved as G's are: by a forward pass in training mode on the step's z."""
+        t = tf.cast(self.step, tf.float32)
+        decay = tf.minimum(self.ema_decay, (1.0 + t) / (10.0 + t))
+        for average, var in zip(self.average_generator.trainable_variables, self.generator.trainable_variables):
+            average.assign_sub((average - var) * (1.0 - decay))
+        self.average_generator(z, training=True)
 
     @staticmethod
     def _minimize(tape, loss, variables, optimizer, loss_scale) -> None:
@@ -347,8 +379,8 @@ class DCGAN(tf.Module):
         return result
 
     def generate(self, z: tf.Tensor | None = None, training: bool = False) -> tf.Tensor:
-        """G(z) with moving batch-norm statistics; the fixed sample z by default."""
-        return self.generator(self.sample_z if z is None else z, training=training)
+        """The sampler's G(z) with moving batch-norm statistics; the fixed sample z by default."""
+        return self.sampler(self.sample_z if z is None else z, training=training)
 
     # -- checkpoints -------------------------------------------------------
     def _manager(self, checkpoint_dir: str | os.PathLike) -> tf.train.CheckpointManager:
@@ -403,6 +435,8 @@ class DCGAN(tf.Module):
                     var.assign(value)
             else:
                 self._checkpoint.read(path).expect_partial()
+            if self.average_generator is not None and not has_average(shapes):
+                self.reset_average()  # a checkpoint without one (the original's, older ones): start at its G
         except (tf.errors.OpError, ValueError, TypeError, IndexError) as error:  # IndexError: a truncated .data file
             raise CheckpointError(f"{path}: cannot read the checkpoint's values ({first_line(error)}); "
                                   f"is its .data file missing or truncated?") from None
@@ -413,6 +447,8 @@ class DCGAN(tf.Module):
     def from_checkpoint(cls, checkpoint_dir: str | os.PathLike, **kwargs) -> "DCGAN":
         """Rebuild the model that wrote checkpoint_dir (from dcgan.json, or from the TF1 shapes) and load it."""
         config = read_config(checkpoint_dir)
+        if "ema_decay" not in kwargs and has_average(checkpoint_shapes(checkpoint_dir)):
+            kwargs["ema_decay"] = 1.0  # build the average to read it; only training moves it, at its own decay
         try:
             model = cls(**dataclasses.asdict(config), **kwargs)
         except (ValueError, TypeError) as error:  # a hand-edited dcgan.json

@@ -64,6 +64,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     flag("mixed_precision", "auto: float32, as bfloat16-trained models filled faces worse (docs/distributed.md), "
                             "with the convolution kernels measured faster; "
                             "float16 uses dynamic loss scaling; variables stay float32")
+    flag("ema_decay", "decay of the exponential moving average of G's weights kept beside G, which completion, "
+                      "the web app and the export use (0: none, G itself, the original's recipe)")
     args = parser.parse_args(argv)
     if args.input_height is not None and not args.crop:
         parser.error("--input_height is the side of the centre crop: add --crop")
@@ -126,7 +128,7 @@ def main(argv=None) -> int:
     def build(precision: str, phases: bool | None) -> DCGAN:
         with strategy.scope():  # the model's variables, its optimisers' slots and its counters
             return DCGAN(**dataclasses.asdict(config), learning_rate=settings.learning_rate, beta1=settings.beta1,
-                         seed=settings.seed, compute_dtype=precision, phases=phases)
+                         seed=settings.seed, compute_dtype=precision, phases=phases, ema_decay=settings.ema_decay)
 
     # auto times the step's kernels on models of its own; several workers would have to time in step.
     model, precision, why = auto_precision.training_precision(

@@ -342,7 +342,7 @@ class CompletionTrial(Trial):
         self.batches, self.check = sorted({rows(b) for b in batches}), rows(CHECK_IMAGES)
         self.mask = masking.make_mask("center", reference.image_size)
         size = max(*self.batches, self.check)
-        faces = reference.generator(completion.draw_z(1, size, reference.z_dim), training=False).numpy()
+        faces = reference.sampler(completion.draw_z(1, size, reference.z_dim), training=False).numpy()
         self.images = np.clip(faces, -1.0, 1.0)
         self.start_z = completion.draw_z(0, size, reference.z_dim)
         self.judge = completion.LatentOptimizer(reference, self.mask, settings)

@@ -141,11 +141,11 @@ class EncoderTrainer:
         self._train_step = tf.function(self._step_fn)
 
     def _step_fn(self, z: tf.Tensor, masks: tf.Tensor) -> dict[str, tf.Tensor]:
-        images = self.model.generator(z, training=False)
+        images = self.model.sampler(z, training=False)
         with tf.GradientTape() as tape:
             z_hat = self.encoder(images, masks, training=True)
             z_loss = tf.reduce_mean(tf.square(z_hat - z))
-            image_loss = tf.reduce_mean(tf.abs(self.model.generator(z_hat, training=False) - images))
+            image_loss = tf.reduce_mean(tf.abs(self.model.sampler(z_hat, training=False) - images))
             loss = z_loss + self.settings.image_weight * image_loss
         variables = self.encoder.trainable_variables
         self.optimizer.apply(variables, tape.gradient(loss, variables))

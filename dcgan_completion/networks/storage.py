@@ -25,6 +25,7 @@ STATE_FILE = "checkpoint"           # names the newest checkpoint, in both forma
 FIT_KEY = "known_fit"  # dcgan.json's optional record of how well G explains the known pixels of faces it knows
 FIT_FIELDS = ("mean", "std", "warn_above")  # its numbers (read_known_fit checks them)
 FRAMING_KEY = "framing"  # dcgan.json's record of how the training faces were cut (framing.py)
+AVERAGE_NAME = "average_generator"  # the checkpoint's key of the average of G's weights (model.DCGAN.ema_decay)
 SHIPPED_MODEL = "face64"            # the trained face model that ships with the project
 DATA_FOLDER = "share/dcgan-completion-tf2"  # where a wheel installs it, under the environment's prefix
 SHIPPED_KNOWS = "drawn faces (data/make_faces.py), not photos: see docs/real_faces.md"  # what the shipped model knows
@@ -109,21 +110,37 @@ def json_record(model) -> dict:
 
 
 def save_networks(model, checkpoint_dir: str | os.PathLike) -> str:
-    """Write only what completion and fine-tuning need: G's and D's weights and batch-norm statistics,
-    the fixed sample z and dcgan.json, as DCGAN.model-0 (no optimiser slots, step 0, so that training
+    """Write only what completion and fine-tuning need: G's and D's weights and batch-norm statistics
+    (and the average of G's where the model keeps one), the fixed sample z and dcgan.json, as DCGAN.model-0 (no optimiser slots, step 0, so that training
     from a copy starts a fresh run from these weights). `model`: a DCGAN. Returns the prefix."""
     folder = Path(checkpoint_dir)
     folder.mkdir(parents=True, exist_ok=True)
     if latest_checkpoint(folder) is not None:
         raise CheckpointError(f"{folder} already holds a checkpoint; choose an empty folder")
     utils.save_json(folder / HPARAMS_FILE, json_record(model))
+    average = {AVERAGE_NAME: model.average_generator} if model.average_generator is not None else {}
     networks = tf.train.Checkpoint(generator=model.generator, discriminator=model.discriminator,
-                                   sample_z=model.sample_z)
+                                   sample_z=model.sample_z, **average)
     prefix = networks.write(str(folder / f"{CHECKPOINT_NAME}-0"))
     name = Path(prefix).name
     utils.atomic_write(folder / STATE_FILE, lambda tmp: Path(tmp).write_text(
         f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n'))
     return prefix
+
+
+def checkpoint_shapes(checkpoint_dir: str | os.PathLike) -> dict:
+    """The newest checkpoint's variables and their shapes ({} when there is none or it cannot be read:
+    loading it says why)."""
+    path = latest_checkpoint(checkpoint_dir)
+    try:
+        return tf.train.load_checkpoint(path).get_variable_to_shape_map() if path else {}
+    except (tf.errors.OpError, ValueError):
+        return {}
+
+
+def has_average(shapes: dict) -> bool:
+    """Whether a checkpoint (its variables' shapes) holds an average of G's weights."""
+    return any(key.startswith(f"{AVERAGE_NAME}/") for key in shapes)
 
 
 def no_checkpoint_message(checkpoint_dir: str | os.PathLike) -> str:

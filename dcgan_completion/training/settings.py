@@ -97,6 +97,7 @@ class TrainingSettings:
     time_limit: float | None = None      # minutes
     strategy: str = "default"
     mixed_precision: str = "auto"
+    ema_decay: float = 0.999             # the average of G's weights that completion uses; 0: none (the original's)
 
     def __post_init__(self):
         for name, rule in RULES.items():
@@ -116,7 +117,8 @@ RULES = dict(
     z_dim=MODEL_SIZE, gf_dim=MODEL_SIZE, df_dim=MODEL_SIZE, c_dim=Rule(int, choices=(1, 3), optional=True),
     crop=FLAG, input_height=Rule(int, low=1, optional=True), seed=Rule(int, optional=True), sample_every=POSITIVE_INT, save_every=POSITIVE_INT, xla=FLAG,
     time_limit=Rule(float, low=0.0, low_open=True, high_open=True, optional=True),
-    strategy=Rule(str, choices=STRATEGIES), mixed_precision=Rule(str, choices=PRECISIONS))
+    strategy=Rule(str, choices=STRATEGIES), mixed_precision=Rule(str, choices=PRECISIONS),
+    ema_decay=Rule(float, low=0.0, high=1.0, high_open=True))
 DEFAULTS = TrainingSettings()
 
 
