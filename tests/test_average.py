@@ -27,7 +27,8 @@ def trained():
         means.append(dcgan.average_generator.g_bn0.moving_mean.numpy().copy())
         outs.append(dcgan.train_step(images))
         decay = min(0.2, (1 + step) / (10 + step))  # 0.1, 0.1818..., then the asked-for 0.2
-        average = {k: decay * a + (1 - decay) * w for (k, a), w in zip(average.items(), values(dcgan.generator).values())}
+        now = values(dcgan.generator)
+        average = {k: decay * a + (1 - decay) * now[k] for k, a in average.items()}
     return dcgan, average, outs, means
 
 

@@ -111,8 +111,9 @@ def json_record(model) -> dict:
 
 def save_networks(model, checkpoint_dir: str | os.PathLike) -> str:
     """Write only what completion and fine-tuning need: G's and D's weights and batch-norm statistics
-    (and the average of G's where the model keeps one), the fixed sample z and dcgan.json, as DCGAN.model-0 (no optimiser slots, step 0, so that training
-    from a copy starts a fresh run from these weights). `model`: a DCGAN. Returns the prefix."""
+    (and the average of G's where the model keeps one), the fixed sample z and dcgan.json, as
+    DCGAN.model-0 (no optimiser slots, step 0, so that training from a copy starts a fresh run from
+    these weights). `model`: a DCGAN. Returns the prefix."""
     folder = Path(checkpoint_dir)
     folder.mkdir(parents=True, exist_ok=True)
     if latest_checkpoint(folder) is not None:
