@@ -97,7 +97,7 @@ ORIGINAL_FLAGS = dict(epoch=25, learning_rate=0.0002, beta1=0.5, train_size=math
                       dataset="lfw-aligned-64", checkpoint_dir="checkpoint", sample_dir="samples")
 PORT_FLAGS = dict(log_dir="logs", z_dim=None, gf_dim=None, df_dim=None, c_dim=None, crop=False, input_height=None, seed=None,
                   sample_every=100, save_every=500, xla=False, time_limit=None, strategy="default",
-                  mixed_precision="auto")
+                  mixed_precision="auto", ema_decay=0.999)
 
 
 def test_the_flags_keep_their_names_and_defaults_and_become_the_settings():
