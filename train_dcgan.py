@@ -4,7 +4,8 @@
     python train_dcgan.py --dataset data/aligned --epoch 20
 
 Checkpoints go to --checkpoint_dir (resumed automatically), 8x8 sample grids to
---sample_dir and TensorBoard logs to --log_dir.
+--sample_dir and TensorBoard logs to --log_dir; then an encoder for completion's start is
+trained into --checkpoint_dir/encoder (--encoder_steps; 0: none).
 
 Several devices: --strategy mirrored (every GPU of this machine) or --strategy
 multiworker (the machines in TF_CONFIG; give every worker the same flags: only the
@@ -13,6 +14,7 @@ chief writes files). --batch_size stays the global batch.
 import argparse
 import dataclasses
 import json
+import os
 
 import utils
 from dcgan_completion import runtime
@@ -66,6 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                             "float16 uses dynamic loss scaling; variables stay float32")
     flag("ema_decay", "decay of the exponential moving average of G's weights kept beside G, which completion, "
                       "the web app and the export use (0: none, G itself, the original's recipe)")
+    flag("encoder_steps", "then train an encoder for completion's start for this many steps (at most as many as "
+                          "G trained; 0: none, train_encoder.py adds one later)")
     args = parser.parse_args(argv)
     if args.input_height is not None and not args.crop:
         parser.error("--input_height is the side of the centre crop: add --crop")
@@ -138,8 +142,39 @@ def main(argv=None) -> int:
     cut = dataset_framing(settings, paths)
     model.framing_json = json.dumps(cut)
     print(f"framing: {framing.describe(cut)}" + (f" ({cut['why']})" if "why" in cut else ""))
-    return Trainer(model, settings, paths).run()
+    trainer = Trainer(model, settings, paths)
+    code = trainer.run()
+    if code == 0 and trainer.finished and settings.encoder_steps:
+        if distribute.worker_count(strategy) > 1:  # the others would wait for the chief in every collective
+            print(f"No encoder trained with several workers: 'python train_encoder.py --checkpointDir "
+                  f"{settings.checkpoint_dir}' adds one.")
+        else:  # on one device, outside any strategy: the checkpoint just saved
+            plain = model if model.strategy is None else DCGAN.from_checkpoint(settings.checkpoint_dir)
+            code = train_encoder(plain, settings, trainer.deadline)
+    return code
 
+
+def train_encoder(model, settings: TrainingSettings, deadline: float | None) -> int:
+    """The trained model's encoder, completion's start (encoder.py): as many steps as G's, at most
+    --encoder_steps (a short run's model gets a short run's encoder). Resumed like the networks; when
+    G has trained on since, it trains on as many steps as G did since, at most --encoder_steps."""
+    from dcgan_completion import encoder
+    g_step, saved = int(model.step.numpy()), encoder.saved_record(settings.checkpoint_dir)
+    if saved.get("generator_step") == g_step:
+        steps = saved.get("target", saved.get("steps", 0))  # this G's encoder, perhaps interrupted
+    else:
+        since = g_step - saved.get("generator_step", 0) if "steps" in saved else g_step
+        steps = saved.get("steps", 0) + min(settings.encoder_steps, max(since, 0))
+    result = encoder.fit(model, settings.checkpoint_dir, steps, encoder.EncoderSettings(seed=settings.seed or 0),
+                         log_dir=os.path.join(settings.log_dir, encoder.FOLDER), deadline=deadline,
+                         record=dict(generator_step=g_step, target=steps))
+    where = os.path.join(settings.checkpoint_dir, encoder.FOLDER)
+    if result.step < steps:
+        print(f"Stopped the encoder at step {result.step} of {steps}: saved in {where}; run the same command "
+              f"again to resume.")
+    else:
+        print(f"Encoder: {result.step} steps on G's samples, in {where}; complete.py starts from it.")
+    return result.exit_code
 
 if __name__ == "__main__":
     raise SystemExit(main())

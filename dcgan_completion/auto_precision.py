@@ -293,11 +293,18 @@ def device_name(gpus: list[tuple[str, tuple[int, int]]] | None = None, cpu: str 
     return f"CPU {name or 'unknown'} ({os.cpu_count()} cores, {kernels})"
 
 
-def variants_for(job: str, gpus: list[tuple[str, tuple[int, int]]]) -> list[str]:
+BFLOAT16_CPU_FLAGS = {"avx512_bf16", "amx_bf16"}  # where oneDNN runs bfloat16 natively, not emulated
+
+
+def variants_for(job: str, gpus: list[tuple[str, tuple[int, int]]], cpu_flags: set[str] | None = None) -> list[str]:
     """What auto times. Completion: float32 and bfloat16 (and float16 on GPUs: on CPUs TensorFlow has
-    no fast float16 convolutions); on a CPU each with TensorFlow's kernels and by phases. Training:
-    float32's two kernels on a CPU (TRAINING_RULE); nothing to time on a GPU."""
-    precisions = ["off"] if job == "training" else ["off", "bfloat16"] + (["float16"] if gpus else [])
+    no fast float16 convolutions); on a CPU each with TensorFlow's kernels and by phases, bfloat16 only
+    where the CPU has it (cpu_flags, /proc/cpuinfo's; unknown: timed): without AVX512_BF16 or AMX oneDNN
+    emulates it, slowly, and says so on stderr. Training: float32's two kernels on a CPU
+    (TRAINING_RULE); nothing to time on a GPU."""
+    flags = runtime.cpu_info()[1] if cpu_flags is None else cpu_flags
+    bfloat16 = ["bfloat16"] if gpus or not flags or flags & BFLOAT16_CPU_FLAGS else []
+    precisions = ["off"] if job == "training" else ["off", *bfloat16] + (["float16"] if gpus else [])
     if gpus:
         return precisions
     return [variant for precision in precisions for variant in (precision, precision + PHASES)]

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -22,6 +24,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw
+from tqdm import tqdm
 
 import utils
 from dcgan_completion.networks.storage import CheckpointError, first_line
@@ -145,7 +148,8 @@ class EncoderTrainer:
         with tf.GradientTape() as tape:
             z_hat = self.encoder(images, masks, training=True)
             z_loss = tf.reduce_mean(tf.square(z_hat - z))
-            image_loss = tf.reduce_mean(tf.abs(self.model.sampler(z_hat, training=False) - images))
+            fit = tf.cast(self.model.sampler(z_hat, training=False), tf.float32) - tf.cast(images, tf.float32)
+            image_loss = tf.reduce_mean(tf.abs(fit))
             loss = z_loss + self.settings.image_weight * image_loss
         variables = self.encoder.trainable_variables
         self.optimizer.apply(variables, tape.gradient(loss, variables))
@@ -173,11 +177,11 @@ class EncoderTrainer:
         return history
 
     # -- saving ------------------------------------------------------------
-    def save(self, checkpoint_dir: str | os.PathLike, networks_only: bool = False) -> str:
-        """DIR/encoder/encoder-STEP and encoder.json; networks_only: without Adam's state (a third of
-        the size, as a shipped model; training it on starts a fresh Adam)."""
+    def save(self, checkpoint_dir: str | os.PathLike, networks_only: bool = False, record: dict | None = None) -> str:
+        """DIR/encoder/encoder-STEP and encoder.json (its sizes, steps and `record`); networks_only:
+        without Adam's state (a third of the size, as a shipped model; training it on starts a fresh Adam)."""
         folder = Path(checkpoint_dir) / FOLDER
-        utils.save_json(folder / CONFIG_FILE, {**self.encoder.config, "steps": int(self.step.numpy())})
+        utils.save_json(folder / CONFIG_FILE, {**self.encoder.config, "steps": int(self.step.numpy()), **(record or {})})
         state = tf.train.Checkpoint(encoder=self.encoder, step=self.step) if networks_only else self.checkpoint
         return tf.train.CheckpointManager(state, str(folder), max_to_keep=1, checkpoint_name="encoder").save(
             checkpoint_number=int(self.step.numpy()))
@@ -189,6 +193,56 @@ class EncoderTrainer:
             return False
         _read(self.checkpoint, path)
         return True
+
+
+@dataclass(frozen=True)
+class FitResult:
+    started: int               # the encoder's steps before this call (0: a new one)
+    step: int                  # its steps in all, when it stopped
+    stop_signal: int | None    # the signal that stopped it (SIGINT, SIGTERM), or None
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.stop_signal is None else 128 + self.stop_signal
+
+
+def fit(model: DCGAN, checkpoint_dir: str | os.PathLike, steps: int, settings: EncoderSettings = EncoderSettings(),
+        log_dir: str | os.PathLike | None = None, save_every: int = 250, networks_only: bool = False,
+        deadline: float | None = None, record: dict | None = None) -> FitResult:
+    """Train checkpoint_dir's encoder (resumed where it has one) up to `steps` steps in all, with a
+    progress bar and TensorBoard scalars (encoder/...); saved (with `record` in encoder.json) every
+    save_every steps, at the end, on Ctrl-C or SIGTERM and past `deadline` (time.monotonic()), so the
+    same call resumes it."""
+    utils.output_folder(Path(checkpoint_dir) / FOLDER, "the encoder's folder")
+    trainer = EncoderTrainer(model, for_model(model), settings)
+    if trainer.restore(checkpoint_dir):
+        print(f"Resuming the encoder of {checkpoint_dir} at step {int(trainer.step.numpy())}")
+    start, stop = int(trainer.step.numpy()), []
+    if start >= steps:
+        return FitResult(start, start, None)
+    handlers = {s: signal.signal(s, lambda signum, frame: stop.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    bar = tqdm(total=steps, initial=start, desc="Encoder", unit="step", dynamic_ncols=True, mininterval=0.5)
+    writer = tf.summary.create_file_writer(str(log_dir or Path(checkpoint_dir) / FOLDER / "logs"))
+
+    def on_step(step: int, losses: dict) -> bool:
+        with writer.as_default():
+            for name, value in losses.items():
+                tf.summary.scalar(f"encoder/{name}", value, step=step)
+        bar.update(1)
+        bar.set_postfix(z_loss=f"{losses['z_loss']:.4f}", image_loss=f"{losses['image_loss']:.4f}", refresh=False)
+        ending = bool(stop) or (deadline is not None and time.monotonic() > deadline)
+        if step % save_every == 0 or step == steps or ending:
+            trainer.save(checkpoint_dir, networks_only, record)
+        return ending
+
+    try:
+        trainer.train(steps, on_step)
+    finally:
+        bar.close()
+        writer.close()
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    return FitResult(start, int(trainer.step.numpy()), stop[0] if stop else None)
 
 
 def _read(checkpoint: tf.train.Checkpoint, path: str) -> None:
@@ -209,6 +263,11 @@ def _config(path: Path) -> dict:
     if not isinstance(config, dict):
         raise CheckpointError(f"{path}: not a JSON object")
     return config
+
+
+def saved_record(checkpoint_dir: str | os.PathLike) -> dict:
+    """checkpoint_dir's encoder.json ({} without one): sizes, steps, and what its trainer recorded."""
+    return _config(Path(checkpoint_dir) / FOLDER / CONFIG_FILE)
 
 
 def load(checkpoint_dir: str | os.PathLike, model: DCGAN) -> Encoder | None:

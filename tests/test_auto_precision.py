@@ -275,8 +275,14 @@ def test_the_device_is_named_by_its_gpus_else_its_cpu(tmp_path, monkeypatch):
         f"CPU AMD EPYC 9B45 ({os.cpu_count()} cores, TF_ENABLE_ONEDNN_OPTS=0)"
     h100 = [("NVIDIA H100", (9, 0))]
     assert auto_precision.device_name(gpus=h100, cpu=name) == "NVIDIA H100 (compute capability 9.0)"
-    assert auto_precision.variants_for("completion", []) == ["off", "off+phases", "bfloat16", "bfloat16+phases"]
-    assert auto_precision.variants_for("completion", h100) == ["off", "bfloat16", "float16"]
+    assert auto_precision.variants_for("completion", [], flags) == ["off", "off+phases", "bfloat16", "bfloat16+phases"]
+    assert auto_precision.variants_for("completion", h100, flags) == ["off", "bfloat16", "float16"]
+    # An AVX2-only CPU (Zen 3): oneDNN would emulate bfloat16, so it is not timed; GPUs have it whatever the CPU.
+    zen3 = {"avx2", "fma", "sse4_2"}
+    assert auto_precision.variants_for("completion", [], zen3) == ["off", "off+phases"]
+    assert auto_precision.variants_for("completion", h100, zen3) == ["off", "bfloat16", "float16"]
+    assert auto_precision.variants_for("completion", [], {"avx2", "amx_bf16"})[2:] == ["bfloat16", "bfloat16+phases"]
+    assert auto_precision.variants_for("completion", [], set()) == ["off", "off+phases", "bfloat16", "bfloat16+phases"]
     assert auto_precision.variants_for("training", []) == ["off", "off+phases"]
     assert auto_precision.variants_for("training", h100) == ["off"]
 

@@ -83,6 +83,8 @@ def runs(tmp_path_factory):
     result["first_checkpoints"] = sorted(p.name for p in ckpt.glob("*")) if ckpt.exists() else []
     result["first_samples"] = sorted(p.name for p in samples.glob("*")) if samples.exists() else []
     result["first_events"] = scalar_events(logs) if logs.exists() else {}
+    encoder_json = ckpt / "encoder" / "encoder.json"
+    result["first_encoder"] = json.loads(encoder_json.read_text()) if encoder_json.exists() else {}
     if first.returncode == 0:
         trained = DCGAN.from_checkpoint(ckpt)
         result["first_step"] = int(trained.step)
@@ -102,6 +104,9 @@ def test_training_run(runs):
     assert "skipped 1 unreadable image file" in warnings[0] and str(runs["data"] / "broken.png") in warnings[0]
     assert "Done: 6 steps" in first.stdout
     assert runs["first_step"] == 6
+    # Then the encoder for completion's start: as many steps as G trained (6), its scalars in logs/encoder.
+    assert f"Encoder: 6 steps on G's samples, in {runs['ckpt'] / 'encoder'}" in first.stdout
+    assert runs["first_encoder"]["steps"] == 6
     # --mixed_precision auto (the default) keeps float32 for training, says why and which kernels it
     # measured faster (now, or earlier in this test session's cache), in one line.
     assert re.search(r"^precision: float32 \(auto: training keeps float32: a bfloat16-trained model.*; "
@@ -145,6 +150,10 @@ def test_resume(runs):
     assert second.returncode == 0, second.stderr[-3000:]
     assert re.search(r"Resuming from \S*DCGAN\.model-6 at step 6", second.stdout), second.stdout
     assert "Done: 9 steps" in second.stdout
+    # The encoder resumes too, to the new model's 9 steps.
+    assert f"Resuming the encoder of {runs['ckpt']} at step 6" in second.stdout
+    assert json.loads((runs["ckpt"] / "encoder" / "encoder.json").read_text())["steps"] == 9
+    assert len(list((runs["logs"] / "encoder").glob("events.out.tfevents.*"))) == 2
     events = scalar_events(runs["logs"])
     new = [scalars for name, scalars in events.items() if name not in runs["first_events"]]
     assert len(new) == 1

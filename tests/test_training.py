@@ -97,7 +97,7 @@ ORIGINAL_FLAGS = dict(epoch=25, learning_rate=0.0002, beta1=0.5, train_size=math
                       dataset="lfw-aligned-64", checkpoint_dir="checkpoint", sample_dir="samples")
 PORT_FLAGS = dict(log_dir="logs", z_dim=None, gf_dim=None, df_dim=None, c_dim=None, crop=False, input_height=None, seed=None,
                   sample_every=100, save_every=500, xla=False, time_limit=None, strategy="default",
-                  mixed_precision="auto", ema_decay=0.999)
+                  mixed_precision="auto", ema_decay=0.999, encoder_steps=1500)
 
 
 def test_the_flags_keep_their_names_and_defaults_and_become_the_settings():
@@ -127,6 +127,7 @@ def test_the_flags_keep_their_names_and_defaults_and_become_the_settings():
     ("dataset", None, "dataset must be a path, not None"),
     ("strategy", "tpu", "strategy must be one of default, mirrored, multiworker, not 'tpu'"),
     ("mixed_precision", "float8", "mixed_precision must be one of auto, off, float16, bfloat16, not 'float8'"),
+    ("encoder_steps", -1, "encoder_steps must be an integer >= 0, not -1"),
 ])
 def test_settings_refuse_bad_values_in_one_line(name, value, message):
     with pytest.raises(ValueError) as error:

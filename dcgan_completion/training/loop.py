@@ -116,6 +116,7 @@ class Trainer:
         self.out_of_time = False     # --time_limit reached
         self.stopped_by_peer = False  # another worker stopped (signal or time limit)
         self.last_saved = 0          # the step of the last checkpoint written (or resumed from)
+        self.finished = False        # trained to settings.epoch epochs (run)
 
     # -- data --------------------------------------------------------------
     def dataset(self) -> tuple[tf.data.Dataset, int]:
@@ -170,7 +171,8 @@ class Trainer:
         dataset = self._distribute(dataset)
         total_steps = self.settings.epoch * steps_per_epoch
         if self._step() >= total_steps:
-            print(f"Already trained for {self.settings.epoch} epochs ({self._step()} steps); nothing to do.")
+            print(f"Already trained for {self.settings.epoch} epochs ({self._step()} steps).")
+            self.finished = True
             return 0
         self.model.compile(xla=self.settings.xla)
         try:
@@ -182,6 +184,7 @@ class Trainer:
             distribute.barrier(self.strategy)  # leave together: the chief hosts the cluster's coordination
         if self.streaming and self.decode_errors:
             utils.warn(utils.describe_bad_files(sorted(set(self.decode_errors))))
+        self.finished = self._step() >= total_steps
         return self._finish_message()
 
     def _step(self) -> int:

@@ -98,6 +98,7 @@ class TrainingSettings:
     strategy: str = "default"
     mixed_precision: str = "auto"
     ema_decay: float = 0.999             # the average of G's weights that completion uses; 0: none (the original's)
+    encoder_steps: int = 1500            # then an encoder for completion's start, as many steps as G's at most; 0: none
 
     def __post_init__(self):
         for name, rule in RULES.items():
@@ -118,7 +119,7 @@ RULES = dict(
     crop=FLAG, input_height=Rule(int, low=1, optional=True), seed=Rule(int, optional=True), sample_every=POSITIVE_INT, save_every=POSITIVE_INT, xla=FLAG,
     time_limit=Rule(float, low=0.0, low_open=True, high_open=True, optional=True),
     strategy=Rule(str, choices=STRATEGIES), mixed_precision=Rule(str, choices=PRECISIONS),
-    ema_decay=Rule(float, low=0.0, high=1.0, high_open=True))
+    ema_decay=Rule(float, low=0.0, high=1.0, high_open=True), encoder_steps=Rule(int, low=0))
 DEFAULTS = TrainingSettings()
 
 
@@ -133,7 +134,7 @@ def flag_type(name: str) -> dict:
     if rule.power_of_two:
         return dict(type=image_size)
     if rule.kind is int:
-        return dict(type=utils.positive_int if rule.low == 1 else int)
+        return dict(type={1: utils.positive_int, 0: utils.non_negative_int}.get(rule.low, int))
     if rule.kind is float:
         return dict(type=utils.number_in(rule.low, rule.high, rule.low_open, rule.high_open))
     return {}
