@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,3 +92,23 @@ def test_compare_completion_reports_every_candidate(tmp_path):
         for psnr, ssim in [row["pasted"]] + ([row["poisson"]] if "poisson" in row else []):
             assert 0 < psnr < 100 and -1 <= ssim <= 1
     assert out.count("Poisson") == 4
+
+
+def test_photo_framing_fills_the_photo_as_its_aligned_crop(tmp_path):
+    """bench/photo_framing.py with the shipped model on a real photo (matplotlib's Grace Hopper): the
+    fill through --photos puts the features where the aligned crop's own fill does (landmarks within
+    0.5 px), and both fills are DCGAN fills, not the photo's pixels (PSNR well short of a copy)."""
+    from matplotlib import cbook
+    photo = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    result = subprocess.run([sys.executable, "bench/photo_framing.py", "--checkpointDir", "checkpoints/face64",
+                             "--outDir", str(tmp_path), str(photo)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "framing: drawn faces" in result.stdout and "1 of 1 photos with a face" in result.stdout
+    report = json.loads((tmp_path / "report.json").read_text())["grace_hopper.jpg"]
+    assert set(report) == {"photo", "direct", "opencv_telea", "opencv_ns"}
+    assert abs(report["photo"]["landmark_error"] - report["direct"]["landmark_error"]) < 0.5
+    assert all(10 < way["hole_psnr"] < 30 and 0 < way["landmark_error"] < 5 for way in report.values())
+    picture = np.asarray(Image.open(tmp_path / "grace_hopper.png"))
+    assert picture.shape == (192, 5 * 192 + 4 * 6, 3)
+    assert (picture[:, :192] == 0).all(axis=2).mean() > 0.05  # the first view shows the hole, in black
