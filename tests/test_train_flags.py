@@ -1,4 +1,6 @@
 """Resuming needs no model flags: the checkpoint's shape is used unless a flag asks for another."""
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,8 +18,12 @@ def test_resume_takes_the_checkpoints_shape(tmp_path, capsys):
     common = ["--dataset", str(data), "--batch_size", "4", "--seed", "0", "--checkpoint_dir", str(tmp_path / "ck"),
               "--sample_dir", str(tmp_path / "s"), "--log_dir", str(tmp_path / "l")]
     assert train_dcgan.main(common + ["--epoch", "1", "--image_size", "8", "--z_dim", "6", "--gf_dim", "4",
-                                      "--df_dim", "4"]) == 0
+                                      "--df_dim", "4", "--encoder_steps", "0"]) == 0
+    assert not (tmp_path / "ck" / "encoder").exists()  # --encoder_steps 0: no encoder
     assert train_dcgan.main(common + ["--epoch", "2"]) == 0  # no model flags: the checkpoint's
+    # By default an encoder follows, as many steps as G's 4 (fewer than --encoder_steps' 1500).
+    record = json.loads((tmp_path / "ck" / "encoder" / "encoder.json").read_text())
+    assert (record["steps"], record["generator_step"], record["z_dim"], record["image_size"]) == (4, 4, 6, 8)
     restored = model.DCGAN.from_checkpoint(tmp_path / "ck")
     assert restored.config.record() == dict(image_size=8, z_dim=6, gf_dim=4, df_dim=4, c_dim=3)
     assert int(restored.step) == 4
