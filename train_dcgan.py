@@ -163,7 +163,7 @@ def train_encoder(model, settings: TrainingSettings, deadline: float | None) -> 
     if saved.get("generator_step") == g_step:
         steps = saved.get("target", saved.get("steps", 0))  # this G's encoder, perhaps interrupted
     else:
-        since = g_step - saved.get("generator_step", 0) if "steps" in saved else g_step
+        since = g_step - saved.get("generator_step", 0)  # G's steps since its encoder trained (all: none yet)
         steps = saved.get("steps", 0) + min(settings.encoder_steps, max(since, 0))
     result = encoder.fit(model, settings.checkpoint_dir, steps, encoder.EncoderSettings(seed=settings.seed or 0),
                          log_dir=os.path.join(settings.log_dir, encoder.FOLDER), deadline=deadline,
@@ -175,6 +175,7 @@ def train_encoder(model, settings: TrainingSettings, deadline: float | None) -> 
     else:
         print(f"Encoder: {result.step} steps on G's samples, in {where}; complete.py starts from it.")
     return result.exit_code
+
 
 if __name__ == "__main__":
     raise SystemExit(main())
