@@ -148,6 +148,27 @@ def test_batch_norm_training_and_inference():
     assert {v.name.split(":")[0].split("/")[-1] for v in bn.trainable_variables} == {"beta", "gamma"}
 
 
+@pytest.mark.parametrize("compute_dtype", [None, tf.bfloat16])
+def test_batch_norm_inference_gradient(compute_dtype):
+    """Completion's gradient through a batch norm at inference: d sum(r * bn(x)) / dx = r * gamma /
+    sqrt(moving_variance + eps), in float32 (x * a + b) and bfloat16 (the fused kernel) alike."""
+    rng = np.random.default_rng(2)
+    bn = BatchNorm(3, "bn", compute_dtype=compute_dtype)
+    gamma, variance = np.array([1.5, -0.5, 2.0]), np.array([1e-6, 0.5, 4.0])
+    for var, value in ((bn.gamma, gamma), (bn.beta, [0.1, -0.2, 0.3]), (bn.moving_mean, [0.5, -1.0, 2.0]),
+                       (bn.moving_variance, variance)):
+        var.assign(np.asarray(value, np.float32))
+    dtype = compute_dtype or tf.float32
+    x = tf.cast(rng.normal(size=(2, 4, 4, 3)), dtype)
+    r = rng.normal(size=(2, 4, 4, 3))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = tf.reduce_sum(tf.cast(bn(x, training=False), tf.float32) * r.astype(np.float32))
+    tolerance = 1e-5 if compute_dtype is None else 1e-2
+    np.testing.assert_allclose(tape.gradient(total, x).numpy().astype(np.float64), r * gamma / np.sqrt(variance + 1e-5),
+                               rtol=tolerance, atol=tolerance)
+
+
 def test_initialisers():
     tf.random.set_seed(123)
     conv = Conv2d(64, 64, "conv")
