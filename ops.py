@@ -27,6 +27,11 @@ BN_DECAY = 0.9      # batch norm moving-average decay
 BN_EPSILON = 1e-5
 
 
+# The layers' kernel choices, revised whenever one changes what runs (auto_precision's cached
+# decisions are measured anew for another revision): 2, batch norm at inference as x * a + b.
+KERNELS_REVISION = 2
+
+
 def leaky_relu(x: tf.Tensor, leak: float = 0.2) -> tf.Tensor:
     """max(x, leak * x), the original's lrelu, written as the original wrote it.
 

@@ -32,6 +32,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+import ops
 import utils
 from dcgan_completion import distribute, runtime
 from dcgan_completion.completion import engine as completion
@@ -223,9 +224,11 @@ def cache_path() -> Path:
     return Path(base) / CACHE_FILE
 
 
-def cache_key(job: str, device: str, tensorflow: str, shape: dict) -> str:
-    """One decision per job, device, TensorFlow version and model shape (batch included)."""
-    return json.dumps({"job": job, "device": device, "tensorflow": tensorflow, **shape}, sort_keys=True)
+def cache_key(job: str, device: str, tensorflow: str, shape: dict, kernels: int = ops.KERNELS_REVISION) -> str:
+    """One decision per job, device, TensorFlow version, model shape (batch included) and revision of
+    the layers' kernels."""
+    return json.dumps({"job": job, "device": device, "tensorflow": tensorflow, "kernels": kernels, **shape},
+                      sort_keys=True)
 
 
 def read_cache(path: Path, quiet: bool = False) -> dict:

@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import ops  # noqa: E402
 from dcgan_completion import auto_precision  # noqa: E402
 from dcgan_completion.auto_precision import Decision, choose, decide  # noqa: E402
 from dcgan_completion.networks.config import ModelConfig  # noqa: E402
@@ -213,6 +214,11 @@ def test_the_decision_is_measured_once_and_then_remembered(tmp_path):
     decision, _ = choose(other, ["bfloat16"], timings(off=0.1, bfloat16=0.2), never, path)
     assert decision.precision == "off"
     assert set(json.loads(path.read_text())) == {key, other}
+    # And so is another revision of the layers' kernels.
+    revised = auto_precision.cache_key("completion", "CPU X (2 cores)", "2.21.0", {"image_size": 64, "batch": 1},
+                                       kernels=ops.KERNELS_REVISION + 1)
+    decision, _ = choose(revised, ["bfloat16"], timings(off=0.1, bfloat16=0.2), never, path)
+    assert revised != key and decision.precision == "off"
 
 
 def test_an_unreadable_cache_is_measured_again_with_a_warning(tmp_path, capsys):
