@@ -54,19 +54,21 @@ CHECK_IMAGES, CHECK_ITERATIONS = 8, 50   # the quality check: 8 images, 50 itera
 TRAINING_RULE = ("training keeps float32: a bfloat16-trained model filled held-out faces worse "
                  "(docs/distributed.md#precision)")
 PHASES = "+phases"         # a variant's suffix: the CPU's stride-2 convolutions by phases (ops.py)
+IMAGE = "+image"           # ... in float32, only G's image layer by phases (ops.py's rule); none: no phases
 
 
 def precision_of(variant: str) -> str:
-    return variant.removesuffix(PHASES)
+    return variant.removesuffix(PHASES).removesuffix(IMAGE)
 
 
-def phases_of(variant: str) -> bool:
-    return variant.endswith(PHASES)
+def phases_of(variant: str) -> bool | None:
+    """The model's `phases` for the variant: True, False, or None (ops.py's rule)."""
+    return True if variant.endswith(PHASES) else None if variant.endswith(IMAGE) else False
 
 
 def describe(variant: str) -> str:
     name = "float32" if precision_of(variant) == "off" else precision_of(variant)
-    return name + (" (phase convolutions)" if phases_of(variant) else "")
+    return name + {True: " (phase convolutions)", None: " (the image layer by phases)", False: ""}[phases_of(variant)]
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ class Decision:
         return precision_of(self.variant)
 
     @property
-    def phases(self) -> bool:
+    def phases(self) -> bool | None:
         return phases_of(self.variant)
 
     def speed(self, variant: str) -> float:
@@ -301,16 +303,18 @@ BFLOAT16_CPU_FLAGS = {"avx512_bf16", "amx_bf16"}  # where oneDNN runs bfloat16 n
 
 def variants_for(job: str, gpus: list[tuple[str, tuple[int, int]]], cpu_flags: set[str] | None = None) -> list[str]:
     """What auto times. Completion: float32 and bfloat16 (and float16 on GPUs: on CPUs TensorFlow has
-    no fast float16 convolutions); on a CPU each with TensorFlow's kernels and by phases, bfloat16 only
-    where the CPU has it (cpu_flags, /proc/cpuinfo's; unknown: timed): without AVX512_BF16 or AMX oneDNN
-    emulates it, slowly, and says so on stderr. Training: float32's two kernels on a CPU
+    no fast float16 convolutions); on a CPU each with TensorFlow's kernels and by phases, and float32
+    also with only G's image layer by phases (ops.py's rule; in bfloat16 the rule is phases), bfloat16
+    only where the CPU has it (cpu_flags, /proc/cpuinfo's; unknown: timed): without AVX512_BF16 or AMX
+    oneDNN emulates it, slowly, and says so on stderr. Training: float32's kernels on a CPU
     (TRAINING_RULE); nothing to time on a GPU."""
     flags = runtime.cpu_info()[1] if cpu_flags is None else cpu_flags
     bfloat16 = ["bfloat16"] if gpus or not flags or flags & BFLOAT16_CPU_FLAGS else []
     precisions = ["off"] if job == "training" else ["off", *bfloat16] + (["float16"] if gpus else [])
     if gpus:
         return precisions
-    return [variant for precision in precisions for variant in (precision, precision + PHASES)]
+    return [variant for precision in precisions
+            for variant in (precision, *([precision + IMAGE] if precision == "off" else []), precision + PHASES)]
 
 
 def visible_gpus() -> list[tuple[str, tuple[int, int]]]:
