@@ -199,11 +199,15 @@ class DCGAN(tf.Module):
             self.d_loss_scale = distribute.LossScale(name="d_loss_scale")
             self.g_loss_scale = distribute.LossScale(name="g_loss_scale")
             scales = dict(d_loss_scale=self.d_loss_scale, g_loss_scale=self.g_loss_scale)
-        self._checkpoint = tf.train.Checkpoint(
-            generator=self.generator, discriminator=self.discriminator, d_optim=self.d_optim,
-            g_optim=self.g_optim, step=self.step, epoch=self.epoch, rng=self.rng, sample_z=self.sample_z, **scales,
-            **({AVERAGE_NAME: self.average_generator} if self.average_generator is not None else {}))
+        self._checkpoint = tf.train.Checkpoint(**self.networks(), d_optim=self.d_optim, g_optim=self.g_optim,
+                                               step=self.step, epoch=self.epoch, rng=self.rng, **scales)
         self._train_step = None
+
+    def networks(self) -> dict[str, tf.Module | tf.Variable]:
+        """The checkpoint's parts that completion and fine-tuning need, by their checkpoint names:
+        G, D, the fixed sample z and the average of G's weights where the model keeps one."""
+        average = {AVERAGE_NAME: self.average_generator} if self.average_generator is not None else {}
+        return dict(generator=self.generator, discriminator=self.discriminator, sample_z=self.sample_z, **average)
 
     # -- description -------------------------------------------------------
     @property

@@ -119,10 +119,7 @@ def save_networks(model, checkpoint_dir: str | os.PathLike) -> str:
     if latest_checkpoint(folder) is not None:
         raise CheckpointError(f"{folder} already holds a checkpoint; choose an empty folder")
     utils.save_json(folder / HPARAMS_FILE, json_record(model))
-    average = {AVERAGE_NAME: model.average_generator} if model.average_generator is not None else {}
-    networks = tf.train.Checkpoint(generator=model.generator, discriminator=model.discriminator,
-                                   sample_z=model.sample_z, **average)
-    prefix = networks.write(str(folder / f"{CHECKPOINT_NAME}-0"))
+    prefix = tf.train.Checkpoint(**model.networks()).write(str(folder / f"{CHECKPOINT_NAME}-0"))
     name = Path(prefix).name
     utils.atomic_write(folder / STATE_FILE, lambda tmp: Path(tmp).write_text(
         f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n'))
