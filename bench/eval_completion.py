@@ -11,7 +11,8 @@ model, inner-face points, pixels of the face), means over the images, as a table
 then as one JSON object on the last line. Methods:
   dcgan            complete.py with its defaults (adam, the weighted mask, Poisson blending)
   dcgan_article    complete.py as the article ran it: --approach momentum --no-weightedMask
-                   --blend none (the momentum update, the plain L1 loss, the fill pasted in)
+                   --blend none --zInit random (the momentum update, the plain L1 loss, the fill
+                   pasted in, 1000 iterations from a random z)
   opencv_telea     cv2.inpaint, INPAINT_TELEA, radius 3
   opencv_ns        cv2.inpaint, INPAINT_NS, radius 3
   mean_colour      the hole filled with the mean colour of the image's known pixels
@@ -55,7 +56,7 @@ from dcgan_completion.completion import masks as masking  # noqa: E402
 COMPLETE_SCRIPT = "complete.py"   # run with cwd = the repository root
 DCGAN_METHODS = {
     "dcgan": [],
-    "dcgan_article": ["--approach", "momentum", "--no-weightedMask", "--blend", "none"],
+    "dcgan_article": ["--approach", "momentum", "--no-weightedMask", "--blend", "none", "--zInit", "random"],
 }
 BASELINE_METHODS = ("opencv_telea", "opencv_ns", "mean_colour")
 METHODS = tuple(DCGAN_METHODS) + BASELINE_METHODS

@@ -225,3 +225,13 @@ def test_report_with_a_failing_and_a_perfect_dcgan(tmp_path, monkeypatch, capsys
     assert any(line.startswith("dcgan ") and "   0.000  100%    0.00" in line for line in lines), lines
     assert (out / "comparison_random.png").exists() and (out / "results_random.json").exists()
     assert (out / "mean_colour" / "final" / "im0.png").exists()
+
+
+def test_the_articles_method_is_the_articles_completion():
+    """dcgan_article's flags, through complete.py's parser: the momentum update, the plain L1 loss, the
+    fill pasted in and the random start, so 1000 iterations (the original's), whatever the checkpoint holds."""
+    import complete
+    args = complete.parse_args(["x.png", *eval_completion.DCGAN_METHODS["dcgan_article"]])
+    settings, output = complete.settings_from_args(args)
+    assert (settings.approach, settings.weighted_mask, output.blend) == ("momentum", False, "none")
+    assert settings.z_init == "random" and complete.default_iterations(settings.z_init == "encoder") == 1000
