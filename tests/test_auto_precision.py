@@ -398,8 +398,9 @@ def test_auto_returns_the_measured_model_and_line(tiny_model_builder, monkeypatc
     assert set(entry["seconds_per_step"]) == set(auto_precision.variants_for("completion", []))
     assert json.loads(key)["batch"] == 2 and json.loads(key)["job"] == "completion"
     assert precision == auto_precision.precision_of(variant) and why.startswith("auto: ") and "measured now" in why
+    # Each variant built once, none again (phases True, False or None: sorted by their names).
     assert sorted(built, key=str) == sorted(((auto_precision.precision_of(v), auto_precision.phases_of(v))
-                                             for v in entry["seconds_per_step"]), key=str)  # each variant built once, none again
+                                             for v in entry["seconds_per_step"]), key=str)
     assert (model.compute_dtype is None) == (precision == "off") and model.phases == auto_precision.phases_of(variant)
     # The next start reads the decision and builds one model.
     built.clear()
