@@ -16,15 +16,17 @@ portrait is kept when
 4. its cheeks and nose are a skin's colour, or grey (SKIN: purple, blue, green and red faces are out).
 artflow.ai's mark at the bottom right is inpainted first. Kept portraits go to OUT/train or, by a hash
 of the file name, OUT/heldout (HELDOUT_SHARE), as size x size PNGs with a framing.json; OUT/manifest.json
-lists every portrait with its prompt and what became of it, OUT/CREDIT.md gives the credit the licence
-asks for. Files already written are skipped, so a second run only redoes the rejected ones.
+lists every portrait with its prompt and what became of it, OUT/files.csv.gz the ones used, OUT/CREDIT.md
+gives the credit the licence asks for. Files already written are skipped, so a second run only redoes the rejected ones.
 
-`--sample DIR --count N` then copies the first N held-out portraits (by name) into DIR with the credit:
-the small held-out set the project ships for its tests and quality table.
+`--sample DIR --count N` then writes what the project ships of the data (data/artflow): the credit,
+files.csv.gz (every portrait used, by split) and heldout/, the first N held-out portraits (by name) as
+portrait_000.png, ... with each one's source (sources.csv), for the tests and the quality table.
 """
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import multiprocessing
 import re
@@ -52,7 +54,8 @@ HELDOUT_SHARE = 50     # one file name in 50 (by its MD5) is held out
 # lies near Cr 150, Cb 110 and grey at 128, 128; outside these ranges 2% of the faces that passed 1-3 were,
 # by a look at a hundred of them, painted purple, blue, green or red.
 SKIN = {"cr": (125, 180), "cb": (70, 135)}
-MARK = (slice(236, None), slice(182, None))  # artflow.ai's mark, bottom right of the 256x256 portraits
+MARK = (slice(236, None), slice(182, None))
+FILES_USED = "files.csv.gz"  # artflow.ai's mark, bottom right of the 256x256 portraits
 
 # Prompt words (lower case, whole words of the file name) that leave a portrait out.
 NON_HUMAN = set("""
@@ -91,8 +94,8 @@ The portraits were made with [artflow.ai](https://artflow.ai/) and are licensed 
 (CC BY 4.0; artflow.ai's FAQ: "All images are licensed under CC BY"). They were collected, converted
 from WEBP to JPEG and named after their prompts by {SOURCE}.
 
-Changes: selected by data/portraits.py (prompt words, dlib's face detector and landmarks), artflow.ai's
-mark inpainted, each face aligned by a similarity transform of its eyes and mouth, cropped and resized
+Changes: selected by data/portraits.py (prompt words, dlib's face detector and landmarks, skin colour),
+artflow.ai's mark inpainted, each face aligned by a similarity transform of its eyes and mouth, cropped and resized
 to {{size}}x{{size}} PNG. artflow.ai's terms of service: https://artflow.ai/about/#terms. No warranty is
 given by the licensor or by this project; the licence's disclaimer applies.
 """
@@ -267,16 +270,31 @@ def manifest(sources: list[Path], outcomes: dict, size: int) -> dict:
             "kept_by_prompt_words": dict(sorted(kept_tags.items())), "files": entries}
 
 
+def files_used(record: dict) -> bytes:
+    """The kept portraits as gzipped CSV lines `split,file` (the snapshot's paths)."""
+    lines = ["split,file"] + [f"{entry['split']},{entry['file']}" for entry in record["files"] if entry["split"]]
+    return gzip.compress(("\n".join(lines) + "\n").encode(), 9, mtime=0)
+
+
 def sample(out: Path, folder: Path, count: int) -> list[Path]:
-    """The first `count` held-out portraits (by name) copied into folder, with framing.json and the credit."""
+    """What the project ships of the data: folder/CREDIT.md, folder/files.csv.gz (every portrait used) and
+    folder/heldout/: the first `count` held-out portraits (by name) as portrait_000.png, ..., with
+    framing.json and sources.csv (each copy's artflow id, prompt and source file)."""
     chosen = sorted((out / "heldout").glob("*.png"))[:count]
     if len(chosen) < count:
         raise utils.UserError(f"{out / 'heldout'} holds {len(chosen)} portraits, fewer than {count}")
-    utils.output_folder(folder, "sample folder")
-    for path in chosen:
-        shutil.copyfile(path, folder / path.name)
-    shutil.copyfile(out / "heldout" / framing.FRAMING_FILE, folder / framing.FRAMING_FILE)
-    shutil.copyfile(out / "CREDIT.md", folder / "CREDIT.md")
+    heldout = utils.output_folder(folder / "heldout", "sample folder")
+    rows = ["file,artflow_id,prompt,source"]
+    for index, path in enumerate(chosen):
+        name = f"portrait_{index:03d}.png"
+        shutil.copyfile(path, heldout / name)
+        prompt, artflow_id = prompt_of(path)
+        rows.append(f'{name},{artflow_id},"{prompt.replace("-", " ")}",{SOURCE}/blob/main/images/'
+                    f"{artflow_id[-2:]}/{path.stem}.jpg")
+    (heldout / "sources.csv").write_text("\n".join(rows) + "\n")
+    shutil.copyfile(out / "heldout" / framing.FRAMING_FILE, heldout / framing.FRAMING_FILE)
+    for name in ("CREDIT.md", FILES_USED):
+        shutil.copyfile(out / name, folder / name)
     return chosen
 
 
@@ -297,9 +315,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     snapshot, out = Path(args.snapshot), Path(args.out)
     utils.input_folder(snapshot, "snapshot folder")
+    if args.sample:
+        utils.output_folder(Path(args.sample) / "heldout", "sample folder")  # writable, before the long work
     record = select(snapshot, out, args.size, args.workers)
     utils.save_json(out / "manifest.json", record)
     (out / "CREDIT.md").write_text(CREDIT.format(size=args.size))
+    (out / FILES_USED).write_bytes(files_used(record))
     print(f"{record['portraits']} portraits: " + ", ".join(f"{v} {k}" for k, v in record["counts"].items()))
     print("kept, by prompt words: " + ", ".join(f"{v} {k}" for k, v in record["kept_by_prompt_words"].items()))
     if args.sample:
