@@ -96,10 +96,22 @@ class FaceMeasures:
 
     def measure(self, reference: FaceReference, image: np.ndarray) -> dict[str, float]:
         """A completion's identity distance and landmark error (pixels of `image`) against the truth's reference."""
-        big = self.upscale(image)
-        return {"identity_distance": identity_distance(self._embedding(big, reference.shape5), reference.embedding),
-                "landmark_error": landmark_error(self._landmarks(big, reference.rect), reference.landmarks,
-                                                 self.scale(image))}
+        return self._compare(reference, self.upscale(image), self.scale(image))
+
+    def photo_reference(self, truth: np.ndarray, rect) -> FaceReference:
+        """reference() for a whole photo (uint8 (H, W, 3)) at its own size, not upscaled: the face in
+        `rect` (a dlib.rectangle in the photo's pixels, e.g. its detected largest face)."""
+        photo = np.ascontiguousarray(truth, np.uint8)
+        shape5 = self.five(photo, rect)
+        return FaceReference(rect, shape5, self._embedding(photo, shape5), self._landmarks(photo, rect), True)
+
+    def measure_photo(self, reference: FaceReference, photo: np.ndarray) -> dict[str, float]:
+        """measure() for a whole completed photo against photo_reference()'s (landmark error in photo pixels)."""
+        return self._compare(reference, np.ascontiguousarray(photo, np.uint8), 1.0)
+
+    def _compare(self, reference: FaceReference, image: np.ndarray, scale: float) -> dict[str, float]:
+        return {"identity_distance": identity_distance(self._embedding(image, reference.shape5), reference.embedding),
+                "landmark_error": landmark_error(self._landmarks(image, reference.rect), reference.landmarks, scale)}
 
     def _embedding(self, big: np.ndarray, shape5) -> np.ndarray:
         chip = self.dlib.get_face_chip(big, shape5, size=CHIP_SIZE, padding=CHIP_PADDING)
