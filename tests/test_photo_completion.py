@@ -1,6 +1,6 @@
 """photo_completion's geometry: the photo's hole in the aligned frame (against a brute-force
-footprint test), the fill warped back by the inverse transform, and the windowed Poisson blend
-against the whole photo's."""
+footprint test), the fill warped back by the inverse transform, the windowed Poisson blend and
+Telea fill against the whole photo's, and which face fills which hole."""
 from __future__ import annotations
 
 import sys
@@ -82,3 +82,29 @@ def test_windowed_blend_equals_the_whole_photos():
         np.testing.assert_array_equal(windowed[~hole], image[~hole])
         assert np.abs(windowed.astype(int) - whole).max() <= 1
         assert np.any(windowed[hole] != image[hole])
+
+
+def test_telea_fills_only_the_region_as_on_the_whole_photo():
+    rng = np.random.default_rng(1)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8), (9, 9), 3)
+    for box in ((slice(30, 50), slice(40, 70)), (slice(0, 12), slice(100, 120))):  # inside; at a corner
+        region = np.zeros((90, 120), bool)
+        region[box] = True
+        windowed = photo_completion.telea_into(image, region)
+        whole = cv2.inpaint(image, region.astype(np.uint8), photo_completion.TELEA_RADIUS, cv2.INPAINT_TELEA)
+        np.testing.assert_array_equal(windowed, whole)
+        np.testing.assert_array_equal(windowed[~region], image[~region])
+
+
+def test_each_hole_goes_to_the_face_that_covers_most_of_it():
+    """Two faces' crops (the larger first) and near regions on a 1 x 40 strip with holes 1-5: a hole
+    both cover whole goes to the larger, a hole split between them to the one covering more of it."""
+    labels = np.array([[0, 1, 1, 0, 2, 2, 2, 0, 3, 3, 0, 4, 0, 5, 5] + [0] * 25])
+    crops = [np.zeros_like(labels, bool) for _ in range(2)]
+    nears = [np.zeros_like(labels, bool) for _ in range(2)]
+    crops[0][0, 0:5] = True                        # hole 1 whole, 1 of hole 2's 3 pixels
+    crops[1][0, 0:3] = crops[1][0, 5:10] = True    # hole 1 whole, 2 of hole 2's, hole 3 whole
+    nears[0][0, 0:8] = True
+    nears[1][0, 0:12] = True                       # hole 4 only near face 1, hole 5 near neither
+    owner = photo_completion.hole_owners(labels, 5, crops, nears)
+    assert owner.tolist() == [-1, 0, 1, 1, 1, -1]  # label 0 is the known pixels

@@ -1,11 +1,13 @@
 """complete.py --photos: content-aware fill of whole photos (the article's motivating use).
 
-For each face whose aligned crop covers a hole of the photo's mask: the face is detected and
-cut the way the model's training faces were (its framing, framing.py; align_faces.py's template
-when the model's is unknown), the mask is warped with the same transform, the crop is
-completed in the aligned frame (all faces of all photos in batches, each with its own mask),
-and the generator's fill is warped back with the inverse transform and Poisson-blended into
-the hole at the photo's resolution. Pixels outside the hole keep the photo's values exactly.
+For each face whose aligned crop covers or lies near a hole of the photo's mask: the face is
+detected and cut the way the model's training faces were (its framing, framing.py;
+align_faces.py's template when the model's is unknown), the mask is warped with the same
+transform, the crop is completed in the aligned frame (all faces of all photos in batches, each
+with its own mask), and the generator's fill is warped back with the inverse transform and
+Poisson-blended into the hole at the photo's resolution. The part of a hole outside the face's
+aligned crop, which the model never sees, is then filled with OpenCV's Telea inpainting,
+continuing from the model's pixels. Pixels outside the hole keep the photo's values exactly.
 
 Without files (a web server): `prepare_photo(image, hole, size, cut=framing)` gives the faces, their aligned
 crops and masks go through a CompletionEngine, and `paste_fills(image, faces, fills)` the result.
@@ -25,13 +27,14 @@ from tqdm import tqdm
 
 import utils
 from dcgan_completion.completion import masks as masking
-from dcgan_completion.completion.compositing import blend_into
+from dcgan_completion.completion.compositing import blend_into, paste
 from dcgan_completion.completion.engine import CompletionEngine
 from dcgan_completion.completion.outputs import complete_in_folders
 from dcgan_completion.completion.settings import OutputSettings
 from dcgan_completion.faces import alignment as face_alignment
 from dcgan_completion.faces import framing
 
+TELEA_RADIUS = 5  # photo pixels: Telea's neighbourhood, OpenCV's usual; wider only blurs the fill more
 UNKNOWN_NOTE = ("note: this model's framing is unknown (its dcgan.json does not say how its faces were cut): "
                 "photos are cut with align_faces.py's innerEyesAndBottomLip template")
 
@@ -46,7 +49,8 @@ class Face:
     matrix: np.ndarray  # 2 x 3 affine, photo pixels -> aligned frame
     crop: np.ndarray    # uint8 (S, S, 3), framed as the model's faces
     mask: np.ndarray    # float32 (S, S, 1): 1 = known in the aligned frame
-    hole: np.ndarray    # bool (H, W): the photo pixels this face fills
+    hole: np.ndarray    # bool (H, W): the photo pixels this face fills (its holes, whole)
+    outside: np.ndarray  # bool (H, W): the part of `hole` outside the aligned crop, filled by Telea
 
 
 @dataclass
@@ -62,10 +66,12 @@ class Photo:
 # Geometry: the photo's holes in the aligned frame and back
 # ----------------------------------------------------------------------------
 
-def crop_region(matrix: np.ndarray, size: int, shape: tuple[int, int]) -> np.ndarray:
-    """bool (H, W): the photo pixels whose aligned position lies in the size x size crop."""
-    ones = np.ones((size, size), np.uint8)
-    return cv2.warpAffine(ones, matrix, (shape[1], shape[0]), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+def crop_region(matrix: np.ndarray, size: int, shape: tuple[int, int], margin: int = 0) -> np.ndarray:
+    """bool (H, W): the photo pixels whose aligned position lies in the size x size crop, grown by
+    margin aligned pixels on every side."""
+    ones = np.ones((size + 2 * margin,) * 2, np.uint8)
+    shifted = np.hstack([matrix[:, :2], matrix[:, 2:] + margin])
+    return cv2.warpAffine(ones, shifted, (shape[1], shape[0]), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
 
 
@@ -107,34 +113,46 @@ def fill_to_photo(fill: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]) 
 
 def plan_faces(image: np.ndarray, hole: np.ndarray, size: int, detector, predictor,
                cut: dict | None = None) -> list[Face]:
-    """The faces to complete, each cut with the framing `cut` (framing.py; None: unknown): each hole
-    (a connected region of pixels to fill, bool (H, W)) goes to the largest face whose crop covers
-    all of it. Raises PhotoError without a face, or for a hole that no face's crop covers."""
+    """The faces to complete, each cut with the framing `cut` (framing.py; None: unknown). Each hole
+    (a connected region of pixels to fill, bool (H, W)) goes to a face near it: one whose aligned
+    crop, grown by half its side on every side (a square twice as wide around the same centre),
+    overlaps the hole. Of those, the one whose crop covers the most of the hole wins, the largest
+    on a tie (so a hole that one crop covers whole goes to the largest such face). The part of the
+    hole outside that crop is the face's `outside`. Raises PhotoError without a face, or for a
+    hole near no face."""
     labels, count = ndimage.label(hole, structure=np.ones((3, 3)))
-    rects = face_alignment.find_faces(image, detector)
+    rects = face_alignment.find_faces(image, detector)  # largest first
     if not rects:
         raise PhotoError("no face found")
-    owner = np.full(count + 1, -1)  # owner[label]: index of the face that fills that hole
-    matrices = []
-    for index, rect in enumerate(rects):
-        matrix = framing.matrix(face_alignment.find_landmarks(image, rect, predictor), size, cut)
-        matrices.append(matrix)
-        outside = np.zeros(count + 1, bool)
-        outside[np.unique(labels[hole & ~crop_region(matrix, size, hole.shape)])] = True
-        owner[(owner < 0) & ~outside] = index
-    uncovered = [label for label in range(1, count + 1) if owner[label] < 0]
-    if uncovered:
-        rows, cols = np.nonzero(labels == uncovered[0])
-        raise PhotoError(f"{len(uncovered)} of {count} hole(s) lie outside every face's aligned crop "
-                         f"({len(rects)} face(s) found), e.g. the one at x {cols.min()}-{cols.max()}, "
-                         f"y {rows.min()}-{rows.max()}")
+    matrices = [framing.matrix(face_alignment.find_landmarks(image, rect, predictor), size, cut) for rect in rects]
+    crops = [crop_region(matrix, size, hole.shape) for matrix in matrices]
+    nears = [crop_region(matrix, size, hole.shape, size // 2) for matrix in matrices]
+    owner = hole_owners(labels, count, crops, nears)
+    lost = [label for label in range(1, count + 1) if owner[label] < 0]
+    if lost:
+        rows, cols = np.nonzero(labels == lost[0])
+        raise PhotoError(f"{len(lost)} of {count} hole(s) lie away from every face (not within half a side of "
+                         f"a face's aligned crop; {len(rects)} face(s) found), e.g. the one at "
+                         f"x {cols.min()}-{cols.max()}, y {rows.min()}-{rows.max()}")
     faces = []
-    for index, matrix in enumerate(matrices):
+    for index, (matrix, crop) in enumerate(zip(matrices, crops)):
         mine = np.isin(labels, np.nonzero(owner == index)[0]) & hole
         if mine.any():
-            crop = cut_face(image, matrix, size)
-            faces.append(Face(matrix, crop, aligned_mask(hole, matrix, size), mine))
+            faces.append(Face(matrix, cut_face(image, matrix, size), aligned_mask(hole, matrix, size), mine,
+                              mine & ~crop))
     return faces
+
+
+def hole_owners(labels: np.ndarray, count: int, crops: list[np.ndarray], nears: list[np.ndarray]) -> np.ndarray:
+    """owner[label]: the index of the face that fills that hole, -1 for none (label 0, the known
+    pixels, and holes near no face). crops, nears: each face's crop and near region, largest face first."""
+    covered = np.stack([np.bincount(labels[crop], minlength=count + 1) for crop in crops])
+    near = np.stack([np.bincount(labels[region], minlength=count + 1) > 0 for region in nears])
+    # argmax takes the first of equals: the largest face among those covering the most.
+    owner = np.where(near, covered, -1).argmax(axis=0)
+    owner[~near.any(axis=0)] = -1
+    owner[0] = -1
+    return owner
 
 
 # ----------------------------------------------------------------------------
@@ -152,7 +170,7 @@ def prepare_photo(image: np.ndarray, hole: np.ndarray, size: int, models=None, c
     nonzero = a pixel to fill), each with its crop and mask (Face.crop, Face.mask) at the model's
     size, cut with the model's framing `cut` (checkpoints.read_framing; None: unknown, align_faces.py's
     template). models: (detector, predictor), face_models() by default. Raises PhotoError when
-    there is no hole, no face, or a hole outside every face's aligned crop."""
+    there is no hole, no face, or a hole near no face (plan_faces says what near is)."""
     hole = np.asarray(hole) != 0
     if hole.shape != image.shape[:2]:
         raise PhotoError(f"the hole mask is {hole.shape[1]}x{hole.shape[0]}, not the photo's "
@@ -163,14 +181,46 @@ def prepare_photo(image: np.ndarray, hole: np.ndarray, size: int, models=None, c
     return plan_faces(image, hole, size, detector, predictor, cut)
 
 
-def paste_fills(image: np.ndarray, faces: list[Face], fills: list[np.ndarray]) -> np.ndarray:
+def paste_fills(image: np.ndarray, faces: list[Face], fills: list[np.ndarray], blend: str = "poisson") -> np.ndarray:
     """The photo (uint8 (H, W, 3)) with each face's fill (G(z), uint8 (S, S, 3) or float in [-1, 1],
-    as CompletionResult.fill's rows) warped back and Poisson-blended into that face's holes."""
+    as CompletionResult.fill's rows) warped back and Poisson-blended (blend "none": pasted) into
+    that face's holes; then the holes' parts outside the aligned crops filled by Telea's inpainting."""
     result = image
     for face, fill in zip(faces, fills):
         fill = fill if fill.dtype == np.uint8 else utils.to_uint8(fill)
-        result = blend_into(result, fill_to_photo(fill, face.matrix, image.shape[:2]), face.hole)
-    return result
+        warped = fill_to_photo(fill, face.matrix, image.shape[:2])
+        # The whole hole, so that the blend meets only the photo's own pixels, never the hidden ones.
+        result = blend_into(result, warped, face.hole) if blend == "poisson" else paste(result, warped, face.hole)
+    outside = np.zeros(image.shape[:2], bool)
+    for face in faces:
+        outside |= face.outside
+    return telea_into(result, outside) if outside.any() else result
+
+
+def telea_into(image: np.ndarray, region: np.ndarray, radius: int = TELEA_RADIUS) -> np.ndarray:
+    """image (uint8 (H, W, 3)) with region (bool (H, W)) filled by OpenCV's Telea inpainting from the
+    pixels around it, the model's fill included; every other pixel is image's. Only a window around
+    the region is inpainted: Telea reads no pixel farther than radius from it."""
+    rows, cols = np.nonzero(region)
+    reach = radius + 2
+    window = (slice(max(rows.min() - reach, 0), rows.max() + reach + 1),
+              slice(max(cols.min() - reach, 0), cols.max() + reach + 1))
+    filled = cv2.inpaint(np.ascontiguousarray(image[window]), region[window].astype(np.uint8), radius,
+                         cv2.INPAINT_TELEA)
+    out = image.copy()
+    out[window] = paste(image[window], filled, region[window])
+    return out
+
+
+def outside_note(faces: list[Face]) -> str | None:
+    """One line for a photo whose holes reach outside the faces' aligned crops; None when none does."""
+    outside = sum(int(face.outside.sum()) for face in faces)
+    if not outside:
+        return None
+    total = sum(int(face.hole.sum()) for face in faces)
+    squares = "the face's aligned square" if len(faces) == 1 else "the faces' aligned squares"
+    return (f"{outside:,} of {total:,} hole pixels lie outside {squares} and were filled with "
+            f"OpenCV's Telea inpainting")
 
 
 # ----------------------------------------------------------------------------
@@ -226,6 +276,9 @@ class PhotoCompletion:
         image = utils.read_rgb(path)
         known = masking.read_photo_mask(mask_path, *image.shape[:2])[:, :, 0] > 0.5
         faces = prepare_photo(image, ~known, self.engine.model.image_size, models, self.cut)
+        note = outside_note(faces)
+        if note:
+            tqdm.write(f"note: {path}: {note}", file=sys.stderr)
         return Photo(path, name, image, known, faces)
 
     def complete_faces(self, faces: list[Face]) -> list[np.ndarray]:
