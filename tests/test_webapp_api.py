@@ -188,6 +188,17 @@ def test_whole_photo_fills_through_its_face(client):
     keep = np.ones((600, 512), bool)
     keep[box] = False
     assert result.shape == original.shape and (result[keep] == original[keep]).all()
+    assert state["notes"] == []
+    # A hole from the brows up to the hat's brim reaches above the face's aligned square: Telea fills that part.
+    brows = (slice(142, 205), slice(200, 330))
+    state = done(client, post(client, photo, mask_png(600, 512, brows), photo="true", seed=3))
+    assert len(state["notes"]) == 1 and re.fullmatch(
+        r"[\d,]+ of 8,190 hole pixels lie outside the face's aligned square and were filled with OpenCV's Telea "
+        r"inpainting", state["notes"][0]), state["notes"]
+    result = decode(client.get(f"/api/jobs/{state['id']}/result.png").content)
+    keep = np.ones((600, 512), bool)
+    keep[brows] = False
+    assert (result[keep] == original[keep]).all()
     no_face = png(np.full((120, 160, 3), 128, np.uint8))
     error = is_one_line_error(post(client, no_face, mask_png(120, 160, (slice(10, 50), slice(10, 50))),
                                    photo="true"), 422)

@@ -77,6 +77,7 @@ class Job:
     finish: Callable[[np.ndarray], np.ndarray]  # fills (k, S, S, C) in [-1, 1] -> the result, uint8 (H, W, C)
     frame: Callable[[np.ndarray], np.ndarray]   # fills -> one preview frame, uint8
     held_bytes: int = 0                   # what the job's inputs hold in memory until it is finished
+    notes: list[str] = field(default_factory=list)  # lines on how it is filled (photo_completion.outside_note)
     faces: int = 0                        # rows it completes (set from crops)
     id: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     state: str = "queued"
@@ -127,7 +128,7 @@ class Job:
         info = {"id": self.id, "state": self.state, "kind": self.kind, "width": self.width, "height": self.height,
                 "faces": self.faces, "iteration": self.iteration, "n_iter": self.settings.n_iter,
                 "loss": self.loss, "seed": self.seed, "blend": self.blend, "settings": settings,
-                "created": self.created, "started": self.started, "finished": self.finished}
+                "created": self.created, "started": self.started, "finished": self.finished, "notes": self.notes}
         if queue_position is not None:
             info["queue_position"] = queue_position
         if self.batch_jobs is not None:

@@ -17,7 +17,6 @@ import tensorflow as tf
 
 import utils
 from dcgan_completion import runtime
-from dcgan_completion.completion import compositing
 from dcgan_completion.completion import photos as photo_completion
 from dcgan_completion.completion.settings import APPROACHES, BLENDS, CompletionSettings
 from dcgan_completion.faces import framing
@@ -209,25 +208,18 @@ class Service:
                                 f"{self.defaults.settings.batch_size}")
         crops = np.stack([face.crop for face in faces])
         masks = np.stack([face.mask for face in faces]).astype(np.float32)
-        shape = image.shape[:2]
-
-        def pasted(fills) -> np.ndarray:
-            result = image
-            for face, fill in zip(faces, utils.to_uint8(fills)):
-                result = compositing.paste(result, photo_completion.fill_to_photo(fill, face.matrix, shape), face.hole)
-            return result
+        note = photo_completion.outside_note(faces)
 
         def finish(fills):
-            if blend == "poisson":
-                return photo_completion.paste_fills(image, faces, list(fills))
-            return pasted(fills)
+            return photo_completion.paste_fills(image, faces, list(fills), blend)
 
         def frame(fills):
-            return imaging.preview(pasted(fills))
+            return imaging.preview(photo_completion.paste_fills(image, faces, list(fills), "none"))
 
-        held = image.nbytes * 2 + keep.nbytes + sum(face.hole.nbytes for face in faces) + crops.nbytes + masks.nbytes
+        held = image.nbytes * 2 + keep.nbytes + sum(face.hole.nbytes + face.outside.nbytes for face in faces) \
+            + crops.nbytes + masks.nbytes
         return Job(settings, crops, masks, blend, "photo", image.shape[1], image.shape[0], finish, frame,
-                   held_bytes=held)
+                   held_bytes=held, notes=[note] if note else [])
 
     def mask_preview(self, mask_type: str, width: int, height: int, center_scale: float | None,
                      seed: int | None) -> bytes:

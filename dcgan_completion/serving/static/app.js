@@ -455,7 +455,8 @@ function finish(job) {
   png.hidden = gif.hidden = false;
   const seconds = job.finished && job.started ? ` in ${(job.finished - job.started).toFixed(1)} s` : "";
   $("result-info").textContent = `${job.width}×${job.height} · ${job.n_iter} iterations${seconds} · final loss ` +
-    `${job.loss === null ? "?" : job.loss.toFixed(4)} · seed ${job.seed} (send it again to get the same result)`;
+    `${job.loss === null ? "?" : job.loss.toFixed(4)} · seed ${job.seed} (send it again to get the same result)` +
+    (job.notes || []).map((note) => `. Note: ${note}.`).join("");
   setStatus("Done. Download the PNG, or the GIF of the fill.", "ok");
   $("results").scrollIntoView({behavior: "smooth", block: "nearest"});
 }
