@@ -76,7 +76,7 @@ def prepare(path: Path, size: int, cut: dict, work: Path) -> Face:
     image = utils.read_rgb(path)
     matrix = face_frame(path, image, size, cut)
     hole = photo_hole(matrix, eval_mask("center", size), image.shape[:2])
-    truth = photos.cut_face(image, matrix, size)
+    truth = alignment.cut_face(image, matrix, size)
     utils.save_png(work / "holes" / f"{path.stem}.png", np.where(hole, 0, 255).astype(np.uint8))
     utils.save_png(work / "aligned" / f"{path.stem}.png", truth)
     return Face(path, image, matrix, hole, truth)
@@ -139,7 +139,7 @@ def main(argv=None) -> int:
         raise utils.UserError("no face found in any photo")
     done, measures, report = complete_all(faces, checkpoint, out), face_measures.FaceMeasures(), {}
     for index, face in enumerate(faces):
-        crops = {way: photos.cut_face(images[index], face.matrix, size) if way != "direct" else images[index]
+        crops = {way: alignment.cut_face(images[index], face.matrix, size) if way != "direct" else images[index]
                  for way, images in done.items()}
         report[face.path.name] = scores(face.truth, crops, size, measures)
         if index < args.pictures:

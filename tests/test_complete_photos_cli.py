@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 import complete  # noqa: E402
 import utils  # noqa: E402
+from dcgan_completion.faces import alignment as face_alignment  # noqa: E402
 
 PHOTO = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 EYE = (slice(175, 210), slice(200, 250))  # over the eye on the left; dlib finds it at x 210-238, y 184-196
@@ -211,7 +212,7 @@ def test_a_hole_across_the_face_edge_into_the_background_is_filled():
     assert int(note["outside"].replace(",", "")) == outside.sum()
     u, v = np.meshgrid(np.arange(64), np.arange(64))
     checker = np.repeat(np.where((u // 2 + v // 2) % 2 == 1, 255, 0).astype(np.uint8)[:, :, None], 3, axis=2)
-    own = photo_completion.cut_face(photo, faces[0].matrix, 64)
+    own = face_alignment.cut_face(photo, faces[0].matrix, 64)
     far = (slice(235, 290), slice(395, 430))  # the background, 20 pixels and more beyond the square
     for fill in (own, checker):
         result = photo_completion.paste_fills(black, faces, [fill])

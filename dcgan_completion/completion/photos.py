@@ -92,15 +92,6 @@ def aligned_mask(hole: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     return (~unknown).astype(np.float32)[:, :, None]
 
 
-def cut_face(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """The photo's size x size crop through matrix, each pixel the mean of the photo pixels under it (as
-    training's resize makes its faces), not one bilinear sample of a face many photo pixels wide."""
-    k = max(1, math.ceil(1.0 / math.sqrt(abs(np.linalg.det(matrix[:, :2])))))
-    fine = np.hstack([k * matrix[:, :2], k * matrix[:, 2:] + (k - 1) / 2.0])  # pixel centres line up
-    warped = cv2.warpAffine(image, fine, (size * k, size * k), flags=cv2.INTER_LINEAR)
-    return cv2.resize(warped, (size, size), interpolation=cv2.INTER_AREA)
-
-
 def fill_to_photo(fill: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """The aligned fill (uint8 (S, S, 3)) warped back to the photo's frame with the inverse transform."""
     return cv2.warpAffine(fill, matrix, (shape[1], shape[0]), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
@@ -138,8 +129,8 @@ def plan_faces(image: np.ndarray, hole: np.ndarray, size: int, detector, predict
     for index, (matrix, crop) in enumerate(zip(matrices, crops)):
         mine = np.isin(labels, np.nonzero(owner == index)[0]) & hole
         if mine.any():
-            faces.append(Face(matrix, cut_face(image, matrix, size), aligned_mask(hole, matrix, size), mine,
-                              mine & ~crop))
+            pixels = face_alignment.cut_face(image, matrix, size)
+            faces.append(Face(matrix, pixels, aligned_mask(hole, matrix, size), mine, mine & ~crop))
     return faces
 
 
