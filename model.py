@@ -231,6 +231,15 @@ class DCGAN(tf.Module):
         for average, var in zip(self.average_generator.variables, self.generator.variables):
             average.assign(var)
 
+    def fold_average(self) -> None:
+        """Make G the average of G's weights and keep no average: the sampler's weights stay the same,
+        the checkpoint holds one generator instead of two, and fine-tuning starts from the average."""
+        if self.average_generator is None:
+            return
+        for var, average in zip(self.generator.variables, self.average_generator.variables):
+            var.assign(average)
+        self.average_generator = None
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.config.record().items())
         return f"DCGAN({args})"

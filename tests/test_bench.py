@@ -104,7 +104,7 @@ def test_photo_framing_fills_the_photo_as_its_aligned_crop(tmp_path):
                              "--outDir", str(tmp_path), str(photo)], cwd=ROOT, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "framing: drawn faces" in result.stdout and "1 of 1 photos with a face" in result.stdout
+    assert "framing: portraits" in result.stdout and "1 of 1 photos with a face" in result.stdout
     report = json.loads((tmp_path / "report.json").read_text())["grace_hopper.jpg"]
     assert set(report) == {"photo", "direct", "opencv_telea", "opencv_ns"}
     assert abs(report["photo"]["landmark_error"] - report["direct"]["landmark_error"]) < 0.5

@@ -608,6 +608,25 @@ def test_complete_runs_on_an_original_checkpoint(tf1_small, tmp_path):
         assert np.abs(completed - original)[~known].mean() > 10  # the hole filled by G(z), not the input
 
 
+def test_average_as_g_ships_the_average_as_the_only_generator(tmp_path):
+    """convert_checkpoint.py --networks_only --average_as_g: the copy's G(z) is the source's average's
+    (what completion used), not the source's G; the copy keeps no average and is smaller."""
+    source = DCGAN(image_size=16, gf_dim=4, df_dim=4, z_dim=8, seed=3, ema_decay=0.9)
+    for var in source.generator.trainable_variables:  # G moved on from its average, as in training
+        var.assign_add(0.05 * tf.ones_like(var))
+    source.save(tmp_path / "full")
+    assert convert_checkpoint.main(["--networks_only", str(tmp_path / "full"), str(tmp_path / "both")]) == 0
+    assert convert_checkpoint.main(["--networks_only", "--average_as_g", str(tmp_path / "full"),
+                                    str(tmp_path / "folded")]) == 0
+    assert not storage.has_average(storage.checkpoint_shapes(tmp_path / "folded"))
+    copy = DCGAN.from_checkpoint(tmp_path / "folded")
+    z = np.random.default_rng(1).uniform(-1, 1, (4, 8)).astype(np.float32)
+    np.testing.assert_array_equal(copy.generate(z).numpy(), source.average_generator(z, training=False).numpy())
+    assert np.abs(copy.generate(z).numpy() - source.generator(z, training=False).numpy()).max() > 1e-3
+    size = {name: sum(p.stat().st_size for p in (tmp_path / name).glob("DCGAN.model-0.data*")) for name in ("both", "folded")}
+    assert size["folded"] < size["both"]
+
+
 def test_networks_only_copy_keeps_the_networks_and_drops_the_optimiser(tmp_path, capsys):
     """convert_checkpoint.py --networks_only: G and D give the same outputs from the copy; no Adam
     slot, no counter of the source's steps; a second write into the same folder is refused."""

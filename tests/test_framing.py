@@ -86,6 +86,16 @@ def test_drawn_framing_sends_the_eyes_to_where_make_faces_draws_them():
     assert "eyes at x 0.34 and 0.66, y 0.41" in framing.describe(drawn)
 
 
+def test_portrait_framing_sends_the_eyes_and_mouth_to_its_points_and_names_them():
+    portrait = framing.portrait(64)
+    # A face whose eyes and mouth fit a similarity exactly: 80 px between the eyes, the mouth 88 px below.
+    photo = np.float64([[200, 300], [280, 300], [240, 388]])
+    mapped = np.hstack([photo, np.ones((3, 1))]) @ framing.matrix(landmarks_at(photo), 64, portrait).T
+    expected = 64 * np.float64([*framing.PORTRAIT["eyes"], framing.PORTRAIT["mouth"]]) - 0.5
+    np.testing.assert_allclose(mapped, expected, atol=0.5)
+    assert framing.describe(portrait).startswith("portraits (data/portraits.py: eyes at x 0.375 and 0.625, y 0.42")
+
+
 def test_the_dataset_decides_the_framing(tmp_path):
     aligned = tmp_path / "aligned"
     aligned.mkdir()
@@ -118,7 +128,8 @@ def test_dcgan_json_records_it(tmp_path):
         f"model: {tmp_path / 'copy'}; framing: CelebA's aligned 178x218 images, then the centred 108x108")
 
     shipped = storage.read_framing(storage.default_model_dir())
-    assert shipped["kind"] == "drawn" and shipped["by"] == "data/make_faces.py"
+    assert shipped == framing.portrait(64)  # data/portraits.py's faces
+    assert storage.read_framing(ROOT / "checkpoints" / "drawn64")["kind"] == "drawn"  # the demo's model
 
     record = json.loads((tmp_path / "copy" / "dcgan.json").read_text())
     utils.save_json(tmp_path / "copy" / "dcgan.json", {**record, "framing": {"kind": "sideways"}})

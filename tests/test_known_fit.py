@@ -115,14 +115,14 @@ def test_no_warning_without_a_known_fit_or_for_other_completions_than_the_measur
 
 def test_what_the_model_knows_the_shipped_one_and_others(tmp_path):
     assert storage.model_knows(storage.default_model_dir()) == storage.SHIPPED_KNOWS
-    assert "drawn faces" in storage.SHIPPED_KNOWS and "not photos" in storage.SHIPPED_KNOWS
-    assert "docs/real_faces.md" in storage.SHIPPED_KNOWS and (ROOT / "docs" / "real_faces.md").exists()
+    assert "portraits of people" in storage.SHIPPED_KNOWS and "artflow.ai, CC BY 4.0" in storage.SHIPPED_KNOWS
+    assert "checkpoints/README.md" in storage.SHIPPED_KNOWS and (ROOT / "checkpoints" / "README.md").exists()
     (tmp_path / "dcgan.json").write_text(json.dumps({"image_size": 16, "z_dim": 8, "gf_dim": 8, "df_dim": 8}))
     assert storage.model_knows(tmp_path) is None
     storage.write_known_fit(tmp_path, FIT)
     assert storage.model_knows(tmp_path) == "drawn faces"
     line = storage.resolve_model_dir(None)[1]
-    assert line.startswith("model: the shipped face model, which knows drawn faces") and "real_faces.md" in line
+    assert line.startswith("model: the shipped face model, which knows portraits of people") and "CC BY 4.0" in line
 
 
 def test_api_model_says_what_the_model_knows():

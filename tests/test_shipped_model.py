@@ -1,7 +1,7 @@
-"""The shipped face model (checkpoints/face64): complete.py finds it with no --checkpointDir, and it
-fills held-out faces (make_faces seed 1, never trained on: the model saw seed 0) better than
-OpenCV's Telea and Navier-Stokes inpainting on hole PSNR and SSIM, center mask. It says that it knows
-drawn faces, not photos, and warns about a real photo whose known pixels it cannot explain."""
+"""The shipped face model (checkpoints/face64): complete.py finds it with no --checkpointDir, says what it
+knows (portraits of people, artflow.ai, CC BY 4.0), and fills held-out portraits (data/artflow/heldout,
+never trained on) better than OpenCV's Telea and Navier-Stokes inpainting on hole PSNR and SSIM, center
+mask. The drawn-face model (checkpoints/drawn64, the demo's) does the same on held-out drawn faces."""
 from __future__ import annotations
 
 import json
@@ -22,69 +22,90 @@ import complete  # noqa: E402
 import eval_completion  # noqa: E402
 import metrics  # noqa: E402
 import utils  # noqa: E402
+from dcgan_completion.faces import framing  # noqa: E402
 from dcgan_completion.networks import storage  # noqa: E402
 
 FACES = 8
-ITERATIONS = 200  # most of 1000's quality (docs/quality.md), at a test's cost
+ITERATIONS = 200  # complete.py's default from the encoder's start
+PORTRAITS = ROOT / "data" / "artflow" / "heldout"
 
 
-@pytest.fixture(scope="module")
-def heldout(tmp_path_factory) -> list[Path]:
-    folder = tmp_path_factory.mktemp("heldout")
-    paths = []
-    for index in range(FACES):
-        path = folder / f"face_{index:02d}.png"
+def drawn_faces(folder: Path) -> list[Path]:
+    """Held-out drawn faces of make_faces seed 1 (the drawn-face model saw seed 0)."""
+    paths = [folder / f"face_{index:02d}.png" for index in range(FACES)]
+    for index, path in enumerate(paths):
         utils.save_png(path, make_faces.render_face(make_faces.HELDOUT_START + index, seed=1, size=64))
-        paths.append(path)
     return paths
 
 
-def test_the_shipped_model_is_in_the_clone_with_its_description():
+def test_the_shipped_model_is_in_the_clone_with_its_description_and_credit():
     folder = storage.default_model_dir()
     assert folder == ROOT / "checkpoints" / storage.SHIPPED_MODEL
-    assert storage.latest_checkpoint(folder) is not None
+    assert storage.latest_checkpoint(folder) is not None and (folder / "encoder").is_dir()
     assert json.loads((folder / "dcgan.json").read_text())["image_size"] == 64
-    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 30 * 2 ** 20  # small enough for git
-    fit = storage.read_known_fit(folder)  # measured on held-out faces of make_faces seed 2
-    assert (fit["n_iter"], fit["start"]) == (200, "encoder") and fit["faces"] == 32  # complete.py's defaults
-    assert 0 < fit["mean"] < fit["max"] < fit["warn_above"] < 1
+    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 20 * 2 ** 20  # small enough for git
+    assert storage.read_framing(folder) == framing.portrait(64)
+    fit = storage.read_known_fit(folder)  # measured on held-out portraits 64-95
+    assert (fit["n_iter"], fit["start"], fit["faces"]) == (200, "encoder", 32)  # complete.py's defaults
+    assert 0 < fit["mean"] < fit["max"] < fit["warn_above"] < 1 and fit["knows"] == storage.SHIPPED_KNOWS
+    notice = (folder / "NOTICE").read_text()  # the credit travels with the weights (and the wheel)
+    assert "artflow.ai" in notice and "CC BY 4.0" in notice and "creativecommons.org/licenses/by/4.0" in notice
 
 
-def test_the_shipped_model_warns_about_a_real_photo_and_not_about_drawn_faces(tmp_path, capsys):
+def test_the_held_out_portraits_are_not_in_the_training_list():
+    import gzip
+    used = gzip.decompress((ROOT / "data" / "artflow" / "files.csv.gz").read_bytes()).decode().splitlines()
+    training = {Path(line.split(",", 1)[1]).stem for line in used[1:] if line.startswith("train,")}
+    sources = (PORTRAITS / "sources.csv").read_text().splitlines()[1:]
+    held_out = {Path(line.rsplit(",", 1)[1]).stem for line in sources}
+    assert len(training) > 30_000 and len(held_out) == 96 and not training & held_out
+
+
+def test_it_warns_about_a_cat_and_a_drawn_face_and_not_about_real_photos(tmp_path, capsys):
+    """Grace Hopper and the astronaut, cut with the model's framing as --photos cuts them, are faces it
+    knows; a drawn face (data/make_faces.py) and a cat (scikit-image's Chelsea) are not."""
+    import cv2
+    import skimage.data
     from matplotlib import cbook
     from PIL import Image
 
-    from dcgan_completion.faces import alignment as face_alignment
-    from dcgan_completion.faces import framing
+    from dcgan_completion.faces import alignment
 
-    detector, predictor = face_alignment.load_models(face_alignment.default_predictor())
-    photo = np.asarray(Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
-    hopper = tmp_path / "hopper.png"  # aligned as align_faces.py aligns photos for completion
-    utils.save_png(hopper, face_alignment.align_face(photo, 64, framing.LANDMARKS["innerEyesAndBottomLip"],
-                                                     detector, predictor))
-    drawn = [tmp_path / f"drawn_{i}.png" for i in range(4)]  # make_faces seed 1: not the faces it was measured on
-    for index, path in enumerate(drawn):
-        utils.save_png(path, make_faces.render_face(make_faces.HELDOUT_START + index, seed=1, size=64))
+    detector, predictor = alignment.load_models(alignment.default_predictor())
+    photos = {"hopper": np.asarray(Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB")),
+              "astronaut": skimage.data.astronaut()}
+    for name, photo in photos.items():
+        landmarks = alignment.find_landmarks(photo, alignment.find_faces(photo, detector)[0], predictor)
+        matrix = framing.matrix(landmarks, 64, framing.portrait(64))
+        utils.save_png(tmp_path / f"{name}.png", alignment.cut_face(photo, matrix, 64))
+    utils.save_png(tmp_path / "cat.png", cv2.resize(skimage.data.chelsea()[:, 50:350], (64, 64),
+                                                    interpolation=cv2.INTER_AREA))
+    drawn_faces(tmp_path)
+    names = ["hopper.png", "astronaut.png", "cat.png", "face_00.png"]
     code = complete.main(["--outDir", str(tmp_path / "out"), "--seed", "0", "--mixed_precision", "off",
-                          str(hopper), *map(str, drawn)])  # the defaults (the encoder, 200 iterations), as measured
+                          *[str(tmp_path / name) for name in names]])  # the defaults, as known_fit measured
     assert code == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if "far from what the model knows" in line]
-    assert len(warnings) == 1, warnings
-    assert warnings[0].startswith("warning: 1 of 5 image(s)") and "hopper.png" in warnings[0], warnings
-    assert "drawn_" not in warnings[0] and "docs/real_faces.md" in warnings[0]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: 2 of 4 image(s)"), warnings
+    assert "cat.png" in warnings[0] and "face_00.png" in warnings[0]
+    assert "hopper.png" not in warnings[0] and "astronaut.png" not in warnings[0]
 
 
-def test_shipped_model_beats_opencv_on_heldout_faces(heldout, tmp_path, capsys):
-    code = complete.main(["--outDir", str(tmp_path), "--nIter", str(ITERATIONS), "--seed", "0",
-                          "--batchSize", str(FACES), "--mixed_precision", "off", *map(str, heldout)])
+@pytest.mark.parametrize("model", ["face64", "drawn64"])
+def test_each_model_beats_opencv_on_its_held_out_faces(model, tmp_path, capsys):
+    faces = sorted(PORTRAITS.glob("portrait_*.png"))[:FACES] if model == "face64" else drawn_faces(tmp_path)
+    flags = [] if model == "face64" else ["--checkpointDir", str(ROOT / "checkpoints" / model)]
+    code = complete.main([*flags, "--outDir", str(tmp_path / "out"), "--seed", "0", "--batchSize", str(FACES),
+                          "--mixed_precision", "off", *map(str, faces)])
     assert code == 0
     first = capsys.readouterr().out.splitlines()[0]  # the first line says which model, and what it knows
-    assert "shipped" in first and "knows drawn faces" in first and "not photos" in first and "real_faces.md" in first
+    if model == "face64":
+        assert first.startswith("model: the shipped face model, which knows portraits of people") and "CC BY" in first
     mask = eval_completion.eval_mask("center", 64)
     scores: dict[str, list] = {"dcgan": [], "opencv_telea": [], "opencv_ns": []}
-    for path in heldout:
+    for path in faces:
         truth = utils.read_rgb(path)
-        filled = {"dcgan": utils.read_rgb(tmp_path / "final" / path.name),
+        filled = {"dcgan": utils.read_rgb(tmp_path / "out" / "final" / path.name),
                   "opencv_telea": eval_completion.fill_opencv(truth, mask, "telea"),
                   "opencv_ns": eval_completion.fill_opencv(truth, mask, "ns")}
         for name, image in filled.items():

@@ -28,7 +28,8 @@ FRAMING_KEY = "framing"  # dcgan.json's record of how the training faces were cu
 AVERAGE_NAME = "average_generator"  # the checkpoint's key of the average of G's weights (model.DCGAN.ema_decay)
 SHIPPED_MODEL = "face64"            # the trained face model that ships with the project
 DATA_FOLDER = "share/dcgan-completion-tf2"  # where a wheel installs it, under the environment's prefix
-SHIPPED_KNOWS = "drawn faces (data/make_faces.py), not photos: see docs/real_faces.md"  # what the shipped model knows
+# What the shipped model knows, in words (its first line, /api/model, the page's badge).
+SHIPPED_KNOWS = "portraits of people, painted and photographic (artflow.ai, CC BY 4.0: see checkpoints/README.md)"
 
 
 class CheckpointError(utils.UserError):
