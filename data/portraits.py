@@ -302,11 +302,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("snapshot", help=f"a local copy of {SOURCE}")
     parser.add_argument("out", help="train/, heldout/, manifest.json and CREDIT.md go here")
-    parser.add_argument("--size", type=utils.positive_int, default=64, help="side of the squares (default: %(default)s)")
+    parser.add_argument("--size", type=utils.positive_int, default=64,
+                        help="side of the squares (default: %(default)s)")
     parser.add_argument("--workers", type=utils.positive_int, default=multiprocessing.cpu_count(),
                         help="parallel processes (default: the CPU count)")
     parser.add_argument("--sample", default=None, help="then copy the first --count held-out portraits here")
-    parser.add_argument("--count", type=utils.positive_int, default=96, help="how many for --sample (default: %(default)s)")
+    parser.add_argument("--count", type=utils.positive_int, default=96,
+                        help="how many for --sample (default: %(default)s)")
     return parser.parse_args(argv)
 
 

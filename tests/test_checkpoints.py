@@ -623,7 +623,8 @@ def test_average_as_g_ships_the_average_as_the_only_generator(tmp_path):
     z = np.random.default_rng(1).uniform(-1, 1, (4, 8)).astype(np.float32)
     np.testing.assert_array_equal(copy.generate(z).numpy(), source.average_generator(z, training=False).numpy())
     assert np.abs(copy.generate(z).numpy() - source.generator(z, training=False).numpy()).max() > 1e-3
-    size = {name: sum(p.stat().st_size for p in (tmp_path / name).glob("DCGAN.model-0.data*")) for name in ("both", "folded")}
+    size = {name: sum(p.stat().st_size for p in (tmp_path / name).glob("DCGAN.model-0.data*"))
+            for name in ("both", "folded")}
     assert size["folded"] < size["both"]
 
 

@@ -133,5 +133,6 @@ def test_dcgan_json_records_it(tmp_path):
 
     record = json.loads((tmp_path / "copy" / "dcgan.json").read_text())
     utils.save_json(tmp_path / "copy" / "dcgan.json", {**record, "framing": {"kind": "sideways"}})
-    with pytest.raises(storage.CheckpointError, match="framing kind must be openface, celeba, drawn, portrait or unknown"):
+    with pytest.raises(storage.CheckpointError,
+                       match="framing kind must be openface, celeba, drawn, portrait or unknown"):
         storage.read_framing(tmp_path / "copy")

@@ -81,7 +81,8 @@ def test_the_recipe_keeps_the_person_and_says_why_it_left_out_the_rest(recipe):
     assert len(kept) == 1 and utils.read_rgb(kept[0]).shape == (64, 64, 3)
     assert framing.read_file(kept[0].parent) == framing.portrait(64)
     lines = gzip.decompress((out / "files.csv.gz").read_bytes()).decode().splitlines()
-    assert lines[0] == "split,file" and lines[1:] == [f"{kept[0].parent.name},images/00/Grace-Hopper-in-uniform-1000.jpg"]
+    assert lines[0] == "split,file"
+    assert lines[1:] == [f"{kept[0].parent.name},images/00/Grace-Hopper-in-uniform-1000.jpg"]
     assert "CC BY 4.0" in (out / "CREDIT.md").read_text() and "artflow.ai" in (out / "CREDIT.md").read_text()
 
 

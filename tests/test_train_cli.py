@@ -110,7 +110,8 @@ def test_training_run(runs):
     # --mixed_precision auto (the default) keeps float32 for training, says why and which kernels it
     # measured faster (now, or earlier in this test session's cache), in one line.
     assert re.search(r"^precision: float32 \(auto: training keeps float32: a bfloat16-trained model.*; "
-                     r"float32( \(phase convolutions\))? measured (fastest|[0-9.]+x the speed of float32).*; "
+                     r"float32( \((phase convolutions|the image layer by phases)\))? "
+                     r"measured (fastest|[0-9.]+x the speed of float32).*; "
                      r"measured (now|on \d{4}-\d{2}-\d{2}), remembered in ",
                      first.stdout, re.M), first.stdout
 
