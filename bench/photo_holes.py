@@ -38,12 +38,11 @@ import metrics  # noqa: E402
 from eval_completion import fill_opencv  # noqa: E402
 
 import utils  # noqa: E402
-from dcgan_completion.faces import alignment  # noqa: E402
+from dcgan_completion.faces import alignment, framing  # noqa: E402
 
 BASELINES = ("opencv_telea", "opencv_ns")
 KEYS = ("hole_psnr", "hole_ssim", "identity_distance", "landmark_error")
 HOLE_POINTS = slice(17, 48)        # the 68-point model's brows, nose and eyes
-LEFT_EYE, RIGHT_EYE = slice(36, 42), slice(42, 48)
 MARGIN = 0.15                      # the hole's growth, in inter-eye distances
 SMALL_PHOTO = 300                  # longer side under which dlib's detector needs the photo upsampled
 VIEW, TILE, GAP = 1.6, 160, 6      # the picture: face boxes per tile side, tile and gap in pixels
@@ -60,7 +59,8 @@ class Photo:
 
 def eye_distance(landmarks: np.ndarray) -> float:
     """The distance between the eye centres (means of landmarks 36-41 and 42-47)."""
-    return float(np.linalg.norm(landmarks[LEFT_EYE].mean(0) - landmarks[RIGHT_EYE].mean(0)))
+    left, right, _ = framing.centres(landmarks)
+    return float(np.linalg.norm(left - right))
 
 
 def eyes_and_nose(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -17,7 +17,8 @@ portrait is kept when
 artflow.ai's mark at the bottom right is inpainted first. Kept portraits go to OUT/train or, by a hash
 of the file name, OUT/heldout (HELDOUT_SHARE), as size x size PNGs with a framing.json; OUT/manifest.json
 lists every portrait with its prompt and what became of it, OUT/files.csv.gz the ones used, OUT/CREDIT.md
-gives the credit the licence asks for. Files already written are skipped, so a second run only redoes the rejected ones.
+gives the credit the licence asks for. Files already written are skipped, so a second run only redoes
+the rejected ones.
 
 `--sample DIR --count N` then writes what the project ships of the data (data/artflow): the credit,
 files.csv.gz (every portrait used, by split) and heldout/, the first N held-out portraits (by name) as
@@ -54,8 +55,8 @@ HELDOUT_SHARE = 50     # one file name in 50 (by its MD5) is held out
 # lies near Cr 150, Cb 110 and grey at 128, 128; outside these ranges 2% of the faces that passed 1-3 were,
 # by a look at a hundred of them, painted purple, blue, green or red.
 SKIN = {"cr": (125, 180), "cb": (70, 135)}
-MARK = (slice(236, None), slice(182, None))
-FILES_USED = "files.csv.gz"  # artflow.ai's mark, bottom right of the 256x256 portraits
+MARK = (slice(236, None), slice(182, None))  # artflow.ai's mark, bottom right of the 256x256 portraits
+FILES_USED = "files.csv.gz"  # the kept portraits' list, by split
 
 # Prompt words (lower case, whole words of the file name) that leave a portrait out.
 NON_HUMAN = set("""
@@ -140,8 +141,7 @@ def is_heldout(name: str) -> bool:
 
 def face_shape_problem(landmarks: np.ndarray) -> str | None:
     """Why these 68 landmarks are not a frontal face's, or None."""
-    left, right = landmarks[36:42].mean(axis=0), landmarks[42:48].mean(axis=0)
-    mouth = landmarks[[48, 54]].mean(axis=0)
+    left, right, mouth = framing.centres(landmarks)
     across = right - left
     distance = float(np.hypot(*across))
     tilt = abs(np.degrees(np.arctan2(across[1], across[0])))

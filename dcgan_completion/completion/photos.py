@@ -15,7 +15,6 @@ crops and masks go through a CompletionEngine, and `paste_fills(image, faces, fi
 from __future__ import annotations
 
 import functools
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,8 +81,7 @@ def aligned_mask(hole: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     A crop pixel spans several photo pixels, so the hole is warped to a frame k times finer
     (k photo pixels per aligned pixel, rounded up) and each k x k block counts as hole if any of it is.
     """
-    k = max(1, math.ceil(1.0 / math.sqrt(abs(np.linalg.det(matrix[:, :2])))))
-    fine = np.hstack([k * matrix[:, :2], k * matrix[:, 2:] + (k - 1) / 2.0])  # pixel centres line up
+    k, fine = face_alignment.finer(matrix)
     grown = cv2.dilate(hole.astype(np.uint8), np.ones((3, 3), np.uint8))
     grown[[0, -1], :] = grown[:, [0, -1]] = 1
     warped = cv2.warpAffine(grown, fine, (size * k, size * k), flags=cv2.INTER_NEAREST,

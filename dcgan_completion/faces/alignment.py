@@ -80,11 +80,17 @@ def align_face(rgb: np.ndarray, size: int, landmark_indices: Sequence[int], dete
     return warp(rgb, find_landmarks(rgb, faces[0], predictor), size, landmark_indices)
 
 
+def finer(matrix: np.ndarray) -> tuple[int, np.ndarray]:
+    """(k, the transform to a frame k times finer than matrix's square): k photo pixels per aligned
+    pixel, rounded up, so that each aligned pixel is a k x k block covering its photo pixels."""
+    k = max(1, math.ceil(1.0 / math.sqrt(abs(np.linalg.det(matrix[:, :2])))))
+    return k, np.hstack([k * matrix[:, :2], k * matrix[:, 2:] + (k - 1) / 2.0])  # pixel centres line up
+
+
 def cut_face(image: np.ndarray, matrix: np.ndarray, size: int, border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
     """The photo's size x size crop through matrix (2 x 3, photo pixels -> the square), each pixel the mean
     of the photo pixels under it (as training's resize makes its faces), not one bilinear sample of a face
     many photo pixels wide. border: how the square is filled where it reaches past the photo's edge."""
-    k = max(1, math.ceil(1.0 / math.sqrt(abs(np.linalg.det(matrix[:, :2])))))
-    fine = np.hstack([k * matrix[:, :2], k * matrix[:, 2:] + (k - 1) / 2.0])  # pixel centres line up
+    k, fine = finer(matrix)
     warped = cv2.warpAffine(image, fine, (size * k, size * k), flags=cv2.INTER_LINEAR, borderMode=border)
     return cv2.resize(warped, (size, size), interpolation=cv2.INTER_AREA)

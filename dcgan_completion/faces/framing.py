@@ -174,11 +174,17 @@ def matrix(landmarks: np.ndarray, size: int, framing: dict | None) -> np.ndarray
     """The affine transform (2 x 3) from photo pixels to the model's size x size square that puts the
     face's landmarks (dlib's 68, float (68, 2)) where the framing has them."""
     groups, points, exact = model_points(framing, size)
-    source = np.float32([landmarks[list(group)].mean(axis=0) for group in groups])
+    source = centres(landmarks, groups)
     target = np.float32(size * points - 0.5)
     if exact:
         return cv2.getAffineTransform(source, target)
     return similarity(source, target)
+
+
+def centres(landmarks: np.ndarray, groups: tuple = EYES_AND_MOUTH) -> np.ndarray:
+    """float32 (len(groups), 2): the mean of each group of dlib's 68 landmarks ((68, 2)); by default the
+    left eye's centre, the right eye's and the midpoint of the mouth corners."""
+    return np.float32([landmarks[list(group)].mean(axis=0) for group in groups])
 
 
 def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
