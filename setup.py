@@ -28,7 +28,7 @@ setup(
                 for folder in (HERE / "checkpoints" / "face64", HERE / "checkpoints" / "face64" / "encoder")
                 if folder.is_dir()],
     install_requires=requirements,
-    extras_require={"test": ["pytest>=7", "pytest-xdist", "httpx", "selenium", "scikit-image"], "gpu": ["tensorflow[and-cuda]>=2.16"]},
+    extras_require={"test": ["pytest>=7", "pytest-xdist", "httpx", "selenium", "scikit-image", "imageio>=2.28"], "gpu": ["tensorflow[and-cuda]>=2.16"]},
     entry_points={"console_scripts": [
         "dcgan-train=train_dcgan:main",
         "dcgan-complete=complete:main",

@@ -8,6 +8,8 @@ the networks to get the same kernels and quiet start.
 """
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import sys
 
@@ -22,17 +24,42 @@ def start() -> None:
     3, they trained 1.2-1.45x and completed 1.15-1.3x faster than TensorFlow's own kernels:
     docs/speed.md#onednn-on-every-cpu); TensorFlow's C++ log level 2 unless the user set one; then
     TensorFlow imported, with its start-up lines hidden unless the user asked for its logs (a level
-    below 2). Later `import tensorflow` statements cost nothing; calling start() again does nothing."""
+    below 2), and without Keras (without_keras_at_import). Later `import tensorflow` statements cost nothing; calling start() again does nothing."""
     os.environ.setdefault(ONEDNN, "1")
     os.environ.setdefault(LOG_LEVEL, QUIET)
     if "tensorflow" in sys.modules:
         return
-    if os.environ[LOG_LEVEL] < QUIET:
-        import tensorflow  # noqa: F401
-        return
-    with silenced_stderr():
-        import tensorflow as tf
-        tf.config.list_physical_devices()
+    with without_keras_at_import():
+        if os.environ[LOG_LEVEL] < QUIET:
+            import tensorflow  # noqa: F401
+        else:
+            with silenced_stderr():
+                import tensorflow as tf
+                tf.config.list_physical_devices()
+    # TensorFlow's million objects live as long as the process: kept out of the garbage collector's
+    # passes (each pass over them slowed tracing), and out of its last pass at exit (0.5-0.6 s).
+    gc.freeze()
+    atexit.register(gc.freeze)
+
+
+KERAS_AT_IMPORT = "keras.src.optimizers"  # what `import tensorflow` imports of Keras, and Keras with it
+
+
+class without_keras_at_import:
+    """`import tensorflow` imports Keras (and Matplotlib with it: 0.6-1 s) for its SavedModel
+    registrations; nothing here uses Keras, so that import is skipped (TensorFlow allows it: it
+    goes on without Keras). `tf.keras` still imports Keras when something uses it."""
+
+    def __enter__(self):
+        self.blocked = KERAS_AT_IMPORT not in sys.modules
+        if self.blocked:
+            sys.modules[KERAS_AT_IMPORT] = None  # an ImportError, which TensorFlow's __init__ catches
+        return self
+
+    def __exit__(self, *exc):
+        if self.blocked and sys.modules.get(KERAS_AT_IMPORT, 0) is None:
+            del sys.modules[KERAS_AT_IMPORT]
+        return False
 
 
 class silenced_stderr:

@@ -51,13 +51,17 @@ class LatentOptimizer:
         self.weights = None if default is None else tf.constant(np.asarray(default, np.float32)[..., :1])
         self.rng = tf.random.Generator.from_seed(settings.seed) if settings.seed is not None else \
             tf.random.Generator.from_non_deterministic_state()
-        self.compiled_loss = tf.function(self.loss, reduce_retracing=True)
+        # No autograph: the loops are tf.while_loop already, and converting G's and D's code to
+        # graph code was most of a first trace's time (docs/speed.md#the-first-answer).
+        self.compiled_loss = tf.function(self.loss, reduce_retracing=True, autograph=False)
         self.strategy, self._replica_rngs = model.strategy, None
         if self.strategy is None:
-            self._run = tf.function(self._run_chunk, jit_compile=settings.xla, reduce_retracing=True)
+            self._run = tf.function(self._run_chunk, jit_compile=settings.xla, reduce_retracing=True,
+                                    autograph=False)
             return
-        self._chunk = tf.function(self._run_chunk, jit_compile=True) if settings.xla else self._run_chunk
-        self._run = tf.function(self._distributed_chunk, reduce_retracing=True)
+        self._chunk = tf.function(self._run_chunk, jit_compile=True, autograph=False) if settings.xla else \
+            self._run_chunk
+        self._run = tf.function(self._distributed_chunk, reduce_retracing=True, autograph=False)
         if settings.approach == "hmc":
             self._replica_rngs = []
             for device in self.strategy.extended.worker_devices:
@@ -129,13 +133,15 @@ class LatentOptimizer:
         half = hmc.hmc_eps / 2.0 * beta
         v_old = self._draw("normal", tf.shape(z))
         u = self._draw("uniform", tf.shape(loss))
-        z_new, v, g = z, v_old, grad
-        new_loss = loss
-        for _ in tf.range(hmc.hmc_l):
+
+        def leapfrog(z_new, v, g, new_loss):
             v = v - half * g
             z_new = tf.clip_by_value(z_new + hmc.hmc_eps * v, -1.0, 1.0)
             new_loss, g, _ = self.loss_and_gradient(z_new, images, weights)
-            v = v - half * g
+            return z_new, v - half * g, g, new_loss
+
+        z_new, v, _, new_loss = tf.while_loop(lambda *_: True, leapfrog, (z, v_old, grad, loss),
+                                              maximum_iterations=hmc.hmc_l)
         energy_old = beta * loss + tf.reduce_sum(v_old ** 2, axis=1) / 2.0
         energy_new = beta * new_loss + tf.reduce_sum(v ** 2, axis=1) / 2.0
         accept = tf.exp(energy_old - energy_new)
@@ -145,10 +151,7 @@ class LatentOptimizer:
     def _run_chunk(self, z, state, images, weights, start, steps):
         """`steps` iterations from global iteration `start`; returns the new z and state,
         G(z) at the chunk's first iteration, and every iteration's loss and z."""
-        losses = tf.TensorArray(tf.float32, size=steps)
-        zs = tf.TensorArray(tf.float32, size=steps)
-        first_fake = tf.zeros_like(images)
-        for k in tf.range(steps):
+        def iteration(k, z, state, first_fake, losses, zs):
             i = start + k
             loss, grad, fake = self.loss_and_gradient(z, images, weights)
             first_fake = tf.cond(k == 0, lambda: fake, lambda: first_fake)
@@ -159,6 +162,11 @@ class LatentOptimizer:
                 z, state = self.adam_update(z, grad, state, i)
             else:
                 z, state = self.momentum_update(z, grad, state, i)
+            return k + 1, z, state, first_fake, losses, zs
+
+        start_values = (tf.constant(0), z, state, tf.zeros_like(images),
+                        tf.TensorArray(tf.float32, size=steps), tf.TensorArray(tf.float32, size=steps))
+        _, z, state, first_fake, losses, zs = tf.while_loop(lambda k, *_: k < steps, iteration, start_values)
         return z, state, first_fake, losses.stack(), zs.stack()
 
     def _draw(self, distribution: str, shape: tf.Tensor) -> tf.Tensor:
@@ -198,6 +206,8 @@ class LatentOptimizer:
     def best_of(self, images: tf.Tensor, candidates: int, weights=None, start=None) -> tf.Tensor:
         """Start z: for each image, the best by loss (one forward pass each) of `candidates` random z,
         or of `start` (an encoder's guess) and candidates - 1 draws around it (+ N(0, JITTER^2), clipped)."""
+        if candidates <= 1 and start is not None:
+            return tf.convert_to_tensor(start, tf.float32)  # no other candidate: no loss to compare
         weights = self.batch_weights(images, weights)
         shape = [images.shape[0], self.model.z_dim]
         draw = (lambda: self.rng.uniform(shape, -1.0, 1.0)) if start is None else \
@@ -397,7 +407,8 @@ class CompletionEngine:
                 done = where[0] * schedule.n_iter + start + steps
                 progress(Progress(where[0], where[1], done, where[1] * schedule.n_iter, losses[-1], start, fake,
                                   losses[0]))
-        loss, fake = self.optimizer.compiled_loss(z, y, w)
+        # One forward pass, eagerly: tracing it would cost more than it does (docs/speed.md#the-first-answer).
+        loss, fake = self.optimizer.loss(z, y, w)
         result = CompletionResult(z.numpy()[:count], fake.numpy()[:count], loss.numpy()[:count])
         if record_parts is not None:
             frames, losses, zs = record_parts
