@@ -67,27 +67,48 @@ def multipart(fields: dict, files: dict) -> tuple[bytes, str]:
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
-def complete_one(base: str, image: bytes, seed: int, n_iter: int) -> float:
+def complete_one(base: str, image: bytes, seed: int, n_iter: int | None, fields: dict | None = None) -> float:
     """POST a job, follow its server-sent events (as the page does) until done, GET its result;
     the seconds it took."""
+    return follow_job(base, image, seed, n_iter, fields)[1]
+
+
+def follow_job(base: str, image: bytes, seed: int, n_iter: int | None,
+               fields: dict | None = None) -> tuple[float | None, float]:
+    """complete_one's job: (seconds to its first live frame (None if none came), seconds to its result)."""
     start = time.perf_counter()
-    body, kind = multipart({"seed": seed, "n_iter": n_iter, "mask_type": "center"}, {"image": ("face.png", image)})
+    form = {"seed": seed, "mask_type": "center", **({"n_iter": n_iter} if n_iter else {}), **(fields or {})}
+    body, kind = multipart(form, {"image": ("face.png", image)})
     request = urllib.request.Request(f"{base}/api/jobs", data=body, headers={"Content-Type": kind}, method="POST")
     with urllib.request.urlopen(request, timeout=600) as response:
         job = json.load(response)
-    state = job
+    state, first_frame = job, None
     with urllib.request.urlopen(f"{base}/api/jobs/{job['id']}/events", timeout=600) as stream:
         for raw in stream:
             line = raw.decode("utf-8").strip()
             if line.startswith("data: "):
                 state = json.loads(line[6:])
+                if first_frame is None and state.get("frame"):
+                    first_frame = time.perf_counter() - start
                 if state["state"] in ("done", "failed"):
                     break
     if state["state"] != "done":
         raise RuntimeError(state.get("error", f"job {job['id']} ended {state['state']}"))
     with urllib.request.urlopen(f"{base}/api/jobs/{job['id']}/result.png", timeout=600) as response:
         response.read()
-    return time.perf_counter() - start
+    return first_frame, time.perf_counter() - start
+
+
+def first_previews(base: str, jobs: int, size: int, defaults: dict) -> dict:
+    """One client at a time, each job with the completion's defaults (n_iter and out_interval): the
+    seconds from Complete (the POST) to the first live frame, and to the result; after one job
+    that traces the defaults' functions (a warm server)."""
+    follow_job(base, face_png(998, size), 998, None, defaults)
+    timed = [follow_job(base, face_png(900 + k, size), 900 + k, None, defaults) for k in range(jobs)]
+    previews = [first for first, _ in timed if first is not None]
+    return {"jobs": jobs, "first_preview_s": round(statistics.median(previews), 3) if previews else None,
+            "first_preview_s_worst": round(max(previews), 3) if previews else None,
+            "result_s": round(statistics.median(total for _, total in timed), 3)}
 
 
 def run_clients(base: str, clients: int, total: int, size: int, n_iter: int) -> dict:
@@ -147,10 +168,13 @@ def main(argv=None) -> int:
     parser.add_argument("--clients", default="1,4,16", help="concurrent clients, comma-separated")
     parser.add_argument("--completions", type=int, default=16, help="completions per run")
     parser.add_argument("--sequentialRuns", type=int, default=16, help="complete.py runs (0: none)")
+    parser.add_argument("--previewJobs", type=int, default=5,
+                        help="jobs with the completion's defaults, one at a time, timed to their first live frame")
     args = parser.parse_args(argv)
 
     runtime.start()
-    from dcgan_completion.completion.settings import CompletionSettings
+    from dcgan_completion import encoder
+    from dcgan_completion.completion.settings import CompletionSettings, default_iterations
     from dcgan_completion.serving.app import create_app
     from dcgan_completion.serving.server import in_thread
     from dcgan_completion.serving.service import Defaults, Service
@@ -164,7 +188,8 @@ def main(argv=None) -> int:
     model = DCGAN.from_checkpoint(checkpoint)
     size = model.image_size
     settings = CompletionSettings(n_iter=args.nIter, out_interval=args.nIter, batch_size=args.batchSize)
-    service = Service(model, Defaults(settings), checkpoint=checkpoint)
+    start_z, _ = encoder.for_completion(checkpoint, model, "encoder")  # as serve.py: the model's encoder, if any
+    service = Service(model, Defaults(settings), checkpoint=checkpoint, encoder=start_z)
     began = time.perf_counter()
     service.start(warm_up=True)
     warm = time.perf_counter() - began
@@ -176,6 +201,8 @@ def main(argv=None) -> int:
             batches = service.worker.batches
             rows.append(run_clients(base, clients, args.completions, size, args.nIter))
             rows[-1]["batches"] = service.worker.batches - batches
+        defaults = {"n_iter": default_iterations(start_z is not None), "out_interval": CompletionSettings().out_interval}
+        preview = first_previews(base, args.previewJobs, size, defaults) if args.previewJobs else None
     service.stop()
     if args.sequentialRuns:
         rows.append(sequential_cli(checkpoint, args.sequentialRuns, size, args.nIter, work))
@@ -187,8 +214,12 @@ def main(argv=None) -> int:
     for row in rows:
         print(f"{row['run']:34s} {row['completions']:5d} {row.get('batches', row['completions']):8d} "
               f"{row['wall_s']:8.2f} {row['per_minute']:8.1f} {row['median_s']:9.3f} {row['p90_s']:7.3f}")
+    if preview:
+        print(f"first live frame with the defaults, warm server: median {preview['first_preview_s']} s "
+              f"(worst {preview['first_preview_s_worst']} s) over {preview['jobs']} jobs; result {preview['result_s']} s")
     print(json.dumps({"bench": "serve", "machine": name, "image_size": size, "n_iter": args.nIter,
-                      "batch_size": args.batchSize, "warm_up_s": round(warm, 2), "rows": rows}))
+                      "batch_size": args.batchSize, "warm_up_s": round(warm, 2), "rows": rows,
+                      "preview": preview}))
     return 0
 
 

@@ -398,13 +398,17 @@ def test_engine_records_the_reference_trajectory_in_padded_batches_without_files
     np.testing.assert_array_equal(result.fill, result.frames[-1][1])
     np.testing.assert_allclose(result.loss, LatentOptimizer(model, mask, settings).loss(tf.constant(result.z), images)[0],
                                rtol=1e-5)
-    # Progress: once per chunk (3 chunks in each of 2 batches), with the batch's rows.
+    # Progress: at each batch's start (its start's fill), then once per chunk (3 chunks in each of
+    # 2 batches), with the batch's rows.
     assert [(p.batch_index, p.done, p.frame_iteration) for p in calls] == \
-        [(0, 2, 0), (0, 4, 2), (0, 5, 4), (1, 7, 0), (1, 9, 2), (1, 10, 4)]
+        [(0, 0, 0), (0, 2, 0), (0, 4, 2), (0, 5, 4), (1, 5, 0), (1, 7, 0), (1, 9, 2), (1, 10, 4)]
     assert all(p.total == 10 and p.batches == 2 for p in calls)
-    assert [len(p.loss) for p in calls] == [3, 3, 3, 1, 1, 1]
-    np.testing.assert_allclose(calls[4].frame_loss, result.losses[2, 3:], rtol=1e-6)
-    np.testing.assert_array_equal(calls[1].frame, result.frames[1][1][:3])
+    assert [len(p.loss) for p in calls] == [3, 3, 3, 3, 1, 1, 1, 1]
+    np.testing.assert_allclose(calls[6].frame_loss, result.losses[2, 3:], rtol=1e-6)
+    np.testing.assert_array_equal(calls[2].frame, result.frames[1][1][:3])
+    for start, rows in ((calls[0], slice(0, 3)), (calls[4], slice(3, 4))):
+        np.testing.assert_allclose(start.frame, result.frames[0][1][rows], atol=1e-5)
+        np.testing.assert_allclose(start.loss, result.losses[0, rows], rtol=1e-5)
 
 
 def test_padded_batches_give_each_image_its_result_alone(model, images):

@@ -278,7 +278,8 @@ def draw_z_in_graph(seed: tf.Tensor, count, z_dim) -> tf.Tensor:
 
 @dataclass(frozen=True)
 class Progress:
-    """What the engine reports after each compiled chunk: for a progress bar, or a live preview."""
+    """What the engine reports before the first compiled chunk (the start's fill, as frame 0) and after
+    each: for a progress bar, or a live preview."""
     batch_index: int          # this batch, of `batches`
     batches: int
     done: int                 # iterations done in all batches so far, of `total` (batches * n_iter)
@@ -393,6 +394,10 @@ class CompletionEngine:
         else:
             z = self.optimizer.initial_z(y, schedule.z_candidates, w)
         state = self.optimizer.initial_state(z)
+        if progress is not None:  # the start's fill at once (one forward pass): a live view need not wait a chunk
+            loss, fake = (value.numpy()[:count] for value in self.optimizer.loss(z, y, w))
+            done = where[0] * schedule.n_iter
+            progress(Progress(where[0], where[1], done, where[1] * schedule.n_iter, loss, 0, fake, loss))
         record_parts = ([], [], []) if record else None
         for start in range(0, schedule.n_iter, schedule.out_interval):
             steps = min(schedule.out_interval, schedule.n_iter - start)

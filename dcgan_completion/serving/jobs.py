@@ -230,11 +230,15 @@ class JobStore:
             self.changed.notify_all()
 
     def add_frame(self, job: Job, done: int, loss: float, frame_iteration: int, fills: np.ndarray) -> None:
-        """After a compiled chunk: iterations done, the loss then, and the fill (uint8) at frame_iteration."""
+        """After a compiled chunk: iterations done, the loss then, and the fill (uint8) at frame_iteration
+        (a later report of the same iteration, the chunk's own, replaces the engine's early one)."""
         with self.changed:
             if job.finished is not None:
                 return
-            job.frames.append((frame_iteration, fills))
+            if job.frames and job.frames[-1][0] == frame_iteration:
+                job.frames[-1] = (frame_iteration, fills)
+            else:
+                job.frames.append((frame_iteration, fills))
             job.iteration, job.loss = done, loss
             job.version += 1
             self.changed.notify_all()
