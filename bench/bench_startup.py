@@ -166,7 +166,7 @@ def main() -> None:
             with open(record, encoding="utf-8") as file:
                 rows.append(phases(launched, ended, json.load(file)["marks"]))
     breakdown = {name: round(statistics.median(row[name] for row in rows), 3) for name in PHASES}
-    result = {**harness.cpu_description(), "command": "python complete.py FACE " + " ".join(args.complete_flags),
+    result = {**harness.cpu_description(), "command": " ".join(["python complete.py FACE"] + args.complete_flags),
               "rounds": args.rounds, "wall_s": round(statistics.median(walls), 3), "wall_s_best": round(min(walls), 3),
               "python_alone_s": round(statistics.median(interpreter), 3),
               "timeline_total_s": round(sum(breakdown.values()), 3), "breakdown_s": breakdown}
