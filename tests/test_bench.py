@@ -141,3 +141,20 @@ def test_photo_holes_fills_the_eyes_and_nose_of_a_real_photo(tmp_path):
     picture = np.asarray(Image.open(tmp_path / "comparison.png"))
     assert picture.shape == (160, 5 * 160 + 4 * 6, 3)
     assert "face64" in out and "opencv_telea" in out
+
+
+def test_bench_startup_times_complete_py_and_its_phases(tmp_path):
+    """The start-up bench runs complete.py (a tiny model) and times each phase of it: every phase
+    measured, none negative, TensorFlow's import among the imports."""
+    from model import DCGAN
+    DCGAN(image_size=16, gf_dim=4, df_dim=4, z_dim=8, seed=0).save(tmp_path / "model")
+    face = tmp_path / "face.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(face)
+    _, result = run_bench("bench/bench_startup.py", "--image", str(face), "--rounds", "1", "--",
+                          "--checkpointDir", str(tmp_path / "model"), "--nIter", "4", "--outInterval", "2")
+    phases = result["breakdown_s"]
+    assert list(phases) == ["python", "imports", "build", "restore", "precision", "encoder", "inputs", "start_z",
+                            "first_chunk", "other_chunks", "outputs", "exit"]
+    assert all(seconds >= 0 for seconds in phases.values()), phases
+    assert phases["imports"] > 0.3 and phases["first_chunk"] > 0 and phases["other_chunks"] > 0  # 2 chunks
+    assert result["wall_s"] > phases["imports"] and result["command"].endswith("--outInterval 2")

@@ -195,3 +195,19 @@ def test_tensorflow_runs_onednn_kernels_unless_the_user_says_not(setting, enable
                           cwd=Path(utils.__file__).parent, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-1] == str(enabled)
+
+
+def test_tensorflow_starts_without_keras_which_still_imports_when_used():
+    """runtime.start() skips the Keras (and Matplotlib) import that `import tensorflow` makes, a second of
+    every start; tf.keras still imports it when something uses it, and TensorFlow works."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = ("import sys\nfrom dcgan_completion import runtime\nruntime.start()\nimport tensorflow as tf\n"
+            "print('keras' in sys.modules, 'matplotlib' in sys.modules)\n"
+            "print(float(tf.reduce_sum(tf.ones([2, 3]))), tf.keras.layers.Dense(2)(tf.ones([1, 3])).shape)\n"
+            "print('keras' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(utils.__file__).parent, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["False False", "6.0 (1, 2)", "True"]
