@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): requirements.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt pytest pytest-xdist setuptools httpx selenium scikit-image
+	$(BIN)/python -m pip install --quiet -r requirements.txt pytest pytest-xdist setuptools httpx selenium scikit-image imageio
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
