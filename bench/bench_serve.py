@@ -201,7 +201,8 @@ def main(argv=None) -> int:
             batches = service.worker.batches
             rows.append(run_clients(base, clients, args.completions, size, args.nIter))
             rows[-1]["batches"] = service.worker.batches - batches
-        defaults = {"n_iter": default_iterations(start_z is not None), "out_interval": CompletionSettings().out_interval}
+        defaults = {"n_iter": default_iterations(start_z is not None),
+                    "out_interval": CompletionSettings().out_interval}
         preview = first_previews(base, args.previewJobs, size, defaults) if args.previewJobs else None
     service.stop()
     if args.sequentialRuns:
@@ -216,7 +217,8 @@ def main(argv=None) -> int:
               f"{row['wall_s']:8.2f} {row['per_minute']:8.1f} {row['median_s']:9.3f} {row['p90_s']:7.3f}")
     if preview:
         print(f"first live frame with the defaults, warm server: median {preview['first_preview_s']} s "
-              f"(worst {preview['first_preview_s_worst']} s) over {preview['jobs']} jobs; result {preview['result_s']} s")
+              f"(worst {preview['first_preview_s_worst']} s) over {preview['jobs']} jobs; "
+              f"result {preview['result_s']} s")
     print(json.dumps({"bench": "serve", "machine": name, "image_size": size, "n_iter": args.nIter,
                       "batch_size": args.batchSize, "warm_up_s": round(warm, 2), "rows": rows,
                       "preview": preview}))

@@ -98,38 +98,37 @@ def timeline_child(argv: list[str], out: str) -> None:
 
 def phases(launched: float, ended: float, marks: list) -> dict:
     """The phases' seconds from one timestamped run (launched/ended: the parent's clock around it)."""
-    spans = {}
+    spans: dict[str, list[tuple[float, float]]] = {}
     for label, begin, end in marks:
         spans.setdefault(label, []).append((begin, end))
-    one = lambda label: spans[label][0]  # noqa: E731
-    total = lambda label: sum(e - b for b, e in spans.get(label, []))  # noqa: E731
-    main_start = one("main")[0]
-    completion = one("completion")
-    chunks = spans["chunk"]
-    build, restore = total("build"), total("restore")
-    # DCGAN.__init__ and load run inside completion_precision (and the encoder's load, if any, inside
-    # for_completion); the precision phase is what is left of it.
-    precision_span = one("precision")
-    inside_precision = sum(e - b for label in ("build", "restore") for b, e in spans.get(label, [])
-                           if precision_span[0] <= b and e <= precision_span[1])
-    encoder_span = one("encoder")
-    first = one("first_chunk")
+
+    def length(label: str) -> float:
+        return sum(end - begin for begin, end in spans.get(label, []))
+
+    def own(label: str) -> float:
+        """label's span less the builds and restores inside it (DCGAN.__init__ and load run inside
+        auto's decision; an encoder's own build is its own)."""
+        begin, end = spans[label][0]
+        inside = sum(e - b for name in ("build", "restore") for b, e in spans.get(name, [])
+                     if begin <= b and e <= end)
+        return end - begin - inside
+
+    main_start, encoder_end = spans["main"][0][0], spans["encoder"][0][1]
+    first_begin = min(begin for label in ("start_z", "encoder_guess", "first_chunk")
+                      for begin, _ in spans.get(label, []))
     return {
         "python": main_start - launched,
-        "imports": one("imports_done")[0] - main_start,
-        "build": build,
-        "restore": restore,
-        "precision": (precision_span[1] - precision_span[0]) - inside_precision,
-        "encoder": (encoder_span[1] - encoder_span[0]) - sum(
-            e - b for label in ("build", "restore") for b, e in spans.get(label, [])
-            if encoder_span[0] <= b and e <= encoder_span[1]),
-        "inputs": min(b for label in ("start_z", "encoder_guess", "first_chunk") for b, _ in spans.get(label, []))
-        - encoder_span[1],
-        "start_z": total("start_z") + total("encoder_guess"),
-        "first_chunk": first[1] - first[0],
-        "other_chunks": sum(e - b for b, e in chunks) - (first[1] - first[0]),
-        "outputs": completion[1] - max(e for _, e in chunks),
-        "exit": ended - one("main_end")[1],
+        "imports": spans["imports_done"][0][0] - main_start,
+        "build": length("build"),
+        "restore": length("restore"),
+        "precision": own("precision"),
+        "encoder": own("encoder"),
+        "inputs": first_begin - encoder_end,
+        "start_z": length("start_z") + length("encoder_guess"),
+        "first_chunk": length("first_chunk"),
+        "other_chunks": length("chunk") - length("first_chunk"),  # "chunk" times every chunk, the first too
+        "outputs": spans["completion"][0][1] - max(end for _, end in spans["chunk"]),
+        "exit": ended - spans["main_end"][0][1],
     }
 
 

@@ -24,7 +24,8 @@ def start() -> None:
     3, they trained 1.2-1.45x and completed 1.15-1.3x faster than TensorFlow's own kernels:
     docs/speed.md#onednn-on-every-cpu); TensorFlow's C++ log level 2 unless the user set one; then
     TensorFlow imported, with its start-up lines hidden unless the user asked for its logs (a level
-    below 2), and without Keras (without_keras_at_import). Later `import tensorflow` statements cost nothing; calling start() again does nothing."""
+    below 2), and without Keras (without_keras_at_import). Later `import tensorflow` statements cost
+    nothing; calling start() again does nothing."""
     os.environ.setdefault(ONEDNN, "1")
     os.environ.setdefault(LOG_LEVEL, QUIET)
     if "tensorflow" in sys.modules:

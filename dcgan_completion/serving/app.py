@@ -247,9 +247,9 @@ def job_state(service: ServiceOf, job_id: str) -> dict:
          responses={200: {"content": {"text/event-stream": {}}, "description": "one event per change"}, **ERRORS})
 async def job_events(service: ServiceOf, job_id: str, request: Request) -> StreamingResponse:
     """Server-sent events: one `data:` JSON line per change of the job's state (as GET /api/jobs/{id}),
-    while it runs with `frame`, a PNG data URL of the input with the current fill (every out_interval
-    iterations); the stream ends after done, failed or cancelled (also when the server stops:
-    its jobs fail with "the server is stopping")."""
+    while it runs with `frame`, a PNG data URL of the input with the current fill (the start's at
+    once, then every out_interval iterations); the stream ends after done, failed or cancelled (also
+    when the server stops: its jobs fail with "the server is stopping")."""
     return StreamingResponse(events(service.store, find(service, job_id), request), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
