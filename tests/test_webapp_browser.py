@@ -175,9 +175,15 @@ def test_paint_complete_download_and_undo(app_url, tmp_path):
         assert gif == 200
 
         save = os.environ.get("SAVE_SCREENSHOT") == "1"
+        if not os.environ.get("WEBAPP_URL"):  # the badge of a model that says what it knows (the shipped one's)
+            from dcgan_completion.networks.storage import SHIPPED_KNOWS
+            driver.execute_script("document.getElementById('model-info').textContent += ' · knows ' + arguments[0]",
+                                  SHIPPED_KNOWS)
         for width, height, phone in VIEWS:  # nothing covers the result or the canvas, at any size
             set_view(driver, width, height, phone)
             assert covered(driver, "result-view") + covered(driver, "overlay-canvas") == [], (width, height)
+            # and nothing is wider than the screen (a phone would shrink the whole page to fit it)
+            assert driver.execute_script("return document.documentElement.scrollWidth") <= width, (width, height)
             if save:
                 driver.execute_script("document.getElementById('results').scrollIntoView({block: 'end'})")
                 time.sleep(0.2)
