@@ -81,16 +81,8 @@ def timeline_child(argv: list[str], out: str) -> None:
     wrap(engine.LatentOptimizer, "best_of", "start_z")
     wrap(engine.LatentOptimizer, "run", "first_chunk", first_only=True)
     wrap(engine.LatentOptimizer, "run", "chunk")
-    builds = []
-    original_init = model.DCGAN.__init__
-
-    def timed_init(self, *args, **kwargs):
-        begin = time.time()
-        original_init(self, *args, **kwargs)
-        builds.append(("build", begin, time.time()))
-    model.DCGAN.__init__ = timed_init
+    wrap(model.DCGAN, "__init__", "build")
     code = complete.main(argv)
-    marks.extend(builds)
     marks.append(("main_end", time.time(), time.time()))
     with open(out, "w", encoding="utf-8") as file:
         json.dump({"code": code, "marks": marks}, file)

@@ -382,7 +382,7 @@ def test_engine_records_the_reference_trajectory_in_padded_batches_without_files
     engine, calls = CompletionEngine(model, settings), []
     monkeypatch.chdir(tmp_path)
     masks = np.broadcast_to(mask[..., :1], (N, SIZE, SIZE, 1))
-    result = engine.complete(images.numpy(), masks, progress=calls.append, record=True, z=z0)
+    result = engine.complete(images.numpy(), masks, progress=calls.append, record=True, z=z0, start_frame=True)
     assert list(tmp_path.iterdir()) == []  # no file, anywhere the engine could write one
     assert result.losses.shape == (ITERS, N) and result.zs.shape == (ITERS, N, Z_DIM)
     for i, (z_ref, loss_ref) in enumerate(trajectory):
@@ -398,8 +398,8 @@ def test_engine_records_the_reference_trajectory_in_padded_batches_without_files
     np.testing.assert_array_equal(result.fill, result.frames[-1][1])
     np.testing.assert_allclose(result.loss, LatentOptimizer(model, mask, settings).loss(tf.constant(result.z), images)[0],
                                rtol=1e-5)
-    # Progress: at each batch's start (its start's fill), then once per chunk (3 chunks in each of
-    # 2 batches), with the batch's rows.
+    # Progress: at each batch's start (its start's fill, asked for with start_frame), then once per
+    # chunk (3 chunks in each of 2 batches), with the batch's rows.
     assert [(p.batch_index, p.done, p.frame_iteration) for p in calls] == \
         [(0, 0, 0), (0, 2, 0), (0, 4, 2), (0, 5, 4), (1, 5, 0), (1, 7, 0), (1, 9, 2), (1, 10, 4)]
     assert all(p.total == 10 and p.batches == 2 for p in calls)
@@ -409,6 +409,9 @@ def test_engine_records_the_reference_trajectory_in_padded_batches_without_files
     for start, rows in ((calls[0], slice(0, 3)), (calls[4], slice(3, 4))):
         np.testing.assert_allclose(start.frame, result.frames[0][1][rows], atol=1e-5)
         np.testing.assert_allclose(start.loss, result.losses[0, rows], rtol=1e-5)
+    plain = []  # without start_frame: once per chunk only
+    engine.complete(images.numpy()[:3], masks[:3], progress=plain.append, z=z0[:3])
+    assert [(p.done, p.frame_iteration) for p in plain] == [(2, 0), (4, 2), (5, 4)]
 
 
 def test_padded_batches_give_each_image_its_result_alone(model, images):

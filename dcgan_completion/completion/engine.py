@@ -278,8 +278,8 @@ def draw_z_in_graph(seed: tf.Tensor, count, z_dim) -> tf.Tensor:
 
 @dataclass(frozen=True)
 class Progress:
-    """What the engine reports before the first compiled chunk (the start's fill, as frame 0) and after
-    each: for a progress bar, or a live preview."""
+    """What the engine reports after each compiled chunk (and, asked for a start frame, before a batch's
+    first, with the start's fill as frame 0): for a progress bar, or a live preview."""
     batch_index: int          # this batch, of `batches`
     batches: int
     done: int                 # iterations done in all batches so far, of `total` (batches * n_iter)
@@ -333,23 +333,24 @@ class CompletionEngine:
 
     def complete(self, images: np.ndarray, masks: np.ndarray, progress: Callable[[Progress], None] | None = None,
                  record: bool = False, z: np.ndarray | None = None, pad_to: int | None = None,
-                 schedule: Schedule | None = None) -> CompletionResult:
+                 schedule: Schedule | None = None, start_frame: bool = False) -> CompletionResult:
         """Complete N images: uint8 (N, S, S, C), or float in [-1, 1]; masks float (N, S, S, 1),
         1 = keep (weighted as the paper does with settings.weighted_mask). z: the start (N, z_dim),
         else drawn from the engine's generator. pad_to: images per compiled batch (default
         settings.batch_size, or N when N is smaller); each batch is padded to it, rounded up to a
         multiple of the replicas. schedule: the iterations, start and weights (default: the engine's
         settings'), so that one engine's compiled functions serve every schedule.
-        progress is called after every compiled chunk."""
+        progress is called after every compiled chunk, and with start_frame (a live view) also before
+        a batch's first chunk, with the start's fill as frame 0 (one more forward pass a batch)."""
         return CompletionResult.concatenate([result for _, result in
                                              self.complete_batches(images, masks, progress, record, z, pad_to,
-                                                                   schedule)])
+                                                                   schedule, start_frame)])
 
     def complete_batches(self, images: np.ndarray, masks: np.ndarray,
                          progress: Callable[[Progress], None] | None = None, record: bool = False,
                          z: np.ndarray | None = None,
-                         pad_to: int | None = None,
-                         schedule: Schedule | None = None) -> Iterator[tuple[slice, CompletionResult]]:
+                         pad_to: int | None = None, schedule: Schedule | None = None,
+                         start_frame: bool = False) -> Iterator[tuple[slice, CompletionResult]]:
         """complete(), one batch at a time: (the batch's rows of the input, its result)."""
         images, masks = self._check(images, masks, z)
         schedule = schedule or self.schedule
@@ -360,7 +361,7 @@ class CompletionEngine:
             rows = slice(index * size, (index + 1) * size)
             start_z = None if z is None else np.asarray(z, np.float32)[rows]
             yield rows, self._complete_batch(images[rows], masks[rows], start_z, size, (index, batches),
-                                             progress, record, schedule)
+                                             progress, record, schedule, start_frame)
 
     def _check(self, images, masks, z) -> tuple[np.ndarray, np.ndarray]:
         images, masks = np.asarray(images), np.asarray(masks, np.float32)
@@ -379,7 +380,8 @@ class CompletionEngine:
             return masks
         return np.stack([masking.weighted_mask(mask) for mask in masks]).astype(np.float32)
 
-    def _complete_batch(self, images, masks, z, size, where, progress, record, schedule: Schedule) -> CompletionResult:
+    def _complete_batch(self, images, masks, z, size, where, progress, record, schedule: Schedule,
+                        start_frame: bool) -> CompletionResult:
         """One batch, padded to `size` rows rounded up to the replicas (one compiled shape; the
         padding, -1 images with zero weights, is dropped)."""
         count = len(images)
@@ -394,7 +396,7 @@ class CompletionEngine:
         else:
             z = self.optimizer.initial_z(y, schedule.z_candidates, w)
         state = self.optimizer.initial_state(z)
-        if progress is not None:  # the start's fill at once (one forward pass): a live view need not wait a chunk
+        if progress is not None and start_frame:  # the start's fill at once: a live view need not wait a chunk
             loss, fake = (value.numpy()[:count] for value in self.optimizer.loss(z, y, w))
             done = where[0] * schedule.n_iter
             progress(Progress(where[0], where[1], done, where[1] * schedule.n_iter, loss, 0, fake, loss))

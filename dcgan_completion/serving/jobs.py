@@ -381,7 +381,7 @@ class Worker:
             masks[:, : size // 2] = 0.0
             engine.complete(np.zeros((rows, size, size, channels), np.uint8), masks,
                             progress=lambda p: None, z=np.zeros((rows, self.model.z_dim), np.float32), pad_to=rows,
-                            schedule=schedule)
+                            schedule=schedule, start_frame=True)
 
     def _loop(self) -> None:
         while not self.stopping.is_set():
@@ -429,7 +429,7 @@ class Worker:
                 self.store.add_frame(job, p.done, float(np.mean(p.loss[part])), p.frame_iteration, fills[part])
 
         result = engine.complete(crops, masks, progress=progress, z=z, pad_to=bucket(len(crops), self.batch_size),
-                                 schedule=Schedule.of(settings))
+                                 schedule=Schedule.of(settings), start_frame=True)
         for job, part in zip(jobs, rows):
             if job.finished is None:
                 self.store.update(job, loss=float(np.mean(result.loss[part])), iteration=settings.n_iter)
