@@ -78,6 +78,13 @@ def add_completion_flags(parser: argparse.ArgumentParser) -> None:
                              "(train_encoder.py adds one; random where there is none); random: z ~ U(-1, 1)")
     parser.add_argument("--xla", action="store_true", default=DEFAULTS.xla,
                         help="compile the iterations with XLA (helps on GPUs)")
+    parser.add_argument("--tuneG", action=argparse.BooleanOptionalAction, default=DEFAULTS.tune_g,
+                        help="after the z search, tune a copy of G to each image (stopped where its error on "
+                             "held-out known pixels next to the hole is lowest), so that the fill keeps the "
+                             "person; --no-tuneG: the original's fill, G(z)")
+    parser.add_argument("--tuneSteps", type=utils.positive_int, default=DEFAULTS.tune_steps,
+                        help="at most this many tuning steps an image")
+    parser.add_argument("--tuneLr", type=utils.positive_float, default=DEFAULTS.tune_lr, help="the tuning's Adam step")
     parser.add_argument("--mixed_precision", choices=("auto", "off", "float16", "bfloat16"), default="auto",
                         help="compute G and D in float16 or bfloat16 (z and the losses stay float32); auto: the "
                              "fastest that this device measured to complete as well as float32 (measured once, "
@@ -119,7 +126,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[CompletionSettings, Ou
         hmc_eps=args.hmcEps, hmc_l=args.hmcL, hmc_anneal=args.hmcAnneal, lam=args.lam,
         out_interval=args.outInterval, batch_size=args.batchSize, seed=args.seed, weighted_mask=args.weightedMask,
         z_candidates=args.zCandidates, z_init=args.zInit, lowres=args.maskType == "lowres" and args.mask is None,
-        xla=args.xla)
+        xla=args.xla, tune_g=args.tuneG, tune_steps=args.tuneSteps, tune_lr=args.tuneLr)
     return settings, OutputSettings(args.outDir, args.blend)
 
 

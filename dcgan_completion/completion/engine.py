@@ -300,6 +300,8 @@ class CompletionResult:
     zs: np.ndarray | None = None      # (n_iter, N, z_dim) z at the start of each iteration
     frames: list[tuple[int, np.ndarray]] | None = None  # (iteration, fill (N, S, S, C)) at 0,
     # out_interval, 2 * out_interval, ... and n_iter: the frames complete.py writes
+    tuned_steps: np.ndarray | None = None  # (N,) with tune_g: the tuning step each fill is from (0: untuned)
+    search_fill: np.ndarray | None = None  # with tune_g: G(z) before the tuning (how well G alone explains the image)
 
     @staticmethod
     def concatenate(parts: list[CompletionResult]) -> CompletionResult:
@@ -310,7 +312,8 @@ class CompletionResult:
         if parts[0].frames is not None:
             frames = [(iteration, np.concatenate([p.frames[k][1] for p in parts]))
                       for k, (iteration, _) in enumerate(parts[0].frames)]
-        return CompletionResult(join("z"), join("fill"), join("loss"), join("losses", 1), join("zs", 1), frames)
+        return CompletionResult(join("z"), join("fill"), join("loss"), join("losses", 1), join("zs", 1), frames,
+                                join("tuned_steps"), join("search_fill"))
 
 
 class CompletionEngine:
@@ -327,6 +330,7 @@ class CompletionEngine:
         self.settings = self.optimizer.settings
         self.schedule = Schedule.of(self.settings)  # complete()'s, unless it is given another
         self.replicas = model.strategy.num_replicas_in_sync if model.strategy is not None else 1
+        self._tuner = None  # built at the first tuning (a copy of G and its Adam slots)
 
     def batch_count(self, count: int, pad_to: int | None = None) -> int:
         return -(-count // (pad_to or self.schedule.batch_size))
@@ -417,11 +421,32 @@ class CompletionEngine:
         # One forward pass, eagerly: tracing it would cost more than it does (docs/speed.md#the-first-answer).
         loss, fake = self.optimizer.loss(z, y, w)
         result = CompletionResult(z.numpy()[:count], fake.numpy()[:count], loss.numpy()[:count])
+        if schedule.tune_g:
+            result.search_fill = result.fill
+            result.fill, result.tuned_steps = self._tune(result, y.numpy()[:count], w.numpy()[:count],
+                                                         masks[:count], schedule)
         if record_parts is not None:
             frames, losses, zs = record_parts
             result.frames = frames + [(schedule.n_iter, result.fill)]
             result.losses, result.zs = np.concatenate(losses), np.concatenate(zs)
         return result
+
+
+    def _tune(self, result: CompletionResult, images: np.ndarray, weights: np.ndarray, masks: np.ndarray,
+              schedule: Schedule) -> tuple[np.ndarray, np.ndarray]:
+        """Each image's fill from a copy of G tuned to it (tuning.py), and the step it is from."""
+        from dcgan_completion.completion import tuning  # only where tuning runs: its copy of G is built lazily
+
+        if self._tuner is None:
+            self._tuner = tuning.GeneratorTuner(self.model, self.settings.lam)
+        fills, steps = result.fill.copy(), np.zeros(len(images), np.int32)
+        for i in range(len(images)):
+            held = tuning.held_out(masks[i])
+            if not held.any():
+                continue  # nothing to decide when to stop: the untuned fill
+            tuned = self._tuner.tune(result.z[i], images[i], weights[i], held, schedule.tune_steps, schedule.tune_lr)
+            fills[i], steps[i] = tuned.fill, tuned.best_step
+        return fills, steps
 
 
 def unexplained_share(images: np.ndarray, weights: np.ndarray, fill: np.ndarray) -> np.ndarray:

@@ -150,7 +150,8 @@ class FolderCompletion:
         final_losses, shares = [], []
         for rows, result in complete_in_folders(self.engine, images, masks, outputs):
             final_losses.append(result.loss)
-            shares.append(unexplained_share(images[rows], self.engine.weights(masks[rows]), result.fill))
+            shares.append(unexplained_share(images[rows], self.engine.weights(masks[rows]),
+                                             result.fill if result.search_fill is None else result.search_fill))
             self.write_finals(images[rows], masks[rows], result.fill, names[rows], outputs / "final")
         losses = np.concatenate(final_losses)
         batches = len(final_losses)

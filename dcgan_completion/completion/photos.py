@@ -33,6 +33,7 @@ from dcgan_completion.completion.settings import OutputSettings
 from dcgan_completion.faces import alignment as face_alignment
 from dcgan_completion.faces import framing
 
+GREY_TOLERANCE = 8  # grey levels: a photo whose channels never differ by more is a black-and-white photo
 TELEA_RADIUS = 5  # photo pixels: Telea's neighbourhood, OpenCV's usual; wider only blurs the fill more
 UNKNOWN_NOTE = ("note: this model's framing is unknown (its dcgan.json does not say how its faces were cut): "
                 "photos are cut with align_faces.py's innerEyesAndBottomLip template")
@@ -174,16 +175,24 @@ def paste_fills(image: np.ndarray, faces: list[Face], fills: list[np.ndarray], b
     """The photo (uint8 (H, W, 3)) with each face's fill (G(z), uint8 (S, S, 3) or float in [-1, 1],
     as CompletionResult.fill's rows) warped back and Poisson-blended (blend "none": pasted) into
     that face's holes; then the holes' parts outside the aligned crops filled by Telea's inpainting."""
-    result = image
+    result, grey = image, is_grey(image)
     for face, fill in zip(faces, fills):
         fill = fill if fill.dtype == np.uint8 else utils.to_uint8(fill)
         warped = fill_to_photo(fill, face.matrix, image.shape[:2])
+        if grey:  # the model paints in colour: a black-and-white photo gets its fill in grey
+            warped = np.repeat(np.rint(warped.mean(axis=2, keepdims=True)).astype(np.uint8), 3, axis=2)
         # The whole hole, so that the blend meets only the photo's own pixels, never the hidden ones.
         result = blend_into(result, warped, face.hole) if blend == "poisson" else paste(result, warped, face.hole)
     outside = np.zeros(image.shape[:2], bool)
     for face in faces:
         outside |= face.outside
     return telea_into(result, outside) if outside.any() else result
+
+
+def is_grey(image: np.ndarray) -> bool:
+    """Whether a photo (uint8 (H, W, 3)) is black and white: no pixel's channels differ by more than GREY_TOLERANCE."""
+    pixels = image.astype(np.int16)
+    return bool(np.abs(pixels - pixels[..., :1]).max() <= GREY_TOLERANCE)
 
 
 def telea_into(image: np.ndarray, region: np.ndarray, radius: int = TELEA_RADIUS) -> np.ndarray:

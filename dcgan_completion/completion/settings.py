@@ -71,19 +71,22 @@ class CompletionSettings:
     z_init: str = "encoder"         # the encoder's z where the checkpoint has one, else random (Z_INITS)
     lowres: bool = False            # add the 8x block means' L1 (the lowres mask)
     xla: bool = False
+    tune_g: bool = True             # then tune a copy of G to each image, stopped by held-out pixels (tuning.py)
+    tune_steps: int = 100           # at most this many tuning steps an image
+    tune_lr: float = 3e-4           # the tuning's Adam step
 
     def __post_init__(self):
         _check(self.approach in APPROACHES, "approach", self.approach, f"one of {', '.join(APPROACHES)}")
         _check(self.z_init in Z_INITS, "z_init", self.z_init, f"one of {', '.join(Z_INITS)}")
-        for name in ("lr", "eps", "hmc_beta", "hmc_eps", "hmc_anneal"):
+        for name in ("lr", "eps", "hmc_beta", "hmc_eps", "hmc_anneal", "tune_lr"):
             _positive(name, getattr(self, name))
         for name in ("momentum", "beta1", "beta2"):
             _unit(name, getattr(self, name))
         _check(_is_number(self.lam) and self.lam >= 0, "lam", self.lam, "a finite number >= 0")
-        for name in ("n_iter", "hmc_l", "out_interval", "batch_size", "z_candidates"):
+        for name in ("n_iter", "hmc_l", "out_interval", "batch_size", "z_candidates", "tune_steps"):
             _count(name, getattr(self, name))
         _check(self.seed is None or _is_int(self.seed), "seed", self.seed, "an integer or None")
-        for name in ("weighted_mask", "lowres", "xla"):
+        for name in ("weighted_mask", "lowres", "xla", "tune_g"):
             _flag(name, getattr(self, name))
 
 
@@ -98,6 +101,9 @@ class Schedule:
     z_init: str
     weighted_mask: bool
     batch_size: int
+    tune_g: bool
+    tune_steps: int
+    tune_lr: float
 
     @classmethod
     def of(cls, settings: CompletionSettings) -> Schedule:

@@ -40,6 +40,10 @@ class JobRequest(BaseModel):
     z_candidates: int | None = None
     z_init: Literal[Z_INITS] | None = Field(None, description="where z starts: the model's encoder (where it has "
                                                               "one), or random")
+    tune_g: bool | None = Field(None, description="after the z search, tune a copy of G to each face, stopped by "
+                                                  "held-out known pixels (--tuneG)")
+    tune_steps: int | None = Field(None, description="at most this many tuning steps a face (--tuneSteps)")
+    tune_lr: float | None = Field(None, description="the tuning's Adam step (--tuneLr)")
     blend: Literal[BLENDS] | None = None
     center_scale: float | None = None
 

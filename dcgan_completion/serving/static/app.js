@@ -4,6 +4,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const CHECK_FIELDS = ["weighted_mask", "tune_g"];  // the options shown as check boxes
 const OPTION_FIELDS = ["approach", "lam", "lr", "momentum", "beta1", "beta2", "eps", "out_interval", "seed",
   "z_candidates", "blend", "center_scale", "hmc_beta", "hmc_eps", "hmc_l", "hmc_anneal"];
 const OVERLAY_COLOR = "#ff2d78";
@@ -64,8 +65,10 @@ async function loadModel() {
       $(name).value = value === null || value === undefined ? "" : value;
       $(name).dataset.default = $(name).value;
     }
-    $("weighted_mask").checked = d.weighted_mask;
-    $("weighted_mask").dataset.default = String(d.weighted_mask);
+    for (const name of CHECK_FIELDS) {
+      $(name).checked = d[name];
+      $(name).dataset.default = String(d[name]);
+    }
     if (model.channels !== 3) {
       $("photo").disabled = true;
       $("photo").parentElement.title = "Whole photos need a colour model";
@@ -351,8 +354,8 @@ async function submit() {
     const field = $(name);
     if (field.value !== "" && field.value !== field.dataset.default) form.append(name, field.value);
   }
-  if (String($("weighted_mask").checked) !== $("weighted_mask").dataset.default) {
-    form.append("weighted_mask", String($("weighted_mask").checked));
+  for (const name of CHECK_FIELDS) {
+    if (String($(name).checked) !== $(name).dataset.default) form.append(name, String($(name).checked));
   }
   state.job = {finished: false};
   updateButtons();
