@@ -14,6 +14,7 @@ fills the hole of a whole photo through the faces it lies on (final/ and side_by
 import argparse
 import dataclasses
 import os
+import sys
 
 import utils
 from dcgan_completion import runtime
@@ -157,6 +158,11 @@ def main(argv=None) -> int:
         raise utils.UserError(f"--imgSize {args.imgSize} does not match the checkpoint in {checkpoint_dir}, "
                               f"whose model is {size}x{size}")
     work = read_work(args, size, config.c_dim)  # every input checked before any long work
+    if not args.photos and config.c_dim == 3 and not utils.all_of_size(work.paths[:8], size):
+        from dcgan_completion.completion.photos import photo_hint  # dlib's models: only for other sizes
+        hint = photo_hint(work.paths, size, read_framing(checkpoint_dir))
+        if hint:
+            print(f"note: {hint}", file=sys.stderr)
     model, precision, why = auto_precision.completion_precision(
         args.mixed_precision, build, config, min(settings.batch_size, len(args.photos or work.paths)), settings,
         strategy.num_replicas_in_sync)

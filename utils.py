@@ -148,6 +148,19 @@ def input_folder(path: str | os.PathLike, what: str) -> Path:
 # Reading images
 # ----------------------------------------------------------------------------
 
+def all_of_size(paths: list, size: int) -> bool:
+    """Whether every image file is size x size (read from the files' headers; EXIF rotation keeps a square
+    square). Files that cannot be opened count as of that size: they were read, or refused, before."""
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                if image.size != (size, size):
+                    return False
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+            continue
+    return True
+
+
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as uint8 RGB (H, W, 3).
 

@@ -205,6 +205,36 @@ def test_whole_photo_fills_through_its_face(client):
     assert "no face" in error
 
 
+def test_a_job_that_does_not_say_photo_is_decided_by_the_image(client):
+    """Without `photo`, a whole photo (Grace Hopper, 512x600) is filled through its face, with the same
+    pixels as photo=true; an image of the model's size is an aligned face, as photo=false; each job's
+    first note says which and why, and POST /api/inspect gives the same decision before any job."""
+    from matplotlib import cbook
+
+    photo = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).read_bytes()
+    box = (slice(175, 210), slice(200, 250))
+    decided = done(client, post(client, photo, mask_png(600, 512, box), seed=3))
+    forced = done(client, post(client, photo, mask_png(600, 512, box), photo="true", seed=3))
+    assert decided["kind"] == "photo" and decided["faces"] == 1
+    assert re.fullmatch(r"completed as a whole photo: its face's aligned square is \d+ px wide, in a 512x600 image",
+                        decided["notes"][0]), decided["notes"]
+    results = [decode(client.get(f"/api/jobs/{state['id']}/result.png").content) for state in (decided, forced)]
+    assert (results[0] == results[1]).all()
+    inspected = client.post("/api/inspect", files={"image": ("photo.jpg", photo, "image/jpeg")}).json()
+    assert inspected["photo"] is True and (inspected["width"], inspected["height"]) == (512, 600)
+    assert decided["notes"][0] == inspected["why"]
+
+    image = png(face(6))
+    decided = done(client, post(client, image, mask_png(SIZE, SIZE, BOX), seed=4))
+    forced = done(client, post(client, image, mask_png(SIZE, SIZE, BOX), photo="false", seed=4))
+    assert decided["kind"] == "face" and forced["notes"] == []
+    assert decided["notes"] == [f"completed as an aligned face: the image is the model's {SIZE}x{SIZE}"]
+    results = [decode(client.get(f"/api/jobs/{state['id']}/result.png").content) for state in (decided, forced)]
+    assert (results[0] == results[1]).all()
+    assert client.post("/api/inspect", files={"image": ("face.png", image, "image/png")}).json()["photo"] is False
+    is_one_line_error(client.post("/api/inspect", files={"image": ("x.png", b"not an image", "image/png")}), 400)
+
+
 def test_batch_mates_do_not_change_a_seeded_result():
     """Jobs waiting together run as one padded batch (3 jobs -> 4 rows), each from its own seed's z;
     a job with other settings (here n_iter) runs in a batch of its own."""

@@ -33,6 +33,8 @@ from dcgan_completion.completion.settings import OutputSettings
 from dcgan_completion.faces import alignment as face_alignment
 from dcgan_completion.faces import framing
 
+PHOTO_SHARE = 0.8  # a face whose aligned square is under this share of the image's shorter side: a whole photo
+SMALL_IMAGE = 300  # longer side under which dlib's detector needs the image upsampled (faces under 80 px)
 GREY_TOLERANCE = 8  # grey levels: a photo whose channels never differ by more is a black-and-white photo
 TELEA_RADIUS = 5  # photo pixels: Telea's neighbourhood, OpenCV's usual; wider only blurs the fill more
 UNKNOWN_NOTE = ("note: this model's framing is unknown (its dcgan.json does not say how its faces were cut): "
@@ -169,6 +171,44 @@ def prepare_photo(image: np.ndarray, hole: np.ndarray, size: int, models=None, c
         raise PhotoError("the hole mask marks no pixel to fill")
     detector, predictor = models if models is not None else face_models()
     return plan_faces(image, hole, size, detector, predictor, cut)
+
+
+def looks_like_photo(image: np.ndarray, size: int, models=None, cut: dict | None = None) -> tuple[bool, str]:
+    """Whether an image (uint8 (H, W, 3)) is a whole photo to fill through its faces (True) or an aligned
+    face (False), and why (a clause): an aligned face when it is the model's size x size or no face is
+    found; else a photo when its largest face's aligned square, cut with the model's framing `cut`, is
+    under PHOTO_SHARE of the image's shorter side."""
+    height, width = image.shape[:2]
+    if (height, width) == (size, size):
+        return False, f"the image is the model's {size}x{size}"
+    detector, predictor = models if models is not None else face_models()
+    rects = face_alignment.find_faces(image, detector, upsample=int(max(height, width) < SMALL_IMAGE))
+    if not rects:
+        return False, f"no face was found in the {width}x{height} image"
+    matrix = framing.matrix(face_alignment.find_landmarks(image, rects[0], predictor), size, cut)
+    side = size / np.sqrt(abs(np.linalg.det(matrix[:, :2])))  # the aligned square's side in image pixels
+    if side < PHOTO_SHARE * min(height, width):
+        return True, f"its face's aligned square is {side:.0f} px wide, in a {width}x{height} image"
+    return False, f"its face's aligned square ({side:.0f} px) fills the {width}x{height} image"
+
+
+def decision_note(photo: bool, why: str) -> str:
+    """The job's line on how it was completed when the request did not say."""
+    return f"completed as {'a whole photo' if photo else 'an aligned face'}: {why}"
+
+
+def photo_hint(paths: list, size: int, cut: dict | None = None, limit: int = 8) -> str | None:
+    """One line when one of the first `limit` of complete.py's inputs (read as aligned faces) looks like
+    a whole photo (looks_like_photo): which, why, and the flags that fill it through its faces."""
+    for path in paths[:limit]:
+        image = utils.read_rgb(path)
+        if image.shape[:2] == (size, size):
+            continue
+        photo, why = looks_like_photo(image, size, cut=cut)
+        if photo:
+            return (f"{path} looks like a whole photo ({why}) and was completed as an aligned face, squeezed to "
+                    f"{size}x{size}: --photos {path} --mask MASK fills it through its faces")
+    return None
 
 
 def paste_fills(image: np.ndarray, faces: list[Face], fills: list[np.ndarray], blend: str = "poisson") -> np.ndarray:

@@ -236,6 +236,20 @@ async def submit(service: ServiceOf,
     return JSONResponse(state, status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
 
 
+@api.post("/inspect", tags=["jobs"], summary="Whether an image would be completed as a whole photo",
+          responses={200: {"description": '{"photo": true or false, "why": one line, "width", "height"}'},
+                     **ERRORS})
+async def inspect(service: ServiceOf,
+                  image: Annotated[UploadFile, File(description="the image, as POST /api/jobs takes it")]) -> dict:
+    """How a job of this image that does not say `photo` is completed: as a whole photo (through its
+    faces) or as an aligned face, and why; the page sets its Whole photo switch from it."""
+    limit = service.limits.max_upload_bytes
+    if image.size is not None and image.size > limit:
+        raise BadInput(413, f"image: {image.size / 2**20:.1f} MiB, over this server's limit of {limit / 2**20:.0f} MiB")
+    data = await image.read(limit + 1)
+    return await run_in_threadpool(service.inspect, data, image.filename)
+
+
 @api.get("/jobs/{job_id}", tags=["jobs"], summary="A job's state", responses=ERRORS)
 def job_state(service: ServiceOf, job_id: str) -> dict:
     """queued (with its queue position), running (iteration, loss), done (the results' URLs) or

@@ -21,7 +21,10 @@ class JobRequest(BaseModel):
 
     mask_type: Literal[MASK_TYPES] | None = Field(None, description="a built-in mask (masking.make_mask), "
                                                                     "without a mask file")
-    photo: bool = Field(False, description="a whole photo: fill through its detected, aligned faces")
+    photo: bool | None = Field(None, description="true: a whole photo, filled through its detected, aligned faces; "
+                                                 "false: an aligned face; not given: the server decides (its "
+                                                 "largest face's aligned square against the image's size) and "
+                                                 "says why in the job's notes")
     n_iter: int | None = Field(None, description="iterations (--nIter)")
     approach: Literal[APPROACHES] | None = None
     lam: float | None = Field(None, description="weight of the perceptual loss")

@@ -168,6 +168,9 @@ class Service:
             if lowres:
                 raise BadInput(422, "mask_type lowres is for aligned faces, not whole photos")
         pixels = imaging.decode_image(image, what, 3 if request.photo else self.model.c_dim, self.limits.max_pixels)
+        photo, why = request.photo, None
+        if photo is None:
+            photo, why = self.looks_like_photo(pixels, lowres)
         height, width = pixels.shape[:2]
         if mask is not None:
             keep = imaging.decode_mask(mask, imaging.label("mask", mask_name), height, width, self.limits.max_pixels)
@@ -175,11 +178,34 @@ class Service:
         else:
             model_mask = imaging.builtin_mask(mask_type, size, scale, seed)
             keep = ~imaging.hole_at(model_mask, height, width)
-        if request.photo:
+        if photo:
             job = self._photo_job(pixels, keep, settings, blend)
         else:
             job = self._face_job(pixels, keep, model_mask, settings, blend)
+        if why:
+            job.notes.insert(0, why)
         return self.store.add(job)
+
+    def looks_like_photo(self, pixels: np.ndarray, lowres: bool = False) -> tuple[bool, str]:
+        """A request that does not say `photo`: (whole photo?, the job's note), photos.looks_like_photo's
+        rule; an aligned face for a grayscale model or the lowres mask, which photos cannot take."""
+        if self.model.c_dim != 3:
+            return False, photo_completion.decision_note(False, "whole photos need a colour model")
+        if lowres:
+            return False, photo_completion.decision_note(False, "mask_type lowres is for aligned faces")
+        with self.faces_lock:
+            photo, why = photo_completion.looks_like_photo(pixels, self.model.image_size, cut=self.model_framing())
+        return photo, photo_completion.decision_note(photo, why)
+
+    def inspect(self, image: bytes, image_name: str | None) -> dict:
+        """What a job of this image, not saying `photo`, would be: {"photo", "why", "width", "height"}."""
+        if len(image) > self.limits.max_upload_bytes:
+            raise BadInput(413, f"image: {len(image) / 2**20:.1f} MiB, over this server's limit of "
+                                f"{self.limits.max_upload_bytes / 2**20:.0f} MiB")
+        pixels = imaging.decode_image(image, imaging.label("image", image_name), self.model.c_dim,
+                                      self.limits.max_pixels)
+        photo, why = self.looks_like_photo(pixels)
+        return {"photo": photo, "why": why, "width": pixels.shape[1], "height": pixels.shape[0]}
 
     def _face_job(self, image: np.ndarray, keep: np.ndarray, model_mask: np.ndarray | None,
                   settings: CompletionSettings, blend: str) -> Job:

@@ -106,15 +106,35 @@ function openFile(file) {
     $("drop-hint").hidden = true;
     $("canvas-wrap").hidden = false;
     fitCanvas();
+    state.photoSet = false;  // the switch: not yet decided for this image, by the server or by hand
     describeImage();
     redraw();
     setStatus("Paint over the part to fill, or pick a built-in mask.");
+    inspectImage(file);
   };
   image.onerror = () => {
     URL.revokeObjectURL(url);
     setStatus(`${file.name}: not an image this browser can read (PNG or JPEG).`, "error");
   };
   image.src = url;
+}
+
+async function inspectImage(file) {
+  // The server's decision for this image (a whole photo or an aligned face), shown on the switch.
+  if ($("photo").disabled) return;
+  const form = new FormData();
+  form.append("image", file, file.name || "image.png");
+  try {
+    const response = await fetch("/api/inspect", {method: "POST", body: form});
+    if (!response.ok || state.file !== file || state.photoSet) return;
+    const answer = await response.json();
+    $("photo").checked = answer.photo;
+    $("photo").parentElement.title = answer.why;
+    state.photoSet = true;
+    describeImage();
+  } catch (error) {
+    // No decision: the switch stays as it is, and a job that does not say is decided by the server.
+  }
 }
 
 function describeImage() {
@@ -348,7 +368,7 @@ async function submit() {
     const blob = await new Promise((resolve) => state.mask.toBlob(resolve, "image/png"));
     form.append("mask", blob, "mask.png");
   }
-  if ($("photo").checked) form.append("photo", "true");
+  if (state.photoSet) form.append("photo", String($("photo").checked));
   form.append("n_iter", $("n_iter").value);
   for (const name of OPTION_FIELDS) {
     const field = $(name);
@@ -487,7 +507,7 @@ function showInput() {
 // Files: the button and drag and drop
 // ---------------------------------------------------------------------------
 $("file").addEventListener("change", () => openFile($("file").files[0]));
-$("photo").addEventListener("change", describeImage);
+$("photo").addEventListener("change", () => { state.photoSet = true; describeImage(); });
 const stage = $("stage");
 stage.addEventListener("dragover", (event) => { event.preventDefault(); stage.classList.add("dragging"); });
 stage.addEventListener("dragleave", () => stage.classList.remove("dragging"));
