@@ -114,32 +114,48 @@ def test_photo_framing_fills_the_photo_as_its_aligned_crop(tmp_path):
     assert (picture[:, :192] == 0).all(axis=2).mean() > 0.05  # the first view shows the hole, in black
 
 
-def test_photo_holes_fills_the_eyes_and_nose_of_a_real_photo(tmp_path):
-    """bench/photo_holes.py with the shipped model on matplotlib's Grace Hopper: the hole covers her eyes,
-    every method is measured (finite), the DCGAN result keeps the photo's pixels outside the hole, and the
-    picture has a tile per column (the photo with its hole, Telea, NS, the model, the photo)."""
+def test_photo_holes_fills_each_kind_of_hole_of_a_real_photo(tmp_path):
+    """bench/photo_holes.py with the shipped model on matplotlib's Grace Hopper, eyes-and-nose and strokes holes,
+    and a named run without the tuning of G: the eyes-and-nose hole covers her eyes, the strokes are 3 to 5
+    connected brush marks inside her face's neighbourhood, every method is measured (finite), the DCGAN
+    results keep the photo's pixels outside the hole, and each picture has a tile per column."""
     from matplotlib import cbook
+    from scipy import ndimage
 
     import utils
     from dcgan_completion.faces import alignment
     photo = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
-    out, summary = run_bench("bench/photo_holes.py", "--checkpointDir", "checkpoints/face64", "--outDir",
-                             str(tmp_path), str(photo))
-    assert summary["n"] == 1 and summary["no_face"] == 0 and summary["refused"] == {"face64": 0}
-    report = json.loads((tmp_path / "report.json").read_text())["photo"]["grace_hopper.jpg"]
-    assert set(report) == {"opencv_telea", "opencv_ns", "face64"}
-    assert all(np.isfinite(value) for method in report.values() for value in method.values())
-    assert all(0 < method["hole_psnr"] < 40 and 0 < method["landmark_error"] < 1 for method in report.values())
+    out, summary = run_bench("bench/photo_holes.py", "--checkpointDir", "checkpoints/face64", "--run",
+                             "plain=--no-tuneG --nIter 50", "--holes", "eyes_nose,strokes", "--outDir", str(tmp_path),
+                             str(photo))
+    assert summary["no_face"] == 0 and set(summary["kinds"]) == {"eyes_nose", "strokes"}
     image = utils.read_rgb(photo)
-    hole = np.asarray(Image.open(tmp_path / "holes" / "grace_hopper.png").convert("L")) < 128
     detector, predictor = alignment.load_models(alignment.default_predictor())
-    points = alignment.find_landmarks(image, alignment.find_faces(image, detector, upsample=0)[0], predictor)
+    rect = alignment.find_faces(image, detector, upsample=0)[0]
+    points = alignment.find_landmarks(image, rect, predictor)
+    report = json.loads((tmp_path / "report.json").read_text())["kinds"]
+    for kind in ("eyes_nose", "strokes"):
+        assert summary["kinds"][kind]["n"] == 1 and summary["kinds"][kind]["refused"] == {"face64": 0, "plain": 0}
+        scores = report[kind]["photo"]["grace_hopper.jpg"]
+        assert set(scores) == {"opencv_telea", "opencv_ns", "face64", "plain"}
+        assert all(np.isfinite(value) for method in scores.values() for value in method.values())
+        assert all(0 < method["hole_psnr"] < 60 and 0 <= method["landmark_error"] < 1 for method in scores.values())
+        hole = np.asarray(Image.open(tmp_path / kind / "holes" / "grace_hopper.png").convert("L")) < 128
+        for method in ("face64", "plain"):
+            dcgan = utils.read_rgb(tmp_path / kind / method / "final" / "grace_hopper.png")
+            assert (dcgan[~hole] == image[~hole]).all() and (dcgan[hole] != image[hole]).any()
+        picture = np.asarray(Image.open(tmp_path / kind / "comparison.png"))
+        assert picture.shape == (160, 6 * 160 + 5 * 6, 3)
+    eyes = np.asarray(Image.open(tmp_path / "eyes_nose" / "holes" / "grace_hopper.png").convert("L")) < 128
     for eye in (points[36:42].mean(0), points[42:48].mean(0)):
-        assert hole[int(round(eye[1])), int(round(eye[0]))]
-    dcgan = utils.read_rgb(tmp_path / "face64" / "final" / "grace_hopper.png")
-    assert (dcgan[~hole] == image[~hole]).all() and (dcgan[hole] != image[hole]).any()
-    picture = np.asarray(Image.open(tmp_path / "comparison.png"))
-    assert picture.shape == (160, 5 * 160 + 4 * 6, 3)
+        assert eyes[int(round(eye[1])), int(round(eye[0]))]
+    strokes = np.asarray(Image.open(tmp_path / "strokes" / "holes" / "grace_hopper.png").convert("L")) < 128
+    eye_distance = np.linalg.norm(points[36:42].mean(0) - points[42:48].mean(0))
+    _, count = ndimage.label(strokes)
+    assert 1 <= count <= 5 and 0.005 < strokes.mean() < eyes.mean()
+    rows, cols = np.nonzero(strokes)
+    centre = points[17:68].mean(0)
+    assert np.hypot(cols - centre[0], rows - centre[1]).max() < 4 * eye_distance
     assert "face64" in out and "opencv_telea" in out
 
 
