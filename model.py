@@ -134,16 +134,24 @@ class Adam(tf.Module):
             self.m = [tf.Variable(tf.zeros_like(v), trainable=False, name="m") for v in variables]
             self.v = [tf.Variable(tf.zeros_like(v), trainable=False, name="v") for v in variables]
 
-    def apply(self, variables, gradients) -> None:
+    def apply(self, variables, gradients, learning_rate: tf.Tensor | None = None) -> None:
+        """One step on each variable; learning_rate (a tensor) for this step instead of the optimiser's own."""
+        lr = tf.constant(self.learning_rate, tf.float32) if learning_rate is None else learning_rate
         t = tf.cast(self.iterations.assign_add(1), tf.float32)
         beta1_power, beta2_power = self.beta1 ** t, self.beta2 ** t
         for var, m, v, grad in zip(variables, self.m, self.v, gradients):
             # The fused kernel: m, v moments, lr * sqrt(1 - b2^t) / (1 - b1^t) step.
             tf.raw_ops.ResourceApplyAdam(
                 var=var.handle, m=m.handle, v=v.handle, beta1_power=beta1_power, beta2_power=beta2_power,
-                lr=tf.constant(self.learning_rate, tf.float32), beta1=tf.constant(self.beta1, tf.float32),
+                lr=lr, beta1=tf.constant(self.beta1, tf.float32),
                 beta2=tf.constant(self.beta2, tf.float32), epsilon=tf.constant(self.epsilon, tf.float32),
                 grad=grad)
+
+    def reset(self) -> None:
+        """Back to the start: no step taken, zero moments."""
+        self.iterations.assign(0)
+        for slot in self.m + self.v:
+            slot.assign(tf.zeros_like(slot))
 
 
 # ----------------------------------------------------------------------------

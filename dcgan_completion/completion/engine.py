@@ -7,6 +7,7 @@ web server both drive it).
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -400,6 +401,7 @@ class CompletionEngine:
         else:
             z = self.optimizer.initial_z(y, schedule.z_candidates, w)
         state = self.optimizer.initial_state(z)
+        warming = None
         if progress is not None and start_frame:  # the start's fill at once: a live view need not wait a chunk
             loss, fake = (value.numpy()[:count] for value in self.optimizer.loss(z, y, w))
             done = where[0] * schedule.n_iter
@@ -408,6 +410,8 @@ class CompletionEngine:
         for start in range(0, schedule.n_iter, schedule.out_interval):
             steps = min(schedule.out_interval, schedule.n_iter - start)
             z, state, fake, losses, zs = self.optimizer.run(z, state, y, start, steps, w)
+            if schedule.tune_g and warming is None:  # after the first chunk's own trace, beside the others
+                warming = self._warm_tuner()
             if record_parts is None and progress is None:
                 continue  # nothing leaves the device
             fake, losses = fake.numpy()[:count], losses.numpy()[:, :count]
@@ -422,6 +426,7 @@ class CompletionEngine:
         loss, fake = self.optimizer.loss(z, y, w)
         result = CompletionResult(z.numpy()[:count], fake.numpy()[:count], loss.numpy()[:count])
         if schedule.tune_g:
+            warming.join()
             result.search_fill = result.fill
             result.fill, result.tuned_steps = self._tune(result, y.numpy()[:count], w.numpy()[:count],
                                                          masks[:count], schedule)
@@ -432,13 +437,23 @@ class CompletionEngine:
         return result
 
 
+    def _warm_tuner(self) -> threading.Thread:
+        """The tuner, built once and its graph traced in a thread (tuning.GeneratorTuner.warm), which
+        overlaps the z search: tracing is Python's work, while the search's chunks run in TensorFlow's."""
+        from dcgan_completion.completion import tuning  # only where tuning runs
+
+        fresh = self._tuner is None
+        if fresh:
+            self._tuner = tuning.GeneratorTuner(self.model, self.settings.lam)
+        thread = threading.Thread(target=self._tuner.warm if fresh else (lambda: None), daemon=True)
+        thread.start()
+        return thread
+
     def _tune(self, result: CompletionResult, images: np.ndarray, weights: np.ndarray, masks: np.ndarray,
               schedule: Schedule) -> tuple[np.ndarray, np.ndarray]:
         """Each image's fill from a copy of G tuned to it (tuning.py), and the step it is from."""
-        from dcgan_completion.completion import tuning  # only where tuning runs: its copy of G is built lazily
+        from dcgan_completion.completion import tuning
 
-        if self._tuner is None:
-            self._tuner = tuning.GeneratorTuner(self.model, self.settings.lam)
         fills, steps = result.fill.copy(), np.zeros(len(images), np.int32)
         for i in range(len(images)):
             held = tuning.held_out(masks[i])

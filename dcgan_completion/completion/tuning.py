@@ -17,12 +17,12 @@ import numpy as np
 import tensorflow as tf
 from scipy import ndimage
 
-from model import DCGAN, Generator
+from model import DCGAN, Adam, Generator
 
 HELD_RING = 6        # aligned pixels: the known pixels this close to the hole may be held out
 HELD_BLOCK = 4       # held out in a checkerboard of blocks this wide (a gap the size of a thin hole)
 PATIENCE = 10        # steps without a better held-out error before the tuning stops
-BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
+BETA1 = 0.9          # Adam's (TensorFlow 1's, as training's: model.Adam), the z search's beta1
 
 
 @dataclass
@@ -60,8 +60,7 @@ class GeneratorTuner:
         if [v.shape for v in self.source] != [v.shape for v in self.targets]:
             raise ValueError("the tuned copy of G does not match the model's sampler")
         self.trainable = self.copy.trainable_variables
-        self.slots = [(tf.Variable(tf.zeros_like(v), trainable=False), tf.Variable(tf.zeros_like(v), trainable=False))
-                      for v in self.trainable]
+        self.adam = Adam(self.trainable, learning_rate=0.0, beta1=BETA1, name="tuning_adam")  # lr: each call's
         self._tune = tf.function(self._tune_one, autograph=False, reduce_retracing=True)
 
     def tune(self, z: np.ndarray, image: np.ndarray, weights: np.ndarray, held: np.ndarray, steps: int,
@@ -75,12 +74,18 @@ class GeneratorTuner:
         done = int(done)
         return TuneResult(fill.numpy()[0], int(best), done, errors.numpy()[:done])
 
+    def warm(self) -> None:
+        """Trace and optimise the tuning's graph (a run of no step), about 0.7 s on 2 cores: the engine
+        does it in a thread while the z search runs, so that the first image does not wait for it."""
+        size, channels = self.model.image_size, self.model.c_dim
+        zeros = np.zeros((size, size, 1), np.float32)
+        self.tune(np.zeros(self.model.z_dim, np.float32), np.zeros((size, size, channels), np.float32), zeros, zeros,
+                  steps=0, lr=0.0)
+
     def _tune_one(self, z, image, weights, held, steps, lr):
         for target, source in zip(self.targets, self.source):
             target.assign(source)
-        for m, v in self.slots:
-            m.assign(tf.zeros_like(m))
-            v.assign(tf.zeros_like(v))
+        self.adam.reset()
         fit = weights * (1.0 - held)
         held_count = tf.maximum(tf.reduce_sum(held) * image.shape[-1], 1.0)
 
@@ -97,7 +102,7 @@ class GeneratorTuner:
             best_error = tf.where(better, error, best_error)
             best_k = tf.where(better, k, best_k)
             best_fill = tf.where(better, fake, best_fill)
-            self._adam(tape.gradient(loss, self.trainable), k, lr)
+            self.adam.apply(self.trainable, tape.gradient(loss, self.trainable), lr)
             return k + 1, best_error, best_k, best_fill, errors.write(k, error)
 
         def go_on(k, best_error, best_k, *_):
@@ -107,10 +112,3 @@ class GeneratorTuner:
                  tf.TensorArray(tf.float32, size=0, dynamic_size=True))
         k, _, best_k, best_fill, errors = tf.while_loop(go_on, step, start)
         return best_fill, best_k, k, errors.stack()
-
-    def _adam(self, gradients, k, lr) -> None:
-        t = tf.cast(k + 1, tf.float32)
-        for var, grad, (m, v) in zip(self.trainable, gradients, self.slots):
-            m.assign(BETA1 * m + (1.0 - BETA1) * grad)
-            v.assign(BETA2 * v + (1.0 - BETA2) * grad * grad)
-            var.assign_sub(lr * (m / (1.0 - BETA1 ** t)) / (tf.sqrt(v / (1.0 - BETA2 ** t)) + EPS))
