@@ -74,11 +74,13 @@ def complete_one(base: str, image: bytes, seed: int, n_iter: int | None, fields:
 
 
 def follow_job(base: str, image: bytes, seed: int, n_iter: int | None,
-               fields: dict | None = None) -> tuple[float | None, float]:
-    """complete_one's job: (seconds to its first live frame (None if none came), seconds to its result)."""
+               fields: dict | None = None, mask: bytes | None = None) -> tuple[float | None, float]:
+    """complete_one's job: (seconds to its first live frame (None if none came), seconds to its result);
+    with a mask (PNG bytes), that hole instead of the center mask."""
     start = time.perf_counter()
-    form = {"seed": seed, "mask_type": "center", **({"n_iter": n_iter} if n_iter else {}), **(fields or {})}
-    body, kind = multipart(form, {"image": ("face.png", image)})
+    form = {"seed": seed, **({"mask_type": "center"} if mask is None else {}),
+            **({"n_iter": n_iter} if n_iter else {}), **(fields or {})}
+    body, kind = multipart(form, {"image": ("face.png", image), **({"mask": ("mask.png", mask)} if mask else {})})
     request = urllib.request.Request(f"{base}/api/jobs", data=body, headers={"Content-Type": kind}, method="POST")
     with urllib.request.urlopen(request, timeout=600) as response:
         job = json.load(response)
@@ -109,6 +111,25 @@ def first_previews(base: str, jobs: int, size: int, defaults: dict) -> dict:
     return {"jobs": jobs, "first_preview_s": round(statistics.median(previews), 3) if previews else None,
             "first_preview_s_worst": round(max(previews), 3) if previews else None,
             "result_s": round(statistics.median(total for _, total in timed), 3)}
+
+
+PHOTO_HOLE = (slice(175, 210), slice(200, 250))  # over Grace Hopper's right eye, in her 512x600 photo
+
+
+def photo_jobs(base: str, jobs: int, defaults: dict) -> dict:
+    """One client at a time, a whole photo (matplotlib's grace_hopper.jpg, 512x600) with a hole over an
+    eye, posted as the page posts it with the switch untouched (no `photo`: the server decides) and the
+    completion's defaults: the seconds from Complete to the result, after one job that traces them."""
+    from matplotlib import cbook
+
+    photo = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).read_bytes()
+    keep = np.full((600, 512), 255, np.uint8)
+    keep[PHOTO_HOLE] = 0
+    buffer = io.BytesIO()
+    Image.fromarray(keep).save(buffer, format="PNG")
+    timed = [follow_job(base, photo, 700 + k, None, defaults, buffer.getvalue())[1] for k in range(jobs + 1)][1:]
+    return {"jobs": jobs, "photo_result_s": round(statistics.median(timed), 3),
+            "photo_result_s_worst": round(max(timed), 3)}
 
 
 def run_clients(base: str, clients: int, total: int, size: int, n_iter: int) -> dict:
@@ -168,6 +189,8 @@ def main(argv=None) -> int:
     parser.add_argument("--clients", default="1,4,16", help="concurrent clients, comma-separated")
     parser.add_argument("--completions", type=int, default=16, help="completions per run")
     parser.add_argument("--sequentialRuns", type=int, default=16, help="complete.py runs (0: none)")
+    parser.add_argument("--photoJobs", type=int, default=0,
+                        help="whole-photo jobs with the completion's defaults, one at a time, timed to their result")
     parser.add_argument("--previewJobs", type=int, default=5,
                         help="jobs with the completion's defaults, one at a time, timed to their first live frame")
     args = parser.parse_args(argv)
@@ -204,6 +227,7 @@ def main(argv=None) -> int:
         defaults = {"n_iter": default_iterations(start_z is not None),
                     "out_interval": CompletionSettings().out_interval}
         preview = first_previews(base, args.previewJobs, size, defaults) if args.previewJobs else None
+        photos = photo_jobs(base, args.photoJobs, defaults) if args.photoJobs and model.c_dim == 3 else None
     service.stop()
     if args.sequentialRuns:
         rows.append(sequential_cli(checkpoint, args.sequentialRuns, size, args.nIter, work))
@@ -219,9 +243,12 @@ def main(argv=None) -> int:
         print(f"first live frame with the defaults, warm server: median {preview['first_preview_s']} s "
               f"(worst {preview['first_preview_s_worst']} s) over {preview['jobs']} jobs; "
               f"result {preview['result_s']} s")
+    if photos:
+        print(f"a whole photo (512x600, a hole over an eye) with the defaults, warm server: result in median "
+              f"{photos['photo_result_s']} s (worst {photos['photo_result_s_worst']} s) over {photos['jobs']} jobs")
     print(json.dumps({"bench": "serve", "machine": name, "image_size": size, "n_iter": args.nIter,
                       "batch_size": args.batchSize, "warm_up_s": round(warm, 2), "rows": rows,
-                      "preview": preview}))
+                      "preview": preview, "photo": photos}))
     return 0
 
 
