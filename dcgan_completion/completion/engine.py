@@ -338,7 +338,8 @@ class CompletionEngine:
 
     def complete(self, images: np.ndarray, masks: np.ndarray, progress: Callable[[Progress], None] | None = None,
                  record: bool = False, z: np.ndarray | None = None, pad_to: int | None = None,
-                 schedule: Schedule | None = None, start_frame: bool = False) -> CompletionResult:
+                 schedule: Schedule | None = None, start_frame: bool = False,
+                 tuned: Callable[[int], None] | None = None) -> CompletionResult:
         """Complete N images: uint8 (N, S, S, C), or float in [-1, 1]; masks float (N, S, S, 1),
         1 = keep (weighted as the paper does with settings.weighted_mask). z: the start (N, z_dim),
         else drawn from the engine's generator. pad_to: images per compiled batch (default
@@ -346,16 +347,18 @@ class CompletionEngine:
         multiple of the replicas. schedule: the iterations, start and weights (default: the engine's
         settings'), so that one engine's compiled functions serve every schedule.
         progress is called after every compiled chunk, and with start_frame (a live view) also before
-        a batch's first chunk, with the start's fill as frame 0 (one more forward pass a batch)."""
+        a batch's first chunk, with the start's fill as frame 0 (one more forward pass a batch).
+        tuned is called with 1 after each image's tuning of G (schedule.tune_g), for a progress bar."""
         return CompletionResult.concatenate([result for _, result in
                                              self.complete_batches(images, masks, progress, record, z, pad_to,
-                                                                   schedule, start_frame)])
+                                                                   schedule, start_frame, tuned)])
 
     def complete_batches(self, images: np.ndarray, masks: np.ndarray,
                          progress: Callable[[Progress], None] | None = None, record: bool = False,
                          z: np.ndarray | None = None,
                          pad_to: int | None = None, schedule: Schedule | None = None,
-                         start_frame: bool = False) -> Iterator[tuple[slice, CompletionResult]]:
+                         start_frame: bool = False,
+                         tuned: Callable[[int], None] | None = None) -> Iterator[tuple[slice, CompletionResult]]:
         """complete(), one batch at a time: (the batch's rows of the input, its result)."""
         images, masks = self._check(images, masks, z)
         schedule = schedule or self.schedule
@@ -366,7 +369,7 @@ class CompletionEngine:
             rows = slice(index * size, (index + 1) * size)
             start_z = None if z is None else np.asarray(z, np.float32)[rows]
             yield rows, self._complete_batch(images[rows], masks[rows], start_z, size, (index, batches),
-                                             progress, record, schedule, start_frame)
+                                             progress, record, schedule, start_frame, tuned)
 
     def _check(self, images, masks, z) -> tuple[np.ndarray, np.ndarray]:
         images, masks = np.asarray(images), np.asarray(masks, np.float32)
@@ -386,7 +389,7 @@ class CompletionEngine:
         return np.stack([masking.weighted_mask(mask) for mask in masks]).astype(np.float32)
 
     def _complete_batch(self, images, masks, z, size, where, progress, record, schedule: Schedule,
-                        start_frame: bool) -> CompletionResult:
+                        start_frame: bool, tuned) -> CompletionResult:
         """One batch, padded to `size` rows rounded up to the replicas (one compiled shape; the
         padding, -1 images with zero weights, is dropped)."""
         count = len(images)
@@ -429,7 +432,7 @@ class CompletionEngine:
             warming.join()
             result.search_fill = result.fill
             result.fill, result.tuned_steps = self._tune(result, y.numpy()[:count], w.numpy()[:count],
-                                                         masks[:count], schedule)
+                                                         masks[:count], schedule, tuned)
         if record_parts is not None:
             frames, losses, zs = record_parts
             result.frames = frames + [(schedule.n_iter, result.fill)]
@@ -450,7 +453,7 @@ class CompletionEngine:
         return thread
 
     def _tune(self, result: CompletionResult, images: np.ndarray, weights: np.ndarray, masks: np.ndarray,
-              schedule: Schedule) -> tuple[np.ndarray, np.ndarray]:
+              schedule: Schedule, tuned: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Each image's fill from a copy of G tuned to it (tuning.py), and the step it is from."""
         from dcgan_completion.completion import tuning
 
@@ -459,8 +462,10 @@ class CompletionEngine:
             held = tuning.held_out(masks[i])
             if not held.any():
                 continue  # nothing to decide when to stop: the untuned fill
-            tuned = self._tuner.tune(result.z[i], images[i], weights[i], held, schedule.tune_steps, schedule.tune_lr)
-            fills[i], steps[i] = tuned.fill, tuned.best_step
+            outcome = self._tuner.tune(result.z[i], images[i], weights[i], held, schedule.tune_steps, schedule.tune_lr)
+            fills[i], steps[i] = outcome.fill, outcome.best_step
+            if tuned is not None:
+                tuned(1)
         return fills, steps
 
 
