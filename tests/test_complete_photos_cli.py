@@ -240,3 +240,18 @@ def test_a_hole_near_a_face_is_taken_and_one_far_from_it_refused():
         photo_completion.prepare_photo(photo, hole, 64)
     assert str(error.value).startswith("1 of 2 hole(s) lie away from every face")
     assert str(error.value).endswith("e.g. the one at x 490-509, y 250-269") and "\n" not in str(error.value)
+
+
+def test_an_input_that_looks_like_a_whole_photo_gets_a_line_saying_so(tmp_path, capsys):
+    """complete.py without --photos reads its inputs as aligned faces (the original's meaning); Grace Hopper's
+    whole photo among them gets one note naming it and the flags that fill it through its face, while an
+    input at the model's size gets none."""
+    photo = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    portrait = ROOT / "data" / "artflow" / "heldout" / "portrait_000.png"
+    assert complete.main(["--outDir", str(tmp_path / "a"), "--nIter", "2", "--no-tuneG", str(portrait)]) == 0
+    assert "looks like a whole photo" not in capsys.readouterr().err
+    assert complete.main(["--outDir", str(tmp_path / "b"), "--nIter", "2", "--no-tuneG", str(portrait), photo]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "looks like a whole photo" in line]
+    assert notes == [f"note: {photo} looks like a whole photo (a face was found in the 512x600 image, which is not "
+                     f"square) and was completed as an aligned face, squeezed to 64x64: --photos {photo} --mask MASK "
+                     f"fills it through its faces"]

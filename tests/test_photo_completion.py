@@ -108,3 +108,49 @@ def test_each_hole_goes_to_the_face_that_covers_most_of_it():
     nears[1][0, 0:12] = True                       # hole 4 only near face 1, hole 5 near neither
     owner = photo_completion.hole_owners(labels, 5, crops, nears)
     assert owner.tolist() == [-1, 0, 1, 1, 1, -1]  # label 0 is the known pixels
+
+
+def test_a_photo_is_told_from_an_aligned_face():
+    """looks_like_photo on real images with the shipped model's framing: Grace Hopper (512x600, not square) and
+    scikit-image's astronaut (512x512, her face's square a third of it) are photos; a held-out portrait at the
+    model's 64x64 and at 256x256, and a flat image with no face, are aligned faces."""
+    import pytest
+    from matplotlib import cbook
+
+    import utils
+    from dcgan_completion.networks import storage
+    data = pytest.importorskip("skimage.data")
+    cut = storage.read_framing(ROOT / "checkpoints" / "face64")
+    hopper = utils.read_rgb(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    assert photo_completion.looks_like_photo(hopper, 64, cut=cut) == (
+        True, "a face was found in the 512x600 image, which is not square")
+    photo, why = photo_completion.looks_like_photo(data.astronaut(), 64, cut=cut)
+    side = int(why.split(" px")[0].rsplit(" ", 1)[1])
+    assert photo and 100 < side < 0.8 * 512 and why.endswith("in a 512x512 image"), why
+    portrait = utils.read_rgb(ROOT / "data" / "artflow" / "heldout" / "portrait_000.png")
+    assert photo_completion.looks_like_photo(portrait, 64, cut=cut) == (False, "the image is the model's 64x64")
+    photo, why = photo_completion.looks_like_photo(cv2.resize(portrait, (256, 256)), 64, cut=cut)
+    assert not photo and why.endswith("fills the 256x256 image"), why
+    assert photo_completion.looks_like_photo(np.full((90, 120, 3), 128, np.uint8), 64, cut=cut) == (
+        False, "no face was found in the 120x90 image")
+
+
+def test_a_black_and_white_photo_gets_a_grey_fill():
+    """paste_fills with a coloured fill: in a grey photo the hole is filled in grey (every channel equal);
+    in a colour photo the fill keeps its colour."""
+    matrix = similarity(0.5, 0, (40, 40), (S / 2, S / 2))
+    rng = np.random.default_rng(0)
+    grey = np.repeat(rng.integers(60, 200, (80, 80, 1), dtype=np.uint8), 3, axis=2)
+    hole = np.zeros((80, 80), bool)
+    hole[30:50, 30:50] = True
+    face = photo_completion.Face(matrix, np.zeros((S, S, 3), np.uint8), np.ones((S, S, 1), np.float32), hole,
+                                 np.zeros_like(hole))
+    fill = np.zeros((S, S, 3), np.uint8)
+    fill[..., 0], fill[..., 2] = 200, 40  # red
+    result = photo_completion.paste_fills(grey, [face], [fill], blend="none")
+    assert (result[hole][:, 0] == result[hole][:, 1]).all() and (result[hole][:, 1] == result[hole][:, 2]).all()
+    assert abs(int(result[hole][0, 0]) - round((200 + 0 + 40) / 3)) <= 1
+    colour = grey.copy()
+    colour[..., 0] = np.clip(colour[..., 0].astype(int) + 30, 0, 255)
+    result = photo_completion.paste_fills(colour, [face], [fill], blend="none")
+    assert (result[hole][:, 0] > result[hole][:, 2] + 100).all()

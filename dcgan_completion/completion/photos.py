@@ -34,6 +34,7 @@ from dcgan_completion.faces import alignment as face_alignment
 from dcgan_completion.faces import framing
 
 PHOTO_SHARE = 0.8  # a face whose aligned square is under this share of the image's shorter side: a whole photo
+SQUARE_TOLERANCE = 0.05  # an aligned face is square: sides this far apart (of the longer) still count
 SMALL_IMAGE = 300  # longer side under which dlib's detector needs the image upsampled (faces under 80 px)
 GREY_TOLERANCE = 8  # grey levels: a photo whose channels never differ by more is a black-and-white photo
 TELEA_RADIUS = 5  # photo pixels: Telea's neighbourhood, OpenCV's usual; wider only blurs the fill more
@@ -176,8 +177,9 @@ def prepare_photo(image: np.ndarray, hole: np.ndarray, size: int, models=None, c
 def looks_like_photo(image: np.ndarray, size: int, models=None, cut: dict | None = None) -> tuple[bool, str]:
     """Whether an image (uint8 (H, W, 3)) is a whole photo to fill through its faces (True) or an aligned
     face (False), and why (a clause): an aligned face when it is the model's size x size or no face is
-    found; else a photo when its largest face's aligned square, cut with the model's framing `cut`, is
-    under PHOTO_SHARE of the image's shorter side."""
+    found; else a photo when it is not square (squeezed to the model's square, its face would be
+    distorted) or its largest face's aligned square, cut with the model's framing `cut`, is under
+    PHOTO_SHARE of its side."""
     height, width = image.shape[:2]
     if (height, width) == (size, size):
         return False, f"the image is the model's {size}x{size}"
@@ -187,6 +189,8 @@ def looks_like_photo(image: np.ndarray, size: int, models=None, cut: dict | None
         return False, f"no face was found in the {width}x{height} image"
     matrix = framing.matrix(face_alignment.find_landmarks(image, rects[0], predictor), size, cut)
     side = size / np.sqrt(abs(np.linalg.det(matrix[:, :2])))  # the aligned square's side in image pixels
+    if abs(width - height) > SQUARE_TOLERANCE * max(width, height):
+        return True, f"a face was found in the {width}x{height} image, which is not square"
     if side < PHOTO_SHARE * min(height, width):
         return True, f"its face's aligned square is {side:.0f} px wide, in a {width}x{height} image"
     return False, f"its face's aligned square ({side:.0f} px) fills the {width}x{height} image"
