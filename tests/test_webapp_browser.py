@@ -17,6 +17,7 @@ import io
 import os
 import shutil
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -215,6 +216,56 @@ def test_paint_complete_download_and_undo(app_url, tmp_path):
         job = driver.execute_script("return fetch(`/api/jobs/${state.job.id}`).then(r => r.json())")
         assert job["state"] == "cancelled" and job["iteration"] < 2000, job
         assert not cancel.is_displayed() and driver.find_element(By.ID, "complete").is_enabled()
+        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        assert errors == [], errors
+    finally:
+        driver.quit()
+
+
+def test_a_photo_opened_with_the_switch_untouched_is_filled_through_its_faces(app_url, tmp_path):
+    """Grace Hopper's whole photo opened as a new user opens it: the server's decision turns the Whole photo
+    switch on by itself (its tooltip says why), a stroke across her face is completed through her face (the
+    job is a photo job whose first note says so), and the result keeps every unpainted pixel."""
+    from matplotlib import cbook
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    if os.environ.get("WEBAPP_URL"):
+        pytest.skip("the decision's note is checked against the test's own server")
+    photo = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    image = np.asarray(Image.open(photo).convert("RGB"))
+    driver = chrome(tmp_path)
+    try:
+        set_view(driver, *VIEWS[0])
+        driver.get(app_url)
+        wait(driver, lambda d: "model" in d.find_element(By.ID, "model-info").text, what="model info")
+        switch = driver.find_element(By.ID, "photo")
+        assert not switch.is_selected()
+        driver.find_element(By.ID, "file").send_keys(str(photo))
+        wait(driver, lambda d: switch.is_selected(), what="the server's decision on the switch")
+        assert "whole photo" in driver.find_element(By.ID, "image-size").text
+        assert "not square" in switch.find_element(By.XPATH, "..").get_attribute("title")
+
+        overlay = driver.find_element(By.ID, "overlay-canvas")
+        shown_w, shown_h = overlay.size["width"], overlay.size["height"]
+        drag = ActionChains(driver, duration=20)  # across her nose, from cheek to cheek
+        drag.move_to_element_with_offset(overlay, int(-shown_w * 0.08), int(-shown_h * 0.12)).click_and_hold()
+        for _ in range(4):
+            drag.move_by_offset(int(shown_w * 0.04), 0)
+        drag.release().perform()
+        painted = mask_of(driver)
+        assert 0 < painted.sum() < 0.1 * painted.size
+
+        driver.find_element(By.ID, "complete").click()
+        link = driver.find_element(By.ID, "download-png")
+        wait(driver, lambda d: link.get_attribute("hidden") is None or "Failed" in d.find_element(By.ID, "status").text,
+             what="the result")
+        assert link.get_attribute("hidden") is None, driver.find_element(By.ID, "status").text
+        job = driver.execute_script("return fetch(`/api/jobs/${state.job.id}`).then(r => r.json())")
+        assert job["kind"] == "photo" and job["faces"] == 1, job
+        with urllib.request.urlopen(f"{app_url}/api/jobs/{job['id']}/result.png", timeout=30) as response:
+            result = np.asarray(Image.open(io.BytesIO(response.read())).convert("RGB"))
+        assert result.shape == image.shape and (result[~painted] == image[~painted]).all()
         errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
         assert errors == [], errors
     finally:
