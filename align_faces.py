@@ -6,7 +6,8 @@
 Every image below INPUT_DIR is searched for faces with dlib; the largest face's
 68 landmarks are found, and an affine warp sends three of them (inner eye corners
 and bottom lip, or outer eye corners and nose tip) to where OpenFace's mean face
-template has them in a size x size square. The result is OUTPUT_DIR/<sub-folders>/NAME.png.
+template has them in a size x size square (or, with --framing portrait, the face is cut as the shipped
+model's faces were). The result is OUTPUT_DIR/<sub-folders>/NAME.png, and framing.json says how.
 Needs dlib and OpenCV, not OpenFace or Torch; dlib's models come from the PyPI
 package face-recognition-models, so nothing is downloaded at run time.
 """
@@ -25,7 +26,7 @@ from tqdm import tqdm
 
 import utils
 from dcgan_completion.faces import framing
-from dcgan_completion.faces.alignment import default_predictor, find_faces, find_landmarks, load_models, warp
+from dcgan_completion.faces.alignment import cut_face, default_predictor, find_faces, find_landmarks, load_models, warp
 from dcgan_completion.faces.framing import LANDMARKS
 
 # ----------------------------------------------------------------------------
@@ -63,6 +64,16 @@ def model_error(predictor: str, error: Exception) -> str:
     return f"{predictor}: cannot load the dlib models ({reason})"
 
 
+def cut(rgb, landmarks, options: dict):
+    """One face's square: OpenFace's warp of three landmarks, or the portrait framing (the shipped model's:
+    eyes and mouth centres, each pixel the mean of the photo pixels under it, the edge reflected as
+    data/portraits.py cuts the model's faces)."""
+    if options["framing"] == "portrait":
+        size = options["size"]
+        return cut_face(rgb, framing.matrix(landmarks, size, framing.portrait(size)), size, cv2.BORDER_REFLECT_101)
+    return warp(rgb, landmarks, options["size"], options["indices"])
+
+
 def face_path(target: str, index: int) -> Path:
     path = Path(target)
     return path.with_name(f"{path.stem}_{index}{path.suffix}")
@@ -85,8 +96,7 @@ def process(job: Alignment) -> Result:
             return Result("multi", job.source, message=f"{len(faces)} faces")
         if not options["all_faces"]:
             faces = faces[:1]
-        aligned = [warp(rgb, find_landmarks(rgb, rect, options["predictor"]), options["size"], options["indices"])
-                   for rect in faces]
+        aligned = [cut(rgb, find_landmarks(rgb, rect, options["predictor"]), options) for rect in faces]
         if options["all_faces"]:
             # NAME_0.png last: its presence is what marks the photo as done on a rerun.
             for index in reversed(range(len(aligned))):
@@ -137,6 +147,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("mode", choices=["align"], help="only 'align', as in the article's command")
     parser.add_argument("landmarks", choices=list(LANDMARKS), help="which three landmarks the warp uses")
     parser.add_argument("outputDir", help="aligned faces go here, keeping the input's sub-folders")
+    parser.add_argument("--framing", choices=["openface", "portrait"], default="openface",
+                        help="openface: the three landmarks onto OpenFace's template (the article's); portrait: the "
+                             "shipped model's cut, the whole face from forehead to chin by the eyes' and mouth's "
+                             "centres (the landmarks argument is then unused), to fine-tune that model on your faces")
     parser.add_argument("--size", type=utils.positive_int, default=96, help="output side in pixels (default: %(default)s; the article uses 64)")
     multi = parser.add_mutually_exclusive_group()
     multi.add_argument("--skipMulti", action="store_true", help="skip photos with more than one face")
@@ -179,14 +193,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not os.path.isfile(args.dlibFacePredictor):
         raise utils.UserError(f"dlib face predictor {args.dlibFacePredictor} not found")
     utils.output_folder(output_dir, "output folder")
-    record_framing(output_dir, framing.openface(args.landmarks, args.size))
+    record_framing(output_dir, framing.portrait(args.size) if args.framing == "portrait"
+                   else framing.openface(args.landmarks, args.size))
 
     jobs = plan(input_dir, output_dir, args.flat)
     todo = [job for job in jobs if not is_done(job, args.allFaces)]
     counts, faces = Counter(done=len(jobs) - len(todo)), 0
     options = dict(predictor=args.dlibFacePredictor, detector_kind=args.detector, upsample=args.upsample,
                    max_side=args.maxSide, size=args.size, indices=LANDMARKS[args.landmarks],
-                   skip_multi=args.skipMulti, all_faces=args.allFaces)
+                   skip_multi=args.skipMulti, all_faces=args.allFaces, framing=args.framing)
     workers = min(args.workers, len(todo)) or 1
     pool = None
     try:

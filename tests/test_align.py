@@ -93,6 +93,31 @@ def test_cli_refuses_a_folder_of_faces_cut_another_way(mixed, tmp_path):
         f"output folder")
 
 
+def test_cli_portrait_framing_cuts_faces_as_the_shipped_models(mixed, tmp_path):
+    """--framing portrait: framing.json is the shipped model's framing at the size, so train_dcgan.py can
+    fine-tune that model on the faces; dlib finds the aligned face's eyes and mouth where that framing puts
+    them (within 2.5 px at 128 px), and the face is cut as complete.py --photos cuts it for the model."""
+    from dcgan_completion.faces import alignment, framing
+    from dcgan_completion.networks import storage
+    size = 128
+    out = tmp_path / "out"
+    result = run(mixed / "a", "align", "innerEyesAndBottomLip", out, "--size", size, "--workers", 1,
+                 "--framing", "portrait")
+    assert result.returncode == 0, result.stderr
+    recorded = json.loads((out / "framing.json").read_text())
+    assert recorded == framing.portrait(size)
+    shipped = storage.read_framing(ROOT / "checkpoints" / "face64")
+    assert {key: recorded[key] for key in ("kind", "eyes", "mouth")} == {key: shipped[key] for key in ("kind", "eyes",
+                                                                                                       "mouth")}
+    face = utils.read_rgb(out / "hopper.png")
+    detector, predictor = alignment.load_models(alignment.default_predictor())
+    points = alignment.find_landmarks(face, alignment.find_faces(face, detector)[0], predictor)
+    left, right, mouth = framing.centres(points)
+    (eye_x0, eye_y), (eye_x1, _) = recorded["eyes"]
+    expected = np.array([[eye_x0, eye_y], [eye_x1, eye_y], recorded["mouth"]]) * size
+    assert np.abs(np.array([left, right, mouth]) - expected).max() < 2.5
+
+
 def test_cli_skip_multi(mixed, tmp_path):
     out = tmp_path / "out"
     result = run(mixed, "align", "innerEyesAndBottomLip", out, "--size", SIZE, "--workers", 1, "--skipMulti")
