@@ -306,9 +306,11 @@ def main(argv=None) -> int:
     print(f"comparisons: {out}/<kind>/comparison.png (the photo with its hole | "
           f"{' | '.join(kinds[args.holes[0]]['methods'])} | the photo)")
     summary = {"bench": "photo_holes", "photos": len(args.photos), "no_face": len(args.photos) - len(found),
-               "kinds": {kind: {key: report[key] for key in ("n", "refused", "mean")} for kind, report in kinds.items()}}
+               "kinds": {kind: {key: report[key] for key in ("n", "refused", "mean")}
+                         for kind, report in kinds.items()}}
     utils.save_json(out / "report.json", {**summary, "kinds": kinds,
-                                          "runs": {name: [str(checkpoint), *flags] for name, checkpoint, flags in runs}})
+                                          "runs": {name: [str(checkpoint), *flags]
+                                                   for name, checkpoint, flags in runs}})
     print(json.dumps(summary, sort_keys=True))
     return 0
 

@@ -216,7 +216,8 @@ def test_a_job_that_does_not_say_photo_is_decided_by_the_image(client):
     decided = done(client, post(client, photo, mask_png(600, 512, box), seed=3))
     forced = done(client, post(client, photo, mask_png(600, 512, box), photo="true", seed=3))
     assert decided["kind"] == "photo" and decided["faces"] == 1
-    assert decided["notes"][0] == "completed as a whole photo: a face was found in the 512x600 image, which is not square"
+    assert decided["notes"][0] == ("completed as a whole photo: a face was found in the 512x600 image, "
+                                   "which is not square")
     results = [decode(client.get(f"/api/jobs/{state['id']}/result.png").content) for state in (decided, forced)]
     assert (results[0] == results[1]).all()
     inspected = client.post("/api/inspect", files={"image": ("photo.jpg", photo, "image/jpeg")}).json()

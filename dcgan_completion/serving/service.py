@@ -120,7 +120,8 @@ class Service:
         if settings.n_iter > limits.max_iter:
             raise BadInput(422, f"n_iter must be at most {limits.max_iter} on this server, not {settings.n_iter}")
         if settings.tune_g and settings.tune_steps > limits.max_iter:
-            raise BadInput(422, f"tune_steps must be at most {limits.max_iter} on this server, not {settings.tune_steps}")
+            raise BadInput(422, f"tune_steps must be at most {limits.max_iter} on this server, "
+                                f"not {settings.tune_steps}")
         frames = -(-settings.n_iter // settings.out_interval)
         if frames > limits.max_frames:
             raise BadInput(422, f"out_interval {settings.out_interval} gives {frames} frames for n_iter "
