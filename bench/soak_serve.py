@@ -12,9 +12,11 @@ bad inputs (not an image, a mask of another size, a photo without a face, an out
 and a burst of long jobs past the queue's size (429s), cancelled after. Every accepted job is followed
 to its end: a job that never ends (done, cancelled or failed) within --jobTimeout is lost.
 
-Prints the counts by kind and answer, p50 / p95 seconds to the result of each kind of completion,
-this process's RSS and open file descriptors after the warm-up and at the end (and their highest), and
-one JSON line.
+The warm-up traces the completion's functions and then runs cycles until the server's job store holds
+--maxJobs jobs (it keeps finished jobs for their results, dropping the oldest beyond that): memory is
+read from there on. Prints the counts by kind and answer (warm-up included), p50 / p95 seconds to the
+result of each kind of completion (after the warm-up), this process's RSS and open file descriptors
+after the warm-up and at the end (and their highest), and one JSON line.
 """
 from __future__ import annotations
 
@@ -208,6 +210,9 @@ def main(argv=None) -> int:
     parser.add_argument("--minutes", type=float, default=30.0, help="stop after this long")
     parser.add_argument("--requests", type=int, default=100000, help="or after this many requests")
     parser.add_argument("--maxQueue", type=int, default=4, help="the server's queue")
+    parser.add_argument("--maxJobs", type=int, default=64,
+                        help="the jobs the server keeps (finished ones dropped oldest first): the warm-up lasts "
+                             "until it holds this many, so that memory is read at the store's steady state")
     parser.add_argument("--jobTimeout", type=float, default=300.0, help="a job not ended after this is lost")
     args = parser.parse_args(argv)
 
@@ -223,7 +228,7 @@ def main(argv=None) -> int:
     model = DCGAN.from_checkpoint(args.checkpointDir)
     start_z, _ = encoder.for_completion(args.checkpointDir, model, "encoder")
     settings = CompletionSettings(n_iter=default_iterations(start_z is not None), batch_size=16)
-    service = Service(model, Defaults(settings), store=JobStore(max_queue=args.maxQueue),
+    service = Service(model, Defaults(settings), store=JobStore(max_jobs=args.maxJobs, max_queue=args.maxQueue),
                       checkpoint=args.checkpointDir, encoder=start_z)
     service.start(warm_up=True)
     readings = []
@@ -233,6 +238,10 @@ def main(argv=None) -> int:
         for k in range(WARM_UP_JOBS):
             client.complete("warm-up", {"mask_type": "center", "seed": k}, day.face())
         client.complete("warm-up", {}, {"image": ("photo.jpg", day.photo), "mask": ("mask.png", day.photo_mask)})
+        while service.store.stats()["jobs"] < args.maxJobs:  # the store full: its steady state
+            day.run_cycle()
+        warm_up_cycles = day.cycle
+        client.times.clear()
         began, start_rss, start_fds = time.monotonic(), rss_mib(), open_fds()
         while time.monotonic() - began < args.minutes * 60 and client.requests < args.requests:
             day.run_cycle()
@@ -250,15 +259,17 @@ def main(argv=None) -> int:
                for kind in kinds}
     times = {kind: percentiles(values) for kind, values in client.times.items() if kind != "warm-up"}
     result = {"bench": "soak_serve", "machine": machine(), "checkpoint": args.checkpointDir,
-              "minutes": round(elapsed / 60, 1), "cycles": day.cycle, "requests": client.requests,
+              "minutes": round(elapsed / 60, 1), "warm_up_cycles": warm_up_cycles,
+              "cycles": day.cycle - warm_up_cycles, "requests": client.requests,
               "jobs_accepted": client.accepted, "jobs_lost": len(client.lost), "answers": answers,
               "time_to_result": times, "rss_mib": {"after_warm_up": round(start_rss, 1), "end": round(end_rss, 1),
                                                    "highest": round(max(r for _, r, _ in readings), 1),
                                                    "growth": round(end_rss / start_rss - 1, 4)},
               "open_fds": {"after_warm_up": start_fds, "end": end_fds, "highest": max(f for _, _, f in readings)},
               "store": stats}
-    print(f"soak: {result['minutes']} min on {result['machine']}, {day.cycle} cycles, {client.requests} requests, "
-          f"{client.accepted} jobs accepted, {len(client.lost)} lost")
+    print(f"soak: {result['minutes']} min on {result['machine']} after {warm_up_cycles} warm-up cycles (the store "
+          f"full), {result['cycles']} cycles; in all {client.requests} requests, {client.accepted} jobs accepted, "
+          f"{len(client.lost)} lost")
     for kind in kinds:
         print(f"  {kind:24s} " + ", ".join(f"{status}: {count}" for status, count in answers[kind].items()))
     for kind, row in times.items():
