@@ -137,7 +137,7 @@ def test_a_photo_is_told_from_an_aligned_face():
 
 def test_a_black_and_white_photo_gets_a_grey_fill():
     """paste_fills with a coloured fill: in a grey photo the hole is filled in grey (every channel equal);
-    in a colour photo the fill keeps its colour."""
+    in a colour photo the fill keeps its colour, within the photo's own."""
     matrix = similarity(0.5, 0, (40, 40), (S / 2, S / 2))
     rng = np.random.default_rng(0)
     grey = np.repeat(rng.integers(60, 200, (80, 80, 1), dtype=np.uint8), 3, axis=2)
@@ -153,4 +153,29 @@ def test_a_black_and_white_photo_gets_a_grey_fill():
     colour = grey.copy()
     colour[..., 0] = np.clip(colour[..., 0].astype(int) + 30, 0, 255)
     result = photo_completion.paste_fills(colour, [face], [fill], blend="none")
-    assert (result[hole][:, 0] > result[hole][:, 2] + 100).all()
+    assert (result[hole][:, 0] > result[hole][:, 2] + 20).all()  # red, as far as the photo's colours go
+
+
+def test_the_fill_keeps_to_the_colours_around_the_hole():
+    """limit_chroma: a teal fill in a hole of flat skin takes the skin's chroma and keeps its own luma
+    (ITU-R BT.601's Y, worked here by hand), inside the hole only; a fill of the skin's own colours is
+    unchanged."""
+    skin = np.array([200, 150, 120], np.uint8)
+    image = np.tile(skin, (40, 40, 1))
+    hole = np.zeros((40, 40), bool)
+    hole[15:25, 12:28] = True
+    teal = np.tile(np.array([40, 160, 170], np.uint8), (40, 40, 1))
+    limited = compositing.limit_chroma(teal, image, hole)
+    assert (limited[~hole] == teal[~hole]).all()
+
+    def luma(rgb):
+        return 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+
+    def chroma(rgb):  # BT.601's Cr and Cb, offset by 128
+        y = luma(rgb.astype(float))
+        return np.stack([(rgb[..., 0] - y) * 0.713 + 128, (rgb[..., 2] - y) * 0.564 + 128], axis=-1)
+
+    inside = limited[hole].astype(float)
+    assert np.abs(luma(inside) - luma(teal[hole].astype(float))).max() < 2.5
+    assert np.abs(chroma(inside) - chroma(skin.astype(float))).max() < 2.5
+    assert (compositing.limit_chroma(image.copy(), image, hole) == image).all()

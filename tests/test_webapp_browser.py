@@ -7,8 +7,8 @@ brings it back; and Cancel stops a running job. Skips where no browser starts.
 
 SAVE_SCREENSHOT=1 saves the finished page to docs/images/webapp.png and the view at each size to
 docs/images/webapp_WxH.png; WEBAPP_URL=http://HOST:PORT runs against a server already running
-(`serve.py` with a trained model), WEBAPP_FACE=IMAGE paints a real face and WEBAPP_ITERATIONS=N asks
-for more iterations.
+(`serve.py` with a trained model), WEBAPP_FACE=IMAGE paints a real face, WEBAPP_STROKE=X,Y,SCALE places
+and scales the stroke, and WEBAPP_ITERATIONS=N asks for more iterations.
 """
 from __future__ import annotations
 
@@ -138,19 +138,22 @@ def test_paint_complete_download_and_undo(app_url, tmp_path):
             field.clear()
             field.send_keys(iterations)
 
-        # A rectangle by dragging: across the middle, down a little, and back.
+        # A rectangle by dragging: across the middle, down a little, and back. WEBAPP_STROKE=X,Y,SCALE moves its
+        # centre to (X, Y) (shares of the image from its centre) and scales it, e.g. over one eye of a photo.
+        x, y, scale = map(float, os.environ.get("WEBAPP_STROKE", "0,0.02,1").split(","))
         overlay = driver.find_element(By.ID, "overlay-canvas")
         shown_w, shown_h = overlay.size["width"], overlay.size["height"]
         slider = driver.find_element(By.ID, "brush-size")
         driver.execute_script("arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input'))",
-                              slider, max(4, int(shown_w * 0.12)))
+                              slider, max(4, int(shown_w * 0.12 * scale)))
         drag = ActionChains(driver, duration=20)
-        drag.move_to_element_with_offset(overlay, int(-shown_w * 0.18), int(-shown_h * 0.02)).click_and_hold()
+        drag.move_to_element_with_offset(overlay, int(shown_w * (x - 0.18 * scale)),
+                                         int(shown_h * (y - 0.04 * scale))).click_and_hold()
         for _ in range(6):
-            drag.move_by_offset(int(shown_w * 0.06), 0)
-        drag.move_by_offset(0, int(shown_h * 0.08))
+            drag.move_by_offset(int(shown_w * 0.06 * scale), 0)
+        drag.move_by_offset(0, int(shown_h * 0.08 * scale))
         for _ in range(6):
-            drag.move_by_offset(-int(shown_w * 0.06), 0)
+            drag.move_by_offset(-int(shown_w * 0.06 * scale), 0)
         drag.release().perform()
         painted = mask_of(driver)
         assert painted.shape == (height, width) and 0 < painted.sum() < 0.5 * painted.size

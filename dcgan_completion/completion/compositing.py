@@ -4,11 +4,34 @@ paper's Poisson blend (Perez et al. 2003), over the whole image or a window arou
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.linalg import splu
 
 import utils
+
+
+CHROMA_RING = 7               # photo pixels around a hole whose colours bound the fill's
+CHROMA_PERCENTILES = (2, 98)  # of the ring's chroma: the range the fill's chroma is clipped to
+
+
+def limit_chroma(fill: np.ndarray, image: np.ndarray, hole: np.ndarray, ring: int = CHROMA_RING) -> np.ndarray:
+    """fill (uint8 (H, W, 3)) with the chroma (YCrCb's Cr and Cb) of its hole pixels clipped to the range
+    (CHROMA_PERCENTILES) of image's pixels within `ring` pixels around the hole, its luma kept: the model
+    paints some irises teal or purple, and a fill may hold no colour that its surroundings do not. Pixels
+    outside the hole or within that range, and every pixel of a hole with no such ring, are fill's."""
+    kernel = np.ones((2 * ring + 1, 2 * ring + 1), np.uint8)
+    around = cv2.dilate(hole.astype(np.uint8), kernel).astype(bool) & ~hole
+    if not around.any() or not hole.any():
+        return fill
+    low, high = np.percentile(cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)[around][:, 1:].astype(np.float64),
+                              CHROMA_PERCENTILES, axis=0)
+    ycc = cv2.cvtColor(fill, cv2.COLOR_RGB2YCrCb).astype(np.float64)
+    outside = hole & ((ycc[..., 1:] < low) | (ycc[..., 1:] > high)).any(axis=2)  # only these change
+    ycc[..., 1:] = np.clip(ycc[..., 1:], low, high)
+    limited = cv2.cvtColor(np.clip(np.rint(ycc), 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2RGB)
+    return np.where(outside[:, :, None], limited, fill).astype(np.uint8)
 
 
 def composite(images: np.ndarray, fill: np.ndarray, masks: np.ndarray) -> np.ndarray:

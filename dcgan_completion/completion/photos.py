@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 import utils
 from dcgan_completion.completion import masks as masking
-from dcgan_completion.completion.compositing import blend_into, paste
+from dcgan_completion.completion.compositing import blend_into, limit_chroma, paste
 from dcgan_completion.completion.engine import CompletionEngine
 from dcgan_completion.completion.outputs import complete_in_folders
 from dcgan_completion.completion.settings import OutputSettings
@@ -217,7 +217,8 @@ def photo_hint(paths: list, size: int, cut: dict | None = None, limit: int = 8) 
 
 def paste_fills(image: np.ndarray, faces: list[Face], fills: list[np.ndarray], blend: str = "poisson") -> np.ndarray:
     """The photo (uint8 (H, W, 3)) with each face's fill (G(z), uint8 (S, S, 3) or float in [-1, 1],
-    as CompletionResult.fill's rows) warped back and Poisson-blended (blend "none": pasted) into
+    as CompletionResult.fill's rows) warped back, its colours kept to those around the hole (grey in a
+    black-and-white photo; compositing.limit_chroma), and Poisson-blended (blend "none": pasted) into
     that face's holes; then the holes' parts outside the aligned crops filled by Telea's inpainting."""
     result, grey = image, is_grey(image)
     for face, fill in zip(faces, fills):
@@ -225,6 +226,8 @@ def paste_fills(image: np.ndarray, faces: list[Face], fills: list[np.ndarray], b
         warped = fill_to_photo(fill, face.matrix, image.shape[:2])
         if grey:  # the model paints in colour: a black-and-white photo gets its fill in grey
             warped = np.repeat(np.rint(warped.mean(axis=2, keepdims=True)).astype(np.uint8), 3, axis=2)
+        else:  # no colour its surroundings do not have (the model paints some irises teal)
+            warped = limit_chroma(warped, image, face.hole)
         # The whole hole, so that the blend meets only the photo's own pixels, never the hidden ones.
         result = blend_into(result, warped, face.hole) if blend == "poisson" else paste(result, warped, face.hole)
     outside = np.zeros(image.shape[:2], bool)

@@ -106,7 +106,7 @@ function openFile(file) {
     $("drop-hint").hidden = true;
     $("canvas-wrap").hidden = false;
     fitCanvas();
-    state.photoSet = false;  // the switch: not yet decided for this image, by the server or by hand
+    state.photoSet = false;  // the switch: not yet set by hand for this image (the server decides, and says why)
     describeImage();
     redraw();
     setStatus("Paint over the part to fill, or pick a built-in mask.");
@@ -128,12 +128,11 @@ async function inspectImage(file) {
     const response = await fetch("/api/inspect", {method: "POST", body: form});
     if (!response.ok || state.file !== file || state.photoSet) return;
     const answer = await response.json();
-    $("photo").checked = answer.photo;
+    $("photo").checked = answer.photo;  // shown; a job that is not overturned lets the server decide again
     $("photo").parentElement.title = answer.why;
-    state.photoSet = true;
     describeImage();
   } catch (error) {
-    // No decision: the switch stays as it is, and a job that does not say is decided by the server.
+    // No decision shown: a job that does not say is decided by the server all the same.
   }
 }
 
