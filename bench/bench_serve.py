@@ -116,10 +116,8 @@ def first_previews(base: str, jobs: int, size: int, defaults: dict) -> dict:
 PHOTO_HOLE = (slice(175, 210), slice(200, 250))  # over Grace Hopper's right eye, in her 512x600 photo
 
 
-def photo_jobs(base: str, jobs: int, defaults: dict) -> dict:
-    """One client at a time, a whole photo (matplotlib's grace_hopper.jpg, 512x600) with a hole over an
-    eye, posted as the page posts it with the switch untouched (no `photo`: the server decides) and the
-    completion's defaults: the seconds from Complete to the result, after one job that traces them."""
+def photo_with_hole() -> tuple[bytes, bytes]:
+    """matplotlib's grace_hopper.jpg (512x600) and a PNG mask with PHOTO_HOLE black (to fill)."""
     from matplotlib import cbook
 
     photo = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).read_bytes()
@@ -127,7 +125,15 @@ def photo_jobs(base: str, jobs: int, defaults: dict) -> dict:
     keep[PHOTO_HOLE] = 0
     buffer = io.BytesIO()
     Image.fromarray(keep).save(buffer, format="PNG")
-    timed = [follow_job(base, photo, 700 + k, None, defaults, buffer.getvalue())[1] for k in range(jobs + 1)][1:]
+    return photo, buffer.getvalue()
+
+
+def photo_jobs(base: str, jobs: int, defaults: dict) -> dict:
+    """One client at a time, a whole photo (photo_with_hole: a hole over an eye), posted as the page posts
+    it with the switch untouched (no `photo`: the server decides) and the completion's defaults: the
+    seconds from Complete to the result, after one job that traces them."""
+    photo, mask = photo_with_hole()
+    timed = [follow_job(base, photo, 700 + k, None, defaults, mask)[1] for k in range(jobs + 1)][1:]
     return {"jobs": jobs, "photo_result_s": round(statistics.median(timed), 3),
             "photo_result_s_worst": round(max(timed), 3)}
 

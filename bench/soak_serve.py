@@ -41,12 +41,11 @@ for _path in (str(ROOT), str(BENCH)):
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from bench_serve import face_png, machine, multipart  # noqa: E402
+from bench_serve import face_png, machine, multipart, photo_with_hole  # noqa: E402
 from dcgan_completion import runtime  # noqa: E402
 
 ENDED = ("done", "cancelled", "failed")
 WARM_UP_JOBS = 3        # completions before the first memory reading: the compiled functions are traced by then
-HOLE = (slice(175, 210), slice(200, 250))  # over Grace Hopper's right eye, in her 512x600 photo
 
 
 def rss_mib() -> float:
@@ -141,13 +140,8 @@ class Day:
     """The requests of one cycle, in order."""
 
     def __init__(self, client: Client, size: int, max_queue: int):
-        from matplotlib import cbook
-
         self.client, self.size, self.max_queue, self.cycle = client, size, max_queue, 0
-        self.photo = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).read_bytes()
-        keep = np.full((600, 512), 255, np.uint8)
-        keep[HOLE] = 0
-        self.photo_mask = png(keep)
+        self.photo, self.photo_mask = photo_with_hole()
         self.wrong_mask = png(np.full((size + 3, size), 255, np.uint8))
         self.flat = png(np.full((120, 160, 3), 128, np.uint8))
 

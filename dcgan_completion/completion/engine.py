@@ -331,7 +331,8 @@ class CompletionEngine:
         self.settings = self.optimizer.settings
         self.schedule = Schedule.of(self.settings)  # complete()'s, unless it is given another
         self.replicas = model.strategy.num_replicas_in_sync if model.strategy is not None else 1
-        self._tuner = None  # built at the first tuning (a copy of G and its Adam slots)
+        self._tuner = None    # built at the first tuning (a copy of G and its Adam slots)
+        self._warming = None  # the thread tracing the tuner's graph, until the first tuning waits for it
 
     def batch_count(self, count: int, pad_to: int | None = None) -> int:
         return -(-count // (pad_to or self.schedule.batch_size))
@@ -404,7 +405,6 @@ class CompletionEngine:
         else:
             z = self.optimizer.initial_z(y, schedule.z_candidates, w)
         state = self.optimizer.initial_state(z)
-        warming = None
         if progress is not None and start_frame:  # the start's fill at once: a live view need not wait a chunk
             loss, fake = (value.numpy()[:count] for value in self.optimizer.loss(z, y, w))
             done = where[0] * schedule.n_iter
@@ -413,8 +413,8 @@ class CompletionEngine:
         for start in range(0, schedule.n_iter, schedule.out_interval):
             steps = min(schedule.out_interval, schedule.n_iter - start)
             z, state, fake, losses, zs = self.optimizer.run(z, state, y, start, steps, w)
-            if schedule.tune_g and warming is None:  # after the first chunk's own trace, beside the others
-                warming = self._warm_tuner()
+            if schedule.tune_g and self._tuner is None:  # after the first chunk's own trace, beside the others
+                self._start_tuner()
             if record_parts is None and progress is None:
                 continue  # nothing leaves the device
             fake, losses = fake.numpy()[:count], losses.numpy()[:, :count]
@@ -429,7 +429,6 @@ class CompletionEngine:
         loss, fake = self.optimizer.loss(z, y, w)
         result = CompletionResult(z.numpy()[:count], fake.numpy()[:count], loss.numpy()[:count])
         if schedule.tune_g:
-            warming.join()
             result.search_fill = result.fill
             result.fill, result.tuned_steps = self._tune(result, y.numpy()[:count], w.numpy()[:count],
                                                          masks[:count], schedule, tuned)
@@ -439,24 +438,23 @@ class CompletionEngine:
             result.losses, result.zs = np.concatenate(losses), np.concatenate(zs)
         return result
 
-
-    def _warm_tuner(self) -> threading.Thread:
-        """The tuner, built once and its graph traced in a thread (tuning.GeneratorTuner.warm), which
-        overlaps the z search: tracing is Python's work, while the search's chunks run in TensorFlow's."""
+    def _start_tuner(self) -> None:
+        """Build the tuner and trace its graph in a thread (tuning.GeneratorTuner.warm), which overlaps
+        the z search: tracing is Python's work, while the search's chunks run in TensorFlow's."""
         from dcgan_completion.completion import tuning  # only where tuning runs
 
-        fresh = self._tuner is None
-        if fresh:
-            self._tuner = tuning.GeneratorTuner(self.model, self.settings.lam)
-        thread = threading.Thread(target=self._tuner.warm if fresh else (lambda: None), daemon=True)
-        thread.start()
-        return thread
+        self._tuner = tuning.GeneratorTuner(self.model, self.settings.lam)
+        self._warming = threading.Thread(target=self._tuner.warm, daemon=True)
+        self._warming.start()
 
     def _tune(self, result: CompletionResult, images: np.ndarray, weights: np.ndarray, masks: np.ndarray,
               schedule: Schedule, tuned: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Each image's fill from a copy of G tuned to it (tuning.py), and the step it is from."""
         from dcgan_completion.completion import tuning
 
+        if self._warming is not None:
+            self._warming.join()
+            self._warming = None
         fills, steps = result.fill.copy(), np.zeros(len(images), np.int32)
         for i in range(len(images)):
             held = tuning.held_out(masks[i])

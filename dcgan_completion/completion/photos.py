@@ -187,10 +187,10 @@ def looks_like_photo(image: np.ndarray, size: int, models=None, cut: dict | None
     rects = face_alignment.find_faces(image, detector, upsample=int(max(height, width) < SMALL_IMAGE))
     if not rects:
         return False, f"no face was found in the {width}x{height} image"
-    matrix = framing.matrix(face_alignment.find_landmarks(image, rects[0], predictor), size, cut)
-    side = size / np.sqrt(abs(np.linalg.det(matrix[:, :2])))  # the aligned square's side in image pixels
     if abs(width - height) > SQUARE_TOLERANCE * max(width, height):
         return True, f"a face was found in the {width}x{height} image, which is not square"
+    matrix = framing.matrix(face_alignment.find_landmarks(image, rects[0], predictor), size, cut)
+    side = size / np.sqrt(abs(np.linalg.det(matrix[:, :2])))  # the aligned square's side in image pixels
     if side < PHOTO_SHARE * min(height, width):
         return True, f"its face's aligned square is {side:.0f} px wide, in a {width}x{height} image"
     return False, f"its face's aligned square ({side:.0f} px) fills the {width}x{height} image"
@@ -205,10 +205,7 @@ def photo_hint(paths: list, size: int, cut: dict | None = None, limit: int = 8) 
     """One line when one of the first `limit` of complete.py's inputs (read as aligned faces) looks like
     a whole photo (looks_like_photo): which, why, and the flags that fill it through its faces."""
     for path in paths[:limit]:
-        image = utils.read_rgb(path)
-        if image.shape[:2] == (size, size):
-            continue
-        photo, why = looks_like_photo(image, size, cut=cut)
+        photo, why = looks_like_photo(utils.read_rgb(path), size, cut=cut)
         if photo:
             return (f"{path} looks like a whole photo ({why}) and was completed as an aligned face, squeezed to "
                     f"{size}x{size}: --photos {path} --mask MASK fills it through its faces")

@@ -223,13 +223,8 @@ async def submit(service: ServiceOf,
                  ) -> JSONResponse:
     """Queue a completion and answer at once (202) with the job's id and state. A whole photo's
     faces are found before the answer (422 without one)."""
-    limit = service.limits.max_upload_bytes
-    for upload, field in ((image, "image"), (mask, "mask")):
-        if upload is not None and upload.size is not None and upload.size > limit:
-            raise BadInput(413, f"{field}: {upload.size / 2**20:.1f} MiB, over this server's limit of "
-                                f"{limit / 2**20:.0f} MiB")
-    image_bytes = await image.read(limit + 1)
-    mask_bytes = await mask.read(limit + 1) if mask is not None else None
+    image_bytes = await read_upload(service, image, "image")
+    mask_bytes = await read_upload(service, mask, "mask") if mask is not None else None
     job = await run_in_threadpool(service.submit, image_bytes, image.filename, mask_bytes,
                                   mask.filename if mask is not None else None, request)
     _, state = service.store.snapshot(job)
@@ -243,11 +238,15 @@ async def inspect(service: ServiceOf,
                   image: Annotated[UploadFile, File(description="the image, as POST /api/jobs takes it")]) -> dict:
     """How a job of this image that does not say `photo` is completed: as a whole photo (through its
     faces) or as an aligned face, and why; the page sets its Whole photo switch from it."""
-    limit = service.limits.max_upload_bytes
-    if image.size is not None and image.size > limit:
-        raise BadInput(413, f"image: {image.size / 2**20:.1f} MiB, over this server's limit of {limit / 2**20:.0f} MiB")
-    data = await image.read(limit + 1)
-    return await run_in_threadpool(service.inspect, data, image.filename)
+    return await run_in_threadpool(service.inspect, await read_upload(service, image, "image"), image.filename)
+
+
+async def read_upload(service: Service, upload: UploadFile, field: str) -> bytes:
+    """An upload's bytes, at most one past the server's limit (Service checks what was read); 413 at once
+    where the upload declares a larger size."""
+    if upload.size is not None:
+        service.check_upload(upload.size, field)
+    return await upload.read(service.limits.max_upload_bytes + 1)
 
 
 @api.get("/jobs/{job_id}", tags=["jobs"], summary="A job's state", responses=ERRORS)

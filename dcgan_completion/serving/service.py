@@ -158,9 +158,8 @@ class Service:
         lowres = mask is None and mask_type == "lowres"
         settings = self.settings_for(request, seed, lowres)
         for data, field in ((image, "image"), (mask, "mask")):
-            if data is not None and len(data) > self.limits.max_upload_bytes:
-                raise BadInput(413, f"{field}: {len(data) / 2**20:.1f} MiB, over this server's limit of "
-                                    f"{self.limits.max_upload_bytes / 2**20:.0f} MiB")
+            if data is not None:
+                self.check_upload(len(data), field)
         size = self.model.image_size
         what = imaging.label("image", image_name)
         if request.photo:
@@ -187,6 +186,12 @@ class Service:
             job.notes.insert(0, why)
         return self.store.add(job)
 
+    def check_upload(self, size: int, field: str) -> None:
+        """413 for an uploaded file of `size` bytes over the server's limit."""
+        limit = self.limits.max_upload_bytes
+        if size > limit:
+            raise BadInput(413, f"{field}: {size / 2**20:.1f} MiB, over this server's limit of {limit / 2**20:.0f} MiB")
+
     def looks_like_photo(self, pixels: np.ndarray, lowres: bool = False) -> tuple[bool, str]:
         """A request that does not say `photo`: (whole photo?, the job's note), photos.looks_like_photo's
         rule; an aligned face for a grayscale model or the lowres mask, which photos cannot take."""
@@ -200,9 +205,7 @@ class Service:
 
     def inspect(self, image: bytes, image_name: str | None) -> dict:
         """What a job of this image, not saying `photo`, would be: {"photo", "why", "width", "height"}."""
-        if len(image) > self.limits.max_upload_bytes:
-            raise BadInput(413, f"image: {len(image) / 2**20:.1f} MiB, over this server's limit of "
-                                f"{self.limits.max_upload_bytes / 2**20:.0f} MiB")
+        self.check_upload(len(image), "image")
         pixels = imaging.decode_image(image, imaging.label("image", image_name), self.model.c_dim,
                                       self.limits.max_pixels)
         photo, why = self.looks_like_photo(pixels)
