@@ -111,6 +111,9 @@ def test_beyond_loopback_needs_its_token_and_sigterm_ends_streams_and_exits_in_5
         form, kind = multipart({"image": ("face.png", image), "n_iter": "10000", "out_interval": "20"})
         assert request(base + "api/jobs", "POST", form, **{"Content-Type": kind, "Origin": "http://evil.example",
                                                            **auth})[0] == 403
+        large = b"\0" * (8 << 20)  # a refused body still being sent gets its refusal, not a broken pipe
+        assert request(base + "api/jobs", "POST", large, Origin="http://evil.example", **auth)[0] == 403
+        assert request(base + "api/jobs", "POST", large)[0] == 401
         bad = (b'--x\r\nContent-Disposition: form-data; name="image"; filename="a"\r\nBad"Header: 1\r\n\r\n'
                b'abc\r\n--x--\r\n')
         assert request(base + "api/jobs", "POST", bad, **{"Content-Type": "multipart/form-data; boundary=x",
