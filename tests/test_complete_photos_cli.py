@@ -127,16 +127,17 @@ def test_bad_arguments_stop_before_any_work(work, capsys, tmp_path, args, words)
     assert not (tmp_path / "out").exists()
 
 
-def test_one_photo_without_files_is_what_photos_writes(work, tmp_path, monkeypatch):
+@pytest.mark.parametrize("blend", ["poisson", "none"])
+def test_one_photo_without_files_is_what_photos_writes(work, tmp_path, monkeypatch, blend):
     """prepare_photo -> the engine -> paste_fills, in a folder that stays empty: the photo that
-    --photos writes with the same settings; and a clear PhotoError for a photo it cannot do."""
+    --photos writes with the same settings (and --blend); and a clear PhotoError for a photo it cannot do."""
     from dcgan_completion.completion import photos as photo_completion
     from dcgan_completion.completion.engine import CompletionEngine
     from model import DCGAN
     out = tmp_path / "out"
     # float32 with ops.py's kernels, as the engine below (auto may time other kernels faster: other rounding)
     assert main(work, "--outDir", str(out), "--photos", str(work / "photos" / "hopper.jpg"), "--mask",
-                str(work / "masks" / "hopper.png"), "--mixed_precision", "off") == 0
+                str(work / "masks" / "hopper.png"), "--mixed_precision", "off", "--blend", blend) == 0
     settings, _ = complete.settings_from_args(complete.parse_args(["--seed", "0", "--nIter", "2", "--outInterval",
                                                                    "2", "x.png"]))
     engine = CompletionEngine(DCGAN.from_checkpoint(work / "ckpt"), settings)
@@ -148,7 +149,7 @@ def test_one_photo_without_files_is_what_photos_writes(work, tmp_path, monkeypat
     faces = photo_completion.prepare_photo(photo, hole, 64)
     assert len(faces) == 1 and faces[0].crop.shape == (64, 64, 3) and faces[0].mask.shape == (64, 64, 1)
     result = engine.complete(np.stack([f.crop for f in faces]), np.stack([f.mask for f in faces]), pad_to=len(faces))
-    filled = photo_completion.paste_fills(photo, faces, result.fill)
+    filled = photo_completion.paste_fills(photo, faces, result.fill, blend)
     assert list(empty.iterdir()) == []
     np.testing.assert_array_equal(filled, np.asarray(Image.open(out / "final" / "hopper.png")))
     corner = np.zeros_like(hole)

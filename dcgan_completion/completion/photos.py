@@ -305,7 +305,8 @@ class PhotoCompletion:
         if faces:
             fills = iter(self.complete_faces(faces))
             for photo in photos:
-                self.write(photo, paste_fills(photo.image, photo.faces, [next(fills) for _ in photo.faces]))
+                self.write(photo, paste_fills(photo.image, photo.faces, [next(fills) for _ in photo.faces],
+                                              self.output.blend))
             out = self.output.out_dir
             print(f"Completed {len(faces)} face(s) in {len(photos)} photo(s): results in {out / 'final'}, "
                   f"side by side in {out / 'side_by_side'}, the aligned faces' optimisation in {out}.")
