@@ -27,8 +27,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--approach", default="momentum", choices=("momentum", "adam", "hmc"))
     harness.add_flags(parser, "the completion iteration")
     args = parser.parse_args(argv)
-    if args.torch_python and (args.imgSize != 64 or args.approach != "momentum"):
-        parser.error("--torch_python: the PyTorch reference is the 64x64 model with momentum")
+    if args.torch_python and args.approach != "momentum":
+        parser.error("--torch_python: the PyTorch reference completes with momentum")
     return args
 
 
@@ -114,7 +114,7 @@ def main() -> None:
     torch_command = None
     if args.torch_python:
         torch_command = harness.torch_command(args.torch_python, args, args.batchSize, args.torch_iterations,
-                                              complete=True)
+                                              args.imgSize, complete=True)
     harness.main(args, __file__, worker, summarise, torch_command, "torch_iterations_per_s", digits=3)
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time the full training step (one D and two G updates) against PyTorch, an eager run and a matmul.
 
-    python bench/bench_train.py [--batch_size 64] [--steps 10] [--rounds 3] [--xla] [--strategy mirrored]
+    python bench/bench_train.py [--batch_size 64] [--image_size 64] [--steps 10] [--rounds 3] [--xla] [--strategy mirrored]
                                 [--mixed_precision auto|off|float16|bfloat16] [--torch_python PYTHON]
 
 Each round times TensorFlow in a fresh process, then (with --torch_python) the same step in
@@ -22,8 +22,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--eager_steps", type=int, default=3, help="timed eager steps (first round)")
     harness.add_flags(parser, "the training step")
     args = parser.parse_args(argv)
-    if args.torch_python and args.image_size != 64:
-        parser.error("--torch_python: the PyTorch reference is the 64x64 model; use --image_size 64")
     return args
 
 
@@ -79,7 +77,7 @@ def main() -> None:
     args = parse_args()
     torch_command = None
     if args.torch_python:
-        torch_command = harness.torch_command(args.torch_python, args, args.batch_size, args.steps)
+        torch_command = harness.torch_command(args.torch_python, args, args.batch_size, args.steps, args.image_size)
     harness.main(args, __file__, worker, summarise, torch_command, "torch_images_per_s", digits=2)
 
 

@@ -106,12 +106,14 @@ def add_flags(parser, what: str) -> None:
     parser.add_argument("--first_round", action="store_true", help=argparse.SUPPRESS)
 
 
-def torch_command(python: str, args, batch_size: int, steps: int, complete: bool = False) -> list[str]:
+def torch_command(python: str, args, batch_size: int, steps: int, image_size: int = 64,
+                  complete: bool = False) -> list[str]:
     """bench/torch_reference.py with another Python (one with torch), on as many threads as TensorFlow uses,
-    for the model of args' widths."""
+    for the model of args' widths at this size."""
     script = os.path.join(ROOT, "bench", "torch_reference.py")
     return [python, script, "--batch_size", str(batch_size), "--steps", str(steps), "--threads", str(os.cpu_count()),
-            "--gf_dim", str(args.gf_dim), "--df_dim", str(args.df_dim)] + (["--complete"] if complete else [])
+            "--gf_dim", str(args.gf_dim), "--df_dim", str(args.df_dim), "--image_size", str(image_size)] + \
+        (["--complete"] if complete else [])
 
 
 def torch_precision(first_tf_result: dict) -> list[str]:

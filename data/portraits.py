@@ -22,7 +22,8 @@ the rejected ones.
 
 `--sample DIR --count N` then writes what the project ships of the data (data/artflow): the credit,
 files.csv.gz (every portrait used, by split) and heldout/, the first N held-out portraits (by name) as
-portrait_000.png, ... with each one's source (sources.csv), for the tests and the quality table.
+portrait_000.png, ... with each one's source (sources.csv), for the tests and the quality table
+(heldout128/ with --size 128: the same portraits, as the checks look at the 64x64 square at any size).
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ from dcgan_completion.faces import alignment, framing  # noqa: E402
 
 SOURCE = "https://github.com/initiative-sh/artflow-portraits"
 MIN_FACE = 80          # dlib's face box, in pixels of the 256x256 portrait
+CHECK_SIZE = 64        # the side of the square the checks below look at, whatever --size writes
 MAX_OUTSIDE = 0.12     # the share of the framed square that may lie past the portrait's edge
 HELDOUT_SHARE = 50     # one file name in 50 (by its MD5) is held out
 # The median Cr and Cb (YCrCb) of the cheeks and nose (rows 36-43, columns 22-41 of a 64x64 square): skin
@@ -97,8 +99,8 @@ from WEBP to JPEG and named after their prompts by {SOURCE}.
 
 Changes: selected by data/portraits.py (prompt words, dlib's face detector and landmarks, skin colour),
 artflow.ai's mark inpainted, each face aligned by a similarity transform of its eyes and mouth, cropped and resized
-to {{size}}x{{size}} PNG. artflow.ai's terms of service: https://artflow.ai/about/#terms. No warranty is
-given by the licensor or by this project; the licence's disclaimer applies.
+to a square PNG (64x64 in heldout/, 128x128 in heldout128/). artflow.ai's terms of service:
+https://artflow.ai/about/#terms. No warranty is given by the licensor or by this project; the licence's disclaimer applies.
 """
 
 
@@ -185,15 +187,17 @@ def align_one(job: tuple[str, str, int]) -> tuple[str, str]:
     problem = face_shape_problem(landmarks)
     if problem:
         return name, problem
-    matrix = framing.matrix(landmarks, size, framing.portrait(size))
-    share = outside_share(matrix, size, rgb.shape[:2])
+    # The checks look at the CHECK_SIZE square whatever the size written, so every size keeps the same portraits.
+    unmarked_rgb = unmarked(rgb)
+    check = framing.matrix(landmarks, CHECK_SIZE, framing.portrait(CHECK_SIZE))
+    share = outside_share(check, CHECK_SIZE, rgb.shape[:2])
     if share > MAX_OUTSIDE:
         return name, f"{share:.0%} of the square past the edge"
-    square = alignment.cut_face(unmarked(rgb), matrix, size, cv2.BORDER_REFLECT_101)
-    problem = skin_problem(square)
+    problem = skin_problem(alignment.cut_face(unmarked_rgb, check, CHECK_SIZE, cv2.BORDER_REFLECT_101))
     if problem:
         return name, problem
-    utils.save_png(target, square)
+    matrix = framing.matrix(landmarks, size, framing.portrait(size))
+    utils.save_png(target, alignment.cut_face(unmarked_rgb, matrix, size, cv2.BORDER_REFLECT_101))
     return name, "kept"
 
 
@@ -276,14 +280,20 @@ def files_used(record: dict) -> bytes:
     return gzip.compress(("\n".join(lines) + "\n").encode(), 9, mtime=0)
 
 
-def sample(out: Path, folder: Path, count: int) -> list[Path]:
+def sample_folder(size: int) -> str:
+    """Where --sample puts the held-out portraits of this size: heldout/ (64x64, the first), heldout128/, ..."""
+    return "heldout" if size == CHECK_SIZE else f"heldout{size}"
+
+
+def sample(out: Path, folder: Path, count: int, size: int) -> list[Path]:
     """What the project ships of the data: folder/CREDIT.md, folder/files.csv.gz (every portrait used) and
-    folder/heldout/: the first `count` held-out portraits (by name) as portrait_000.png, ..., with
-    framing.json and sources.csv (each copy's artflow id, prompt and source file)."""
+    folder/sample_folder(size): the first `count` held-out portraits (by name) as portrait_000.png, ...,
+    with framing.json and sources.csv (each copy's artflow id, prompt and source file). Every size keeps
+    the same portraits, so portrait_000.png is one face at each size."""
     chosen = sorted((out / "heldout").glob("*.png"))[:count]
     if len(chosen) < count:
         raise utils.UserError(f"{out / 'heldout'} holds {len(chosen)} portraits, fewer than {count}")
-    heldout = utils.output_folder(folder / "heldout", "sample folder")
+    heldout = utils.output_folder(folder / sample_folder(size), "sample folder")
     rows = ["file,artflow_id,prompt,source"]
     for index, path in enumerate(chosen):
         name = f"portrait_{index:03d}.png"
@@ -318,15 +328,15 @@ def main(argv: list[str] | None = None) -> int:
     snapshot, out = Path(args.snapshot), Path(args.out)
     utils.input_folder(snapshot, "snapshot folder")
     if args.sample:
-        utils.output_folder(Path(args.sample) / "heldout", "sample folder")  # writable, before the long work
+        utils.output_folder(Path(args.sample) / sample_folder(args.size), "sample folder")  # writable, before the long work
     record = select(snapshot, out, args.size, args.workers)
     utils.save_json(out / "manifest.json", record)
-    (out / "CREDIT.md").write_text(CREDIT.format(size=args.size))
+    (out / "CREDIT.md").write_text(CREDIT)
     (out / FILES_USED).write_bytes(files_used(record))
     print(f"{record['portraits']} portraits: " + ", ".join(f"{v} {k}" for k, v in record["counts"].items()))
     print("kept, by prompt words: " + ", ".join(f"{v} {k}" for k, v in record["kept_by_prompt_words"].items()))
     if args.sample:
-        chosen = sample(out, Path(args.sample), args.count)
+        chosen = sample(out, Path(args.sample), args.count, args.size)
         print(f"{len(chosen)} held-out portraits copied to {args.sample}")
     return 0
 
