@@ -50,6 +50,18 @@ def test_held_out_is_the_checkerboard_of_known_pixels_near_the_hole():
     assert (held[..., 0] == expected).all() and expected.sum() > 10
 
 
+def test_held_out_covers_the_same_share_of_a_larger_face():
+    """At 128 the ring and blocks are twice 64's: the held-out pixels of a hole scaled up by 2 are those
+    of the 64x64 hole scaled up by 2."""
+    small = np.ones((64, 64, 1), np.float32)
+    small[20:40, 24:44] = 0.0
+    large = np.repeat(np.repeat(small, 2, axis=0), 2, axis=1)
+    held_small, held_large = tuning.held_out(small), tuning.held_out(large)
+    assert held_small.sum() > 100
+    assert (held_large[::2, ::2] == held_small).mean() > 0.97  # the ring's rounding apart
+    assert held_large.sum() == pytest.approx(4 * held_small.sum(), rel=0.1)
+
+
 def test_held_out_is_empty_without_a_hole_or_without_known_pixels():
     assert not tuning.held_out(np.ones((SIZE, SIZE, 1), np.float32)).any()
     assert not tuning.held_out(np.zeros((SIZE, SIZE, 1), np.float32)).any()

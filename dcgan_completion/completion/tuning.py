@@ -19,8 +19,8 @@ from scipy import ndimage
 
 from model import DCGAN, Adam, Generator
 
-HELD_RING = 6        # aligned pixels: the known pixels this close to the hole may be held out
-HELD_BLOCK = 4       # held out in a checkerboard of blocks this wide (a gap the size of a thin hole)
+HELD_RING = 6        # pixels of a 64x64 face (scaled with the side): the known pixels this close to the hole may be held out
+HELD_BLOCK = 4       # held out in a checkerboard of blocks this wide (64x64; a gap the size of a thin hole)
 PATIENCE = 10        # steps without a better held-out error before the tuning stops
 BETA1 = 0.9          # Adam's (TensorFlow 1's, as training's: model.Adam), the z search's beta1
 
@@ -33,11 +33,15 @@ class TuneResult:
     held_errors: np.ndarray  # (steps,) the mean absolute held-out error at each step, in [-1, 1] units
 
 
-def held_out(known: np.ndarray, ring: int = HELD_RING, block: int = HELD_BLOCK) -> np.ndarray:
+def held_out(known: np.ndarray, ring: int | None = None, block: int | None = None) -> np.ndarray:
     """float32 (S, S, 1): 1 for the known pixels (known (S, S, 1), 1 = known) within `ring` pixels of
     the hole that fall on the dark squares of a checkerboard of block x block squares; zeros when the
-    image has no hole or no such pixel."""
+    image has no hole or no such pixel. ring and block default to HELD_RING and HELD_BLOCK, scaled from
+    64 up to S (the same share of the face at 128 as at 64)."""
     keep = np.asarray(known)[..., 0] > 0.5
+    scale = max(keep.shape[0], 64) / 64
+    ring = max(1, round(HELD_RING * scale)) if ring is None else ring
+    block = max(1, round(HELD_BLOCK * scale)) if block is None else block
     if keep.all() or not keep.any():
         return np.zeros(keep.shape + (1,), np.float32)
     near = ndimage.distance_transform_edt(keep) <= ring
