@@ -61,7 +61,7 @@ def add_completion_flags(parser: argparse.ArgumentParser) -> None:
                         help=f"iterations (default: {DEFAULTS.n_iter} from random z, {ENCODER_N_ITER} from the "
                              f"encoder's start)")
     parser.add_argument("--checkpointDir", default=None,
-                        help="the trained model (default: the shipped face model, checkpoints/face64)")
+                        help="the trained model (default: the shipped face model; checkpoints/README.md says which)")
     parser.add_argument("--outInterval", type=utils.positive_int, default=DEFAULTS.out_interval,
                         help="write images every N iterations")
     parser.add_argument("--maskType", choices=masking.MASK_TYPES, default="center", help="which pixels to fill")

@@ -21,11 +21,11 @@ setup(
                 "serve", "export_savedmodel", "convert_checkpoint", "train_encoder"],
     packages=find_packages(include=["dcgan_completion", "dcgan_completion.*"]),
     package_data={"dcgan_completion.serving": ["static/*"]},  # the web page
-    # The shipped face model, where storage.default_model_dir() looks in an installed wheel.
-    # (its encoder in face64/encoder: a folder of its own there; TensorBoard logs stay behind).
+    # The shipped face models (checkpoints/face*), where storage.shipped_model_dir() looks in an installed
+    # wheel (each encoder in face*/encoder: a folder of its own there; TensorBoard logs stay behind).
     data_files=[(f"share/dcgan-completion-tf2/{folder.relative_to(HERE / 'checkpoints')}",
                  sorted(str(p.relative_to(HERE)) for p in folder.iterdir() if p.is_file()))
-                for folder in (HERE / "checkpoints" / "face64", HERE / "checkpoints" / "face64" / "encoder")
+                for model in sorted((HERE / "checkpoints").glob("face*")) for folder in (model, model / "encoder")
                 if folder.is_dir()],
     install_requires=requirements,
     extras_require={"test": ["pytest>=7", "pytest-xdist", "httpx", "selenium", "scikit-image", "imageio>=2.28"], "gpu": ["tensorflow[and-cuda]>=2.16"]},

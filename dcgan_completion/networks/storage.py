@@ -26,7 +26,8 @@ FIT_KEY = "known_fit"  # dcgan.json's optional record of how well G explains the
 FIT_FIELDS = ("mean", "std", "warn_above")  # its numbers (read_known_fit checks them)
 FRAMING_KEY = "framing"  # dcgan.json's record of how the training faces were cut (framing.py)
 AVERAGE_NAME = "average_generator"  # the checkpoint's key of the average of G's weights (model.DCGAN.ema_decay)
-SHIPPED_MODEL = "face64"            # the trained face model that ships with the project
+SHIPPED_MODEL = "face64"            # the trained face model that ships with the project, used by default
+SHIPPED_MODELS = (SHIPPED_MODEL,)  # every shipped face model (checkpoints/face*: setup.py installs them)
 DATA_FOLDER = "share/dcgan-completion-tf2"  # where a wheel installs it, under the environment's prefix
 # What the shipped model knows, in words (its first line, /api/model, the page's badge).
 SHIPPED_KNOWS = "portraits of people, painted and photographic (artflow.ai, CC BY 4.0: see checkpoints/README.md)"
@@ -79,13 +80,18 @@ def latest_checkpoint(checkpoint_dir: str | os.PathLike) -> str | None:
     raise CheckpointError(f"{state_file} names the checkpoint {recorded}, but {local}.index is not there")
 
 
-def default_model_dir() -> Path:
-    """The shipped face model: checkpoints/face64 of the clone this package sits in (or of an editable
-    install), else the copy that `pip install .` puts under the environment's data prefix."""
-    beside = Path(__file__).resolve().parents[2] / "checkpoints" / SHIPPED_MODEL
+def shipped_model_dir(name: str) -> Path:
+    """A shipped face model's folder: checkpoints/NAME of the clone this package sits in (or of an
+    editable install), else the copy that `pip install .` puts under the environment's data prefix."""
+    beside = Path(__file__).resolve().parents[2] / "checkpoints" / name
     if beside.is_dir():
         return beside
-    return Path(sysconfig.get_path("data")) / DATA_FOLDER / SHIPPED_MODEL
+    return Path(sysconfig.get_path("data")) / DATA_FOLDER / name
+
+
+def default_model_dir() -> Path:
+    """The shipped face model used when no checkpoint folder is given."""
+    return shipped_model_dir(SHIPPED_MODEL)
 
 
 def resolve_model_dir(asked: str | os.PathLike | None) -> tuple[str, str]:
@@ -208,8 +214,8 @@ def read_known_fit(checkpoint_dir: str | os.PathLike) -> dict | None:
 
 
 def model_knows(checkpoint_dir: str | os.PathLike) -> str | None:
-    """What the model knows, in words: the shipped model's, else dcgan.json's known_fit's, else None."""
-    if Path(checkpoint_dir).resolve() == default_model_dir().resolve():
+    """What the model knows, in words: a shipped model's, else dcgan.json's known_fit's, else None."""
+    if any(Path(checkpoint_dir).resolve() == shipped_model_dir(name).resolve() for name in SHIPPED_MODELS):
         return SHIPPED_KNOWS
     try:
         return (read_known_fit(checkpoint_dir) or {}).get("knows")
