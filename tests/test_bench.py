@@ -174,3 +174,33 @@ def test_bench_startup_times_complete_py_and_its_phases(tmp_path):
     assert all(seconds >= 0 for seconds in phases.values()), phases
     assert phases["imports"] > 0.3 and phases["first_chunk"] > 0 and phases["other_chunks"] > 0  # 2 chunks
     assert result["wall_s"] > phases["imports"] and result["command"].endswith("--outInterval 2")
+
+
+def test_epoch_curve_scores_each_kept_checkpoint(tmp_path):
+    """Two checkpoints of one run (the same weights at steps 0 and 525): a point each, at epochs 0 and 1,
+    with the same scores (the same G, the same seed); a folder without checkpoints is a one-line error."""
+    import shutil
+
+    from model import DCGAN
+    DCGAN(image_size=16, z_dim=8, gf_dim=4, df_dim=4, seed=0, ema_decay=0.999).save(tmp_path / "ck")
+    kept, images = tmp_path / "kept", tmp_path / "images"
+    kept.mkdir(), images.mkdir()
+    shutil.copy(tmp_path / "ck" / "dcgan.json", kept)
+    for step in (0, 525):
+        for path in (tmp_path / "ck").glob("DCGAN.model-0.*"):
+            shutil.copy(path, kept / path.name.replace("model-0", f"model-{step}"))
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(images / f"{i}.png")
+    result = subprocess.run([sys.executable, "bench/epoch_curve.py", "--kept", str(kept), "--images", str(images),
+                             "--limit", "2", "--nIter", "2", "--stepsPerEpoch", "525", "--outDir", str(tmp_path / "out")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    points = json.loads((tmp_path / "out" / "curve.json").read_text())["points"]
+    assert [(p["step"], p["epoch"]) for p in points] == [(0, 0.0), (525, 1.0)]
+    assert 0 < points[0]["psnr_hole"] < 100 and -1 <= points[0]["ssim_hole"] <= 1
+    assert points[0]["psnr_hole"] == pytest.approx(points[1]["psnr_hole"], abs=1e-6)
+    assert Image.open(tmp_path / "out" / "curve.png").size[0] > 100
+    empty = subprocess.run([sys.executable, "bench/epoch_curve.py", "--kept", str(images), "--images", str(images),
+                            "--stepsPerEpoch", "525"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert empty.returncode != 0 and empty.stderr.strip().splitlines() == [f"error: {images}: no DCGAN.model-STEP.index"]
