@@ -187,12 +187,17 @@ def test_the_wheel_holds_every_module_the_scripts_import_and_no_other_top_level_
     import sys
     import zipfile
 
+    from dcgan_completion.networks import storage
+
     source = tmp_path / "src"  # a clean copy: a stale build/ folder would hide a missing module
     source.mkdir()
     for name in ["setup.py", "requirements.txt", "README.md", *(f"{m}.py" for m in DESIGN + SCRIPTS)]:
         (source / name).write_bytes((ROOT / name).read_bytes())
     shutil.copytree(ROOT / PACKAGE, source / PACKAGE, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "checkpoints" / "face64", source / "checkpoints" / "face64")  # the shipped model
+    models = sorted((ROOT / "checkpoints").glob("face*"))  # the shipped models
+    assert [m.name for m in models] == sorted(storage.SHIPPED_MODELS)
+    for model in models:
+        shutil.copytree(model, source / "checkpoints" / model.name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w",
                     str(tmp_path / "dist"), str(source)], check=True, capture_output=True, timeout=300)
     (wheel,) = (tmp_path / "dist").glob("*.whl")
@@ -206,5 +211,5 @@ def test_the_wheel_holds_every_module_the_scripts_import_and_no_other_top_level_
     assert static and static <= set(names)
     data = {name.split(".data/data/", 1)[1] for name in names if ".data/data/" in name}
     shipped = {f"share/dcgan-completion-tf2/{path.relative_to(ROOT / 'checkpoints').as_posix()}"
-               for path in (ROOT / "checkpoints" / "face64").rglob("*") if path.is_file()}
-    assert shipped <= data  # where storage.default_model_dir() looks in an installed wheel
+               for model in models for path in model.rglob("*") if path.is_file()}
+    assert shipped <= data  # where storage.shipped_model_dir() looks in an installed wheel
