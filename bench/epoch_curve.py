@@ -69,10 +69,12 @@ def run(command: list[str]) -> str:
 
 
 def evaluate(model: Path, images: str, limit: int, n_iter: int, out: Path) -> dict:
-    """Hole PSNR and SSIM of the model's completions (eval_completion.py's 'dcgan' method)."""
-    run([sys.executable, str(ROOT / "bench" / "eval_completion.py"), "--checkpointDir", str(model), "--images", images,
-         "--maskType", "center", "--limit", str(limit), "--nIter", str(n_iter), "--methods", "dcgan", "--no-faceMeasures", "--quiet",
-         "--outDir", str(out)])
+    """Hole PSNR and SSIM of the model's completions (eval_completion.py's 'dcgan' method); a checkpoint
+    already scored in out (a run evaluated as it goes) is not scored again."""
+    if not (out / "results_center.json").exists():
+        run([sys.executable, str(ROOT / "bench" / "eval_completion.py"), "--checkpointDir", str(model),
+             "--images", images, "--maskType", "center", "--limit", str(limit), "--nIter", str(n_iter),
+             "--methods", "dcgan", "--no-faceMeasures", "--quiet", "--outDir", str(out)])
     result = json.loads((out / "results_center.json").read_text())["methods"]["dcgan"]
     return {"psnr_hole": result["psnr_hole"], "ssim_hole": result["ssim_hole"]}
 
