@@ -123,6 +123,11 @@ def test_what_the_model_knows_the_shipped_one_and_others(tmp_path):
     assert storage.model_knows(tmp_path) == "drawn faces"
     line = storage.resolve_model_dir(None)[1]
     assert line.startswith("model: the shipped face model, which knows portraits of people") and "CC BY 4.0" in line
+    # Named by its folder, a shipped model is still said to be one; another folder is named as given.
+    shipped = ROOT / "checkpoints" / storage.SHIPPED_MODEL
+    assert storage.resolve_model_dir(shipped) == (str(shipped), line.replace(str(storage.default_model_dir()),
+                                                                            str(shipped)))
+    assert storage.resolve_model_dir(tmp_path)[1].startswith(f"model: {tmp_path}; framing:")
 
 
 def test_api_model_says_what_the_model_knows():

@@ -96,11 +96,16 @@ def default_model_dir() -> Path:
 
 def resolve_model_dir(asked: str | os.PathLike | None) -> tuple[str, str]:
     """(the checkpoint folder to load, the line that says which it is): the folder asked for, or the shipped model."""
-    if asked is not None:
+    if asked is not None and not is_shipped(asked):
         return str(asked), f"model: {asked}; {framing_words(asked)}"
-    folder = default_model_dir()
+    folder = Path(asked) if asked is not None else default_model_dir()
     return str(folder), (f"model: the shipped face model, which knows {SHIPPED_KNOWS} ({folder}; "
                          f"--checkpointDir DIR for your own); {framing_words(folder)}")
+
+
+def is_shipped(checkpoint_dir: str | os.PathLike) -> bool:
+    """Whether the folder is one of the shipped face models."""
+    return any(Path(checkpoint_dir).resolve() == shipped_model_dir(name).resolve() for name in SHIPPED_MODELS)
 
 
 def framing_words(checkpoint_dir: str | os.PathLike) -> str:
@@ -215,7 +220,7 @@ def read_known_fit(checkpoint_dir: str | os.PathLike) -> dict | None:
 
 def model_knows(checkpoint_dir: str | os.PathLike) -> str | None:
     """What the model knows, in words: a shipped model's, else dcgan.json's known_fit's, else None."""
-    if any(Path(checkpoint_dir).resolve() == shipped_model_dir(name).resolve() for name in SHIPPED_MODELS):
+    if is_shipped(checkpoint_dir):
         return SHIPPED_KNOWS
     try:
         return (read_known_fit(checkpoint_dir) or {}).get("knows")
