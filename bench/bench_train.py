@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Time the full training step (one D and two G updates) against PyTorch, an eager run and a matmul.
 
-    python bench/bench_train.py [--batch_size 64] [--image_size 64] [--steps 10] [--rounds 3] [--xla] [--strategy mirrored]
-                                [--mixed_precision auto|off|float16|bfloat16] [--torch_python PYTHON]
+    python bench/bench_train.py [--batch_size 64] [--image_size 64] [--steps 10] [--rounds 3] [--xla]
+                                [--strategy mirrored] [--mixed_precision auto|off|float16|bfloat16] [--torch_python PYTHON]
 
 Each round times TensorFlow in a fresh process, then (with --torch_python) the same step in
 PyTorch's best CPU configuration in another (bench/torch_reference.py); figures are medians

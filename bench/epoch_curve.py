@@ -8,8 +8,8 @@ keeps only its last three) and the run's dcgan.json. For each, the average of G'
 as a model of its own (convert_checkpoint.py --networks_only --average_as_g) and
 bench/eval_completion.py fills the centre hole of the first --limit images with complete.py's
 defaults from a random z, --nIter iterations (there is no encoder yet: the curve compares the
-generators alone). Prints a
-line per checkpoint (step, epoch, hole PSNR, hole SSIM), then writes OUT/curve.json and OUT/curve.png.
+generators alone). Prints a line per checkpoint (step, epoch, hole PSNR, hole SSIM), then writes
+OUT/curve.json and OUT/curve.png.
 """
 from __future__ import annotations
 
@@ -60,12 +60,12 @@ def model_at(kept: Path, step: int, out: Path) -> Path:
     return model
 
 
-def run(command: list[str]) -> str:
+def run(command: list[str]) -> None:
+    """Runs a script of the project's; its failure is a one-line error with the last lines it printed."""
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         tail = " | ".join(done.stderr.strip().splitlines()[-2:])
         raise utils.UserError(f"{Path(command[1]).name} failed (exit {done.returncode}): {tail}")
-    return done.stdout
 
 
 def evaluate(model: Path, images: str, limit: int, n_iter: int, out: Path) -> dict:

@@ -65,7 +65,8 @@ def main() -> None:
     g_optim = torch.optim.Adam(G.parameters(), lr=0.0002, betas=(0.5, 0.999), eps=1e-8)
     d_optim = torch.optim.Adam(D.parameters(), lr=0.0002, betas=(0.5, 0.999), eps=1e-8)
     bce = nn.BCEWithLogitsLoss()
-    images = (torch.rand(args.batch_size, 3, args.image_size, args.image_size) * 2 - 1).contiguous(memory_format=torch.channels_last)
+    images = torch.rand(args.batch_size, 3, args.image_size, args.image_size) * 2 - 1
+    images = images.contiguous(memory_format=torch.channels_last)
     ones, zeros = torch.ones(args.batch_size, 1), torch.zeros(args.batch_size, 1)
 
     def train_step():

@@ -100,7 +100,8 @@ from WEBP to JPEG and named after their prompts by {SOURCE}.
 Changes: selected by data/portraits.py (prompt words, dlib's face detector and landmarks, skin colour),
 artflow.ai's mark inpainted, each face aligned by a similarity transform of its eyes and mouth, cropped and resized
 to a square PNG (64x64 in heldout/, 128x128 in heldout128/). artflow.ai's terms of service:
-https://artflow.ai/about/#terms. No warranty is given by the licensor or by this project; the licence's disclaimer applies.
+https://artflow.ai/about/#terms. No warranty is given by the licensor or by this project; the licence's
+disclaimer applies.
 """
 
 
@@ -328,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     snapshot, out = Path(args.snapshot), Path(args.out)
     utils.input_folder(snapshot, "snapshot folder")
     if args.sample:
-        utils.output_folder(Path(args.sample) / sample_folder(args.size), "sample folder")  # writable, before the long work
+        # writable, before the long work
+        utils.output_folder(Path(args.sample) / sample_folder(args.size), "sample folder")
     record = select(snapshot, out, args.size, args.workers)
     utils.save_json(out / "manifest.json", record)
     (out / "CREDIT.md").write_text(CREDIT)

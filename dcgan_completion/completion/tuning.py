@@ -19,7 +19,8 @@ from scipy import ndimage
 
 from model import DCGAN, Adam, Generator
 
-HELD_RING = 6        # pixels of a 64x64 face (scaled with the side): the known pixels this close to the hole may be held out
+HELD_RING = 6        # pixels of a 64x64 face (scaled with larger sides): known pixels this close to the hole
+                     # may be held out
 HELD_BLOCK = 4       # held out in a checkerboard of blocks this wide (64x64; a gap the size of a thin hole)
 PATIENCE = 10        # steps without a better held-out error before the tuning stops
 BETA1 = 0.9          # Adam's (TensorFlow 1's, as training's: model.Adam), the z search's beta1
