@@ -52,17 +52,17 @@ def test_the_shipped_model_is_in_the_clone_with_its_description_and_credit():
     assert "artflow.ai" in notice and "CC BY 4.0" in notice and "creativecommons.org/licenses/by/4.0" in notice
 
 
-@pytest.mark.parametrize("folder", sorted(p.parent.name for p in (ROOT / "checkpoints").glob("*/checkpoint")))
-def test_each_committed_checkpoint_names_files_that_are_there(folder):
+@pytest.mark.parametrize("name", sorted(p.parent.name for p in (ROOT / "checkpoints").glob("*/checkpoint")))
+def test_each_committed_checkpoint_names_files_that_are_there(name):
     """A folder's `checkpoint` file is what resuming and loading read: every checkpoint it names must be
     in the clone, whole (a resumable run committed with a stale `checkpoint` file does not resume)."""
-    lines = (ROOT / "checkpoints" / folder / "checkpoint").read_text().splitlines()
-    named = {line.split(":", 1)[1].strip().strip('"') for line in lines if line.endswith('"')}
-    assert named, f"checkpoints/{folder}/checkpoint names no checkpoint"
-    for name in named:
-        prefix = ROOT / "checkpoints" / folder / name
-        assert prefix.with_name(name + ".index").is_file(), f"checkpoints/{folder}: {name}.index is missing"
-        assert list(prefix.parent.glob(name + ".data-*")), f"checkpoints/{folder}: {name}'s data is missing"
+    import tensorflow as tf
+    folder = ROOT / "checkpoints" / name
+    latest = storage.latest_checkpoint(folder)  # what loading reads: raises for a named index that is not there
+    for prefix in {latest, *tf.train.get_checkpoint_state(str(folder)).all_model_checkpoint_paths}:
+        stem = Path(prefix).name
+        assert (folder / f"{stem}.index").is_file(), f"checkpoints/{name}: {stem}.index is missing"
+        assert list(folder.glob(f"{stem}.data-*")), f"checkpoints/{name}: {stem}'s data is missing"
 
 
 def test_the_held_out_portraits_are_not_in_the_training_list():
